@@ -1,0 +1,1 @@
+"""Model families (vision, text, audio); installed as ``spmm.adapters``."""

@@ -1,0 +1,28 @@
+"""spmm — Semantic Pullbacks for PyTorch models.
+
+Forward passes stay exactly as they are; inside :func:`pullback_mode` every
+nonlinearity's backward uses a softened, expected gate (SPEC §2).
+"""
+
+from spmm.audit import AuditReport, audit
+from spmm.errors import SpmmInputError
+from spmm.explain import check_inputs, explain, quantus_explain_func
+from spmm.explanation import Explanation
+from spmm.methods.registry import list_methods
+from spmm.mode import PullbackMode, pullback_mode
+from spmm.rules.registry import (
+    gate_module_rule,
+    keep_forward,
+    list_rules,
+    register_module_rule,
+    unregister_module_rule,
+)
+from spmm.targets import ClassLogit
+from spmm.temperatures import Temperatures
+
+__all__ = [
+    "AuditReport", "ClassLogit", "Explanation", "PullbackMode", "SpmmInputError", "Temperatures", "audit",
+    "check_inputs", "explain", "gate_module_rule", "keep_forward", "list_methods", "list_rules",
+    "pullback_mode", "quantus_explain_func", "register_module_rule", "unregister_module_rule",
+]
+__version__ = "0.1.0"

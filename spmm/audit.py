@@ -1,0 +1,138 @@
+"""``spmm.audit``: which nonlinear ops a forward pass meets and which rule handles each."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from spmm.mode import PullbackMode, Recorder
+from spmm.targets import output_logits
+from spmm.temperatures import Temperatures
+
+# Autograd nodes whose exact backward means a nonlinearity kept its true Jacobian.
+_NONLINEAR_NODES = {
+    "Sigmoid": "sigmoid", "Tanh": "tanh", "Hardsigmoid": "hardsigmoid", "Softplus": "softplus", "Elu": "elu",
+    "Mish": "mish", "LogSoftmax": "log_softmax", "Softmax": "softmax", "Exp": "exp", "Log": "log",
+    "Pow": "pow", "Sqrt": "sqrt", "Rsqrt": "rsqrt", "Erf": "erf", "Clamp": "clamp", "Abs": "abs",
+    "Where": "where", "Maximum": "maximum", "Minimum": "minimum", "Max": "max", "Min": "min", "Amax": "amax",
+    "Amin": "amin", "Relu": "relu", "Gelu": "gelu", "Silu": "silu", "Hardtanh": "hardtanh", "LeakyRelu": "leaky_relu",
+    "Hardswish": "hardswish", "MaxPool1DWithIndices": "max_pool1d", "MaxPool2DWithIndices": "max_pool2d",
+    "MaxPool3DWithIndices": "max_pool3d", "AdaptiveMaxPool2D": "adaptive_max_pool2d",
+    "AdaptiveMaxPool1D": "adaptive_max_pool1d", "NativeLayerNorm": "layer_norm", "NativeGroupNorm": "group_norm",
+    "FusedRmsNorm": "rms_norm", "Var": "var", "Std": "std", "Norm": "norm", "LinalgVectorNorm": "vector_norm",
+    "Sort": "sort", "Topk": "topk", "Reciprocal": "reciprocal", "Sin": "sin", "Cos": "cos",
+    "ScaledDotProductFlashAttentionForCpu": "scaled_dot_product_attention",
+    "ScaledDotProductEfficientAttention": "scaled_dot_product_attention",
+    "ScaledDotProductFlashAttention": "scaled_dot_product_attention",
+    "ScaledDotProductCudnnAttention": "scaled_dot_product_attention",
+    "Glu": "glu", "Selu": "selu", "Celu": "celu", "Rrelu": "rrelu", "Prelu": "prelu", "PreluKernel": "prelu",
+    "NativeBatchNorm": "batch_norm (training statistics)",
+}
+# Products that are nonlinear when both operands depend on the input.
+_BILINEAR_NODES = {"Mul": "mul", "Div": "div", "Bmm": "bmm", "Mm": "mm", "Matmul": "matmul", "Einsum": "einsum",
+                   "Baddbmm": "baddbmm"}
+
+
+@dataclasses.dataclass
+class AuditRow:
+    op: str
+    count: int
+    rule: str | None
+
+
+@dataclasses.dataclass
+class AuditReport:
+    """Nonlinear ops met in one forward pass. ``rows``: (op, count, rule or None)."""
+
+    rows: list[AuditRow]
+
+    @property
+    def unhandled(self) -> list[str]:
+        """Nonlinear ops that kept their exact gradient."""
+        return [row.op for row in self.rows if row.rule is None]
+
+    @property
+    def handled(self) -> dict[str, str]:
+        return {row.op: row.rule for row in self.rows if row.rule is not None}
+
+    def __str__(self) -> str:
+        width = max([len(r.op) for r in self.rows] + [2])
+        lines = [f"{'op'.ljust(width)}  {'count':>5}  rule", f"{'-' * width}  {'-' * 5}  {'-' * 24}"]
+        for row in self.rows:
+            lines.append(f"{row.op.ljust(width)}  {row.count:>5}  {row.rule or 'UNHANDLED (exact gradient)'}")
+        lines.append(f"{len(self.unhandled)} unhandled nonlinear op(s)")
+        return "\n".join(lines)
+
+
+def _node_kind(node) -> str | None:
+    """Map an autograd node to a nonlinear-op name, or None for linear nodes and spmm's own rules."""
+    name = type(node).__name__
+    if name.startswith("BackwardHookFunction"):
+        return None
+    if name == "BackwardCFunction" or not name.endswith(tuple(f"Backward{i}" for i in range(4))):
+        forward_class = getattr(node, "_forward_cls", None)
+        if forward_class is None or forward_class.__module__.startswith("spmm."):
+            return None
+        return f"custom autograd Function {forward_class.__module__}.{forward_class.__qualname__}"
+    base = name.rstrip("0123456789")
+    base = base[: -len("Backward")] if base.endswith("Backward") else base
+    if base == "NativeBatchNorm" and not getattr(node, "_saved_training", True):
+        return None  # eval-mode batch norm is affine
+    if base in _NONLINEAR_NODES:
+        return _NONLINEAR_NODES[base]
+    if base in _BILINEAR_NODES:
+        differentiable = [n for n, _ in node.next_functions if n is not None]
+        if len(differentiable) >= 2:
+            return f"{_BILINEAR_NODES[base]} of two input-dependent tensors"
+    return None
+
+
+def _unhandled_nodes(root: Tensor) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    seen, stack = set(), [root.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        kind = _node_kind(node)
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+        stack.extend(n for n, _ in node.next_functions)
+    return counts
+
+
+def audit(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    *,
+    temperatures: Temperatures | Mapping[str, float] | None = None,
+    module_rules: Mapping | None = None,
+    output_fn: Callable[[Any], Tensor] = output_logits,
+) -> AuditReport:
+    """Run one forward of ``model`` on ``inputs`` under the pullback mode and report every
+    nonlinear op met: the ones a rule handled (with the rule) and, in ``.unhandled``,
+    those whose exact gradient reaches the input (sigmoid, tanh, where, products of two
+    input-dependent tensors, custom autograd Functions, …).
+
+    Parameter gradients are switched off during the pass (and restored) so that only
+    input-dependent paths are inspected.
+    """
+    recorder = Recorder()
+    params = [p for p in (model.parameters() if isinstance(model, nn.Module) else []) if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        x = inputs.detach().requires_grad_(True)
+        with torch.enable_grad(), PullbackMode(temperatures, module_rules, recorder=recorder):
+            output = output_fn(model(x))
+        unhandled = _unhandled_nodes(output) if output.requires_grad else {}
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    rows = [AuditRow(op, count, rule) for (op, rule), count in sorted(recorder.ops.items())]
+    rows += [AuditRow(op, count, None) for op, count in sorted(unhandled.items())]
+    return AuditReport(rows)

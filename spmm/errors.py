@@ -1,0 +1,5 @@
+"""Errors spmm raises for bad input, each naming the problem."""
+
+
+class SpmmInputError(ValueError):
+    """Inputs, targets or models that cannot be explained as given."""

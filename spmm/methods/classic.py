@@ -1,0 +1,149 @@
+"""Classic attribution methods (Captum where it has them) and their pullback versions (SPEC §3).
+
+Each method is registered twice: as the baseline (plain gradients) and as its
+pullback version, which runs the very same algorithm with the SP rules active
+during every forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from captum.attr import DeepLift, GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from spmm.errors import SpmmInputError
+from spmm.methods.context import MethodContext
+from spmm.methods.registry import register_method
+
+
+def _sample_index(inputs: Tensor) -> Tensor:
+    """(B,) row numbers; Captum expands them with the inputs so each row knows its sample."""
+    return torch.arange(inputs.shape[0], device=inputs.device)
+
+
+@register_method(
+    "smoothgrad", pullback=False, summary="mean gradient over Gaussian input noise (Captum NoiseTunnel)",
+    samples=50, noise=0.15, batch_size=10,
+)
+@register_method(
+    "smooth_pullback", pullback=True, summary="SmoothGrad with the SP rules",
+    samples=50, noise=0.15, batch_size=10,
+)
+def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, batch_size: int):
+    """Mean of ``samples`` gradients at x + N(0, noise²) (noise in input units; [−1, 1] images)."""
+    tunnel = NoiseTunnel(Saliency(context.score))
+    attributions = tunnel.attribute(
+        inputs, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size, stdevs=noise, abs=False,
+        additional_forward_args=(_sample_index(inputs),),
+    )
+    return attributions, {}
+
+
+@register_method(
+    "fusiongrad", pullback=False, summary="mean gradient over weight and input noise (FusionGrad)",
+    model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
+)
+@register_method(
+    "fusion_pullback", pullback=True, summary="FusionGrad with the SP rules",
+    model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
+)
+def fusiongrad(
+    context: MethodContext, inputs: Tensor, model_samples: int, input_samples: int, weight_noise: float, noise: float
+):
+    """Mean gradient over ``model_samples`` copies of the model with weights w·N(1, weight_noise²)
+    and ``input_samples`` inputs x + N(0, noise²) each.  The model itself is never modified."""
+    model = context.model
+    if not isinstance(model, nn.Module):
+        raise SpmmInputError("fusiongrad perturbs model weights, so the model must be an nn.Module")
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    total = torch.zeros_like(inputs)
+    for _ in range(model_samples):
+        with torch.no_grad():
+            noisy = {name: p * (1.0 + weight_noise * torch.randn_like(p)) for name, p in params.items()}
+
+        def perturbed(x: Tensor, weights: dict = noisy) -> Any:
+            return functional_call(model, {**weights, **buffers}, (x,))
+
+        for _ in range(input_samples):
+            grad, _ = context.gradient(inputs + noise * torch.randn_like(inputs), model=perturbed)
+            total += grad
+    return total / (model_samples * input_samples), {}
+
+
+@register_method(
+    "integrated_gradients", pullback=False, summary="path integral of gradients from a baseline (Captum)",
+    baseline=0.0, steps=50, batch_size=None,
+)
+@register_method(
+    "integrated_pullbacks", pullback=True, summary="IntegratedGradients with the SP rules",
+    baseline=0.0, steps=50, batch_size=None,
+)
+def integrated_gradients(context: MethodContext, inputs: Tensor, baseline: float | Tensor, steps: int, batch_size):
+    """(x − x₀) ⊙ ∫ gradient along the straight path from the baseline x₀ (Gauss–Legendre, ``steps`` points)."""
+    attributions = IntegratedGradients(context.score).attribute(
+        inputs, baselines=baseline, n_steps=steps, internal_batch_size=batch_size,
+        additional_forward_args=(_sample_index(inputs),),
+    )
+    return attributions, {}
+
+
+def _uniform_baselines(inputs: Tensor, draws: int, low: float, high: float) -> Tensor:
+    """The zero image and ``draws`` U(low, high) images: (draws + 1, ...)."""
+    shape = (draws, *inputs.shape[1:])
+    noise = torch.rand(shape, dtype=inputs.dtype, device=inputs.device) * (high - low) + low
+    return torch.cat([torch.zeros_like(inputs[:1]), noise])
+
+
+@register_method(
+    "gradient_shap", pullback=False, summary="expected gradients over random baselines (Captum GradientShap)",
+    samples=50, baselines=None, baseline_draws=10, noise=0.0,
+)
+@register_method(
+    "pullback_shap", pullback=True, summary="GradientShap with the SP rules",
+    samples=50, baselines=None, baseline_draws=10, noise=0.0,
+)
+def gradient_shap(context: MethodContext, inputs: Tensor, samples: int, baselines, baseline_draws: int, noise: float):
+    """GradientShap; default baselines: the zero input and ``baseline_draws`` U(−1, 1) inputs."""
+    if baselines is None:
+        baselines = _uniform_baselines(inputs, baseline_draws, -1.0, 1.0)
+    attributions = GradientShap(context.score).attribute(
+        inputs, baselines=baselines, n_samples=samples, stdevs=noise, additional_forward_args=(_sample_index(inputs),)
+    )
+    return attributions, {}
+
+
+@register_method("deeplift", pullback=False, summary="DeepLift rescale rule (Captum)", baseline=0.0)
+@register_method("pb_deeplift", pullback=True, summary="DeepLift with the SP rules on ops it does not rescale",
+                 baseline=0.0)
+def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
+    """Captum DeepLift against ``baseline``.  Captum rescales nonlinearities that are nn.Modules
+    (each used once); under the pullback version every other nonlinear op keeps its SP rule."""
+    try:
+        attributions = DeepLift(context.score_module()).attribute(
+            inputs, baselines=baseline, additional_forward_args=(_sample_index(inputs),)
+        )
+    except (AssertionError, RuntimeError) as error:
+        raise SpmmInputError(
+            "Captum DeepLift cannot handle this model: it needs each activation to be an nn.Module used "
+            f"once (torchvision ResNets reuse `relu`). Captum said: {error}"
+        ) from error
+    return attributions, {}
+
+
+@register_method("guided_gradcam", pullback=False, summary="Guided Backprop ⊙ Grad-CAM (Captum)",
+                 layer=None, interpolate_mode="nearest")
+@register_method("guided_pb_cam", pullback=True, summary="GuidedGradCAM with the SP rules",
+                 layer=None, interpolate_mode="nearest")
+def guided_gradcam(context: MethodContext, inputs: Tensor, layer: nn.Module | None, interpolate_mode: str):
+    """Captum GuidedGradCam on ``layer`` (a module of the model with a spatial output map)."""
+    if layer is None:
+        raise SpmmInputError(
+            "guided_gradcam needs layer=<module> (e.g. the last conv block); "
+            "spmm.adapters.vision picks it per architecture"
+        )
+    method = GuidedGradCam(context.score_module(), layer)
+    return method.attribute(inputs, interpolate_mode=interpolate_mode), {}

@@ -1,0 +1,96 @@
+"""What every attribution method gets: the model's score function, with or without the SP rules."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from spmm.errors import SpmmInputError
+from spmm.mode import PullbackMode
+from spmm.targets import TargetFn, target_for_rows, target_scores
+from spmm.temperatures import Temperatures
+
+
+class MethodContext:
+    """The model and target of one :func:`spmm.explain` call.
+
+    ``pullback`` says whether forward passes run inside a :class:`PullbackMode`;
+    the target callable itself always runs outside it.
+    """
+
+    def __init__(
+        self,
+        model: Callable[[Tensor], Any],
+        target_fn: TargetFn,
+        *,
+        pullback: bool,
+        temperatures: Temperatures,
+        module_rules: Mapping | None = None,
+    ) -> None:
+        self.model = model
+        self.target_fn = target_fn
+        self.pullback = pullback
+        self.temperatures = temperatures
+        self.module_rules = module_rules
+
+    def rules(self) -> contextlib.AbstractContextManager:
+        """The pullback mode for this call, or a no-op context for plain gradients."""
+        if self.pullback:
+            return PullbackMode(self.temperatures, self.module_rules)
+        return contextlib.nullcontext()
+
+    def output(self, x: Tensor) -> Any:
+        """The model output on x (B, ...), under the rules when ``pullback``."""
+        with self.rules():
+            return self.model(x)
+
+    def score(
+        self, x: Tensor, sample_index: Tensor | None = None, model: Callable[[Tensor], Any] | None = None
+    ) -> Tensor:
+        """Target score per row of x: (N,).  ``sample_index`` (N,) names the original sample of
+        each row when a method repeats samples (Captum passes it as an additional forward arg)."""
+        with self.rules():
+            output = (model or self.model)(x)
+        return target_scores(target_for_rows(self.target_fn, sample_index), output, x.shape[0])
+
+    def gradient(self, x: Tensor, model: Callable[[Tensor], Any] | None = None) -> tuple[Tensor, Tensor]:
+        """(input gradient of the summed scores, scores): ((B, ...), (B,))."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            scores = self.score(x, model=model)
+            if not scores.requires_grad:
+                raise no_path_error(self.pullback)
+            (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
+        if grad is None:
+            raise no_path_error(self.pullback)
+        return grad, scores.detach()
+
+    def score_module(self) -> nn.Module:
+        """An ``nn.Module`` x -> (B,) scores, for Captum methods that hook modules."""
+        return ScoreModule(self)
+
+
+class ScoreModule(nn.Module):
+    """Wraps a :class:`MethodContext` so that its model's submodules stay visible to hooks."""
+
+    def __init__(self, context: MethodContext) -> None:
+        super().__init__()
+        self.context = context
+        if isinstance(context.model, nn.Module):
+            self.model = context.model
+
+    def forward(self, x: Tensor, sample_index: Tensor | None = None) -> Tensor:
+        return self.context.score(x, sample_index)
+
+
+def no_path_error(pullback: bool) -> SpmmInputError:
+    hint = (
+        " Under the pullback rules a softmax counts as attention weights (a constant), so a model that "
+        "ends in softmax has no path: explain its logits instead."
+        if pullback
+        else ""
+    )
+    return SpmmInputError("the model output does not depend on the input (no differentiable path)." + hint)

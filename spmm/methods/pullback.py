@@ -1,0 +1,66 @@
+"""SoftPullback and PullbackAscent (SPEC §3), and their plain-gradient twins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from spmm.errors import SpmmInputError
+from spmm.methods.context import MethodContext
+from spmm.methods.registry import register_method
+
+
+@register_method("gradient", pullback=False, summary="plain input gradient of the target score")
+@register_method("soft_pullback", pullback=True, summary="input gradient under the SP rules (one backward)")
+def pullback(context: MethodContext, inputs: Tensor) -> tuple[Tensor, dict[str, Any]]:
+    """attributions: (B, ...) = d score / d inputs, with the SP rules when ``context.pullback``."""
+    grad, _ = context.gradient(inputs)
+    return grad, {}
+
+
+def _per_sample_norm(t: Tensor) -> Tensor:
+    return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.dim() - 1)))
+
+
+@register_method(
+    "gradient_ascent", pullback=False, summary="K normalised gradient steps towards the target",
+    step_size=20.0, steps=5, clip="every", bounds=(-1.0, 1.0),
+)
+@register_method(
+    "pullback_ascent", pullback=True, summary="K normalised SoftPullback steps towards the target (counterfactual)",
+    step_size=20.0, steps=5, clip="every", bounds=(-1.0, 1.0),
+)
+def ascent(
+    context: MethodContext,
+    inputs: Tensor,
+    step_size: float,
+    steps: int,
+    clip: str,
+    bounds: tuple[float, float] | None,
+) -> tuple[Tensor, dict[str, Any]]:
+    """x_k = clip(x_{k-1} + α·g/‖g‖₂), g the (pullback) gradient at x_{k-1}; attribution x_K − x.
+
+    clip: "every" (after each step), "last" (only after the last; "ClipLast") or "none".
+    extras: ``trajectory`` (K+1, B, ...) and ``step_scores`` (K+1, B).
+    """
+    if clip not in ("every", "last", "none"):
+        raise SpmmInputError(f"clip must be 'every', 'last' or 'none', got {clip!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise SpmmInputError(f"steps must be a positive integer, got {steps!r}")
+    if clip != "none" and bounds is None:
+        raise SpmmInputError("clipping needs bounds=(low, high)")
+    x = inputs.detach()
+    trajectory, step_scores = [x], []
+    for step in range(steps):
+        grad, scores = context.gradient(x)
+        step_scores.append(scores)
+        x = x + step_size * grad / _per_sample_norm(grad)
+        if clip == "every" or (clip == "last" and step == steps - 1):
+            x = x.clamp(*bounds)
+        trajectory.append(x)
+    with torch.no_grad():
+        step_scores.append(context.score(x).detach())
+    extras = {"trajectory": torch.stack(trajectory), "step_scores": torch.stack(step_scores)}
+    return x - inputs.detach(), extras

@@ -1,0 +1,1 @@
+"""spmm/metrics"""

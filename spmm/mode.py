@@ -1,0 +1,209 @@
+"""The pullback mode: a ``TorchFunctionMode`` that routes nonlinear ops to their SP rules.
+
+Inside ``with pullback_mode():`` every op with a registered rule returns its
+exact forward value together with the Semantic Pullback backward; every other
+op runs untouched.  Module rules (for nonlinearities written as arithmetic) are
+applied through global module forward hooks that act only in the thread that
+entered the mode.  Leaving the block, normally or through an exception, restores
+everything.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.utils._pytree as pytree
+from torch import Tensor, nn
+from torch.nn.modules.module import register_module_forward_hook
+from torch.overrides import TorchFunctionMode
+from torch.utils.weak import WeakIdKeyDictionary
+
+from spmm.rules import registry
+from spmm.temperatures import Temperatures, resolve_temperatures
+
+_active = threading.local()
+_hook_lock = threading.Lock()
+_hook_users = 0
+_hook_handle = None
+
+# Ops through which softened attention weights keep their meaning (T ≠ 1).
+_WEIGHT_PASSTHROUGH = {
+    torch.nn.functional.dropout, torch.dropout, Tensor.to, Tensor.type, Tensor.type_as, Tensor.float,
+    Tensor.half, Tensor.bfloat16, Tensor.double, Tensor.contiguous, Tensor.clone, Tensor.view, Tensor.reshape,
+    torch.reshape, Tensor.transpose, torch.transpose, Tensor.permute, torch.permute, Tensor.__getitem__,
+    Tensor.expand, Tensor.unsqueeze, Tensor.squeeze, Tensor.flatten, Tensor.unflatten,
+}
+
+
+class Recorder:
+    """Collects which rule handled which op during a forward pass (used by :func:`spmm.audit`)."""
+
+    def __init__(self) -> None:
+        self.ops: dict[tuple[str, str], int] = {}
+
+    def record(self, op: str, rule: str) -> None:
+        self.ops[(op, rule)] = self.ops.get((op, rule), 0) + 1
+
+
+def _op_name(func: Callable) -> str:
+    return getattr(func, "__name__", None) or repr(func)
+
+
+def _active_modes() -> list["PullbackMode"]:
+    stack = getattr(_active, "modes", None)
+    if stack is None:
+        stack = _active.modes = []
+    return stack
+
+
+def current_mode() -> "PullbackMode | None":
+    """The innermost pullback mode active in this thread, if any."""
+    stack = _active_modes()
+    return stack[-1] if stack else None
+
+
+def _needs_graph(args: tuple, kwargs: dict) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(a, Tensor) and a.requires_grad for a in pytree.tree_leaves((args, kwargs)))
+
+
+class PullbackMode(TorchFunctionMode):
+    """Apply the Semantic Pullback rules to every op run inside the mode.
+
+    Parameters
+    ----------
+    temperatures:
+        Per-rule temperatures (defaults: SPEC §2).
+    module_rules:
+        Extra ``{module type or name: rule}`` for this mode only, checked before the
+        global registry (:func:`spmm.register_module_rule`).
+    recorder:
+        Optional :class:`Recorder` noting every rule applied.
+    """
+
+    def __init__(
+        self,
+        temperatures: Temperatures | Mapping[str, float] | None = None,
+        module_rules: Mapping[type | str, registry.ModuleRule] | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
+        super().__init__()
+        self.temperatures = resolve_temperatures(temperatures)
+        self.module_rules = {
+            key: registry.ModuleRuleEntry(getattr(rule, "__name__", "module rule"), rule)
+            for key, rule in (module_rules or {}).items()
+        }
+        self.recorder = recorder
+        self._softened_weights: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._uses_hook = False
+
+    # -- entering and leaving ---------------------------------------------------
+    def __enter__(self) -> "PullbackMode":
+        super().__enter__()
+        try:
+            _active_modes().append(self)
+            if self.module_rules or registry.MODULE_RULES:
+                _acquire_module_hook()
+                self._uses_hook = True
+        except BaseException:
+            self._leave()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._leave()
+        super().__exit__(exc_type, exc, tb)
+
+    def _leave(self) -> None:
+        if self._uses_hook:
+            _release_module_hook()
+            self._uses_hook = False
+        stack = _active_modes()
+        if self in stack:
+            stack.remove(self)
+        self._softened_weights = WeakIdKeyDictionary()
+
+    # -- dispatch ---------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self._softened_weights and _has_tagged(args, kwargs, self._softened_weights):
+            return self._through_softened_weights(func, args, kwargs)
+        rule = registry.OP_RULES.get(func)
+        if rule is None or not _needs_graph(args, kwargs):
+            return func(*args, **kwargs)
+        if self.recorder is not None:
+            self.recorder.record(_op_name(func), rule.name)
+        with torch._C.DisableTorchFunction():
+            result = rule.handler(func, args, kwargs, self.temperatures)
+        if rule.name == registry.ATTENTION_WEIGHTS_RULE and self.temperatures.attention != 1:
+            self._softened_weights[result] = registry.softened_softmax(func, args, kwargs, self.temperatures.attention)
+        return result
+
+    def _through_softened_weights(self, func, args, kwargs):
+        """Ops fed with attention weights when T ≠ 1: value from the true weights,
+        gradient from the softened ones."""
+        result = func(*args, **kwargs)
+        softened_args, softened_kwargs = pytree.tree_map_only(
+            Tensor, lambda t: self._softened_weights.get(t, t), (args, kwargs)
+        )
+        if func in _WEIGHT_PASSTHROUGH:
+            if isinstance(result, Tensor):
+                self._softened_weights[result] = func(*softened_args, **softened_kwargs)
+            return result
+        if isinstance(result, Tensor) and result.requires_grad and result.is_floating_point():
+            surrogate = func(*softened_args, **softened_kwargs)
+            return registry.keep_forward(result, surrogate)
+        return result
+
+
+def _acquire_module_hook() -> None:
+    """One global forward hook serves every active mode in every thread."""
+    global _hook_users, _hook_handle
+    with _hook_lock:
+        if _hook_users == 0:
+            _hook_handle = register_module_forward_hook(_apply_module_rule)
+        _hook_users += 1
+
+
+def _release_module_hook() -> None:
+    global _hook_users, _hook_handle
+    with _hook_lock:
+        _hook_users -= 1
+        if _hook_users == 0 and _hook_handle is not None:
+            _hook_handle.remove()
+            _hook_handle = None
+
+
+def _has_tagged(args: tuple, kwargs: dict, tags: WeakIdKeyDictionary) -> bool:
+    return any(isinstance(a, Tensor) and a in tags for a in pytree.tree_leaves((args, kwargs)))
+
+
+def _apply_module_rule(module: nn.Module, inputs: tuple, output: Any) -> Any:
+    """Global forward hook: swap in a module rule's output when this thread is in a pullback mode."""
+    mode = current_mode()
+    if mode is None or not torch.is_grad_enabled():
+        return None
+    entry = registry.find_module_rule(module, mode.module_rules)
+    if entry is None:
+        return None
+    if mode.recorder is not None:
+        cls = type(module)
+        mode.recorder.record(f"module {cls.__module__}.{cls.__qualname__}", entry.name)
+    return entry.rule(module, inputs, output, mode.temperatures)
+
+
+def pullback_mode(
+    module_rules: Mapping[type | str, registry.ModuleRule] | None = None,
+    **temperatures: float,
+) -> PullbackMode:
+    """Context manager applying the Semantic Pullback rules; keyword arguments override
+    the per-rule temperatures (``relu``, ``gelu``, ``silu``, ``max_pool``, ``attention``…).
+
+    >>> with spmm.pullback_mode(relu=0.6):
+    ...     score = model(x)[:, 3].sum()
+    >>> x_grad, = torch.autograd.grad(score, x)
+    """
+    return PullbackMode(temperatures, module_rules)

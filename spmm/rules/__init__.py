@@ -1,0 +1,1 @@
+"""Semantic Pullback backward rules, one file per rule family."""

@@ -1,0 +1,123 @@
+"""Expected-gate rules for pointwise activations (SPEC §2).
+
+An activation y = x · g(x) is, for fixed gates, linear in x.  Semantic Pullbacks
+keep the forward value and, in the backward pass only, multiply the incoming
+gradient by a softened gate g_T(x) that is treated as a constant:
+
+=============  ===============================================  ===========
+activation     softened gate g_T(x)                             temperature
+=============  ===============================================  ===========
+ReLU           Φ(x/T)                                           ``relu``
+LeakyReLU(a)   a + (1 − a) Φ(x/T)                               ``leaky_relu``
+Hardtanh/ReLU6 Φ((x − lo)/T) − Φ((x − hi)/T)                    ``hardtanh``
+GELU           Φ(x/T)                                           ``gelu``
+SiLU           σ(x/T)                                           ``silu``
+Hardswish      E[clip((x + Tε + 3)/6, 0, 1)], ε ~ N(0, 1)       ``hardswish``
+=============  ===============================================  ===========
+
+T = 0 gives the hard gate (for the piecewise-linear ones, the exact gradient).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+Gate = Callable[[Tensor], Tensor]
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def normal_cdf(x: Tensor) -> Tensor:
+    """Φ(x), the standard normal CDF, elementwise."""
+    return 0.5 * (1.0 + torch.erf(x / _SQRT2))
+
+
+def _soft_step(x: Tensor, temperature: float) -> Tensor:
+    """Φ(x/T), or the hard step 1[x > 0] when T = 0."""
+    if temperature == 0:
+        return (x > 0).to(x.dtype)
+    return normal_cdf(x / temperature)
+
+
+def relu_gate(temperature: float) -> Gate:
+    return lambda x: _soft_step(x, temperature)
+
+
+def leaky_relu_gate(negative_slope: float, temperature: float) -> Gate:
+    return lambda x: negative_slope + (1.0 - negative_slope) * _soft_step(x, temperature)
+
+
+def hardtanh_gate(min_val: float, max_val: float, temperature: float) -> Gate:
+    return lambda x: _soft_step(x - min_val, temperature) - _soft_step(x - max_val, temperature)
+
+
+def gelu_gate(temperature: float) -> Gate:
+    return lambda x: _soft_step(x, temperature)
+
+
+def silu_gate(temperature: float) -> Gate:
+    if temperature == 0:
+        return lambda x: (x > 0).to(x.dtype)
+    return lambda x: torch.sigmoid(x / temperature)
+
+
+def _expected_relu(u: Tensor, scale: float) -> Tensor:
+    """E[max(u + scale·ε, 0)] for ε ~ N(0, 1): u Φ(u/s) + s φ(u/s)."""
+    z = u / scale
+    return u * normal_cdf(z) + scale * _INV_SQRT_2PI * torch.exp(-0.5 * z * z)
+
+
+def hardswish_gate(temperature: float) -> Gate:
+    """Gaussian-smoothed Hardswish gate clip((x + 3)/6, 0, 1)."""
+    if temperature == 0:
+        return lambda x: ((x + 3.0) / 6.0).clamp(0.0, 1.0)
+    scale = temperature / 6.0
+
+    def gate(x: Tensor) -> Tensor:
+        u = (x + 3.0) / 6.0
+        return _expected_relu(u, scale) - _expected_relu(u - 1.0, scale)
+
+    return gate
+
+
+class ExpectedGate(torch.autograd.Function):
+    """y = forward_fn(x) exactly; dL/dx = dL/dy · gate(x) with the gate held constant."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
+        ctx.gate = gate
+        ctx.save_for_backward(x)
+        return forward_fn(x)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.gate(x), None, None
+
+
+class ExpectedGateInplace(torch.autograd.Function):
+    """In-place form of :class:`ExpectedGate` (``relu_``, ``inplace=True``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
+        ctx.gate = gate
+        ctx.save_for_backward(x.clone())
+        forward_fn(x)
+        ctx.mark_dirty(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.gate(x), None, None
+
+
+def apply_gate(x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate, inplace: bool) -> Tensor:
+    """Run ``forward_fn(x)`` with the expected-gate backward."""
+    function = ExpectedGateInplace if inplace else ExpectedGate
+    return function.apply(x, forward_fn, gate)

@@ -1,0 +1,110 @@
+"""Targets: what to explain, as a callable mapping model output to one score per sample."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from spmm.errors import SpmmInputError
+
+TargetFn = Callable[[Any], Tensor]
+"""Maps a model output to (B,) scores.  A target that depends on the sample (such as
+:class:`ClassLogit`) also has ``take(sample_index) -> TargetFn`` for batches made of
+repeated samples; one without it must treat every row alike."""
+Target = Union[int, Sequence[int], Tensor, TargetFn]
+
+
+def output_logits(output: Any) -> Tensor:
+    """The logits tensor of a model output: a tensor, ``.logits`` (Hugging Face) or the first element."""
+    if isinstance(output, Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, Tensor):
+        return logits
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        return output[0]
+    raise SpmmInputError(
+        f"cannot find logits in a model output of type {type(output).__name__}; pass a callable target "
+        "that maps the output to one score per sample"
+    )
+
+
+class ClassLogit:
+    """Score = logit of one class per sample.  ``indices``: (B,) long."""
+
+    def __init__(self, indices: Tensor) -> None:
+        self.indices = indices
+
+    def __call__(self, output: Any) -> Tensor:
+        logits = output_logits(output)
+        return logits.gather(1, self.indices.to(logits.device).view(-1, 1)).squeeze(1)
+
+    def take(self, sample_index: Tensor) -> "ClassLogit":
+        """The target for a batch whose rows are the samples ``sample_index`` (e.g. expanded by Captum)."""
+        return ClassLogit(self.indices[sample_index.to(self.indices.device)])
+
+    def __repr__(self) -> str:
+        return f"ClassLogit({self.indices.tolist()})"
+
+
+def class_indices(target: int | Sequence[int] | Tensor, logits: Tensor) -> Tensor:
+    """Validate an index target against logits (B, C, ...) and return (B,) long indices."""
+    if logits.dim() != 2:
+        raise SpmmInputError(
+            f"an index target needs logits of shape (batch, classes), got {tuple(logits.shape)}; "
+            "pass a callable target that maps the output to one score per sample"
+        )
+    batch, classes = logits.shape
+    if isinstance(target, Tensor):
+        if target.is_floating_point() or target.is_complex():
+            raise SpmmInputError(f"target tensor must hold integer class indices, got dtype {target.dtype}")
+        indices = target.detach().flatten().long()
+    elif isinstance(target, int) and not isinstance(target, bool):
+        indices = torch.full((batch,), target, dtype=torch.long)
+    elif isinstance(target, Sequence) and not isinstance(target, str) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in target
+    ):
+        indices = torch.tensor(list(target), dtype=torch.long)
+    else:
+        raise SpmmInputError(
+            f"target must be an int, one int per sample, or a callable; got {type(target).__name__}"
+        )
+    if indices.numel() == 1 and batch != 1:
+        indices = indices.expand(batch)
+    if indices.numel() != batch:
+        raise SpmmInputError(f"got {indices.numel()} targets for a batch of {batch} samples")
+    bad = (indices < 0) | (indices >= classes)
+    if bad.any():
+        raise SpmmInputError(
+            f"target index {indices[bad][0].item()} is out of range for a model with {classes} outputs "
+            f"(valid: 0..{classes - 1})"
+        )
+    return indices.clone()
+
+
+def resolve_target(target: Target, output: Any) -> TargetFn:
+    """Turn ``target`` into a callable, validating indices against ``output``."""
+    if callable(target) and not isinstance(target, Tensor):
+        return target
+    return ClassLogit(class_indices(target, output_logits(output)))
+
+
+def target_for_rows(target_fn: TargetFn, sample_index: Tensor | None) -> TargetFn:
+    """``target_fn`` for a batch whose rows are the samples ``sample_index`` (None: the original batch)."""
+    if sample_index is None or not hasattr(target_fn, "take"):
+        return target_fn
+    return target_fn.take(sample_index)
+
+
+def target_scores(target_fn: TargetFn, output: Any, batch: int) -> Tensor:
+    """Apply ``target_fn`` and check it gives one score per sample: (B,)."""
+    scores = target_fn(output)
+    if not isinstance(scores, Tensor):
+        raise SpmmInputError(f"target callable must return a tensor, got {type(scores).__name__}")
+    if scores.shape != (batch,):
+        raise SpmmInputError(
+            f"target callable must return one score per sample, shape ({batch},); got {tuple(scores.shape)}"
+        )
+    return scores
