@@ -1,0 +1,1 @@
+"""Sub-commands of the ``spmm`` CLI; each module exposes ``register(subparsers)``."""
