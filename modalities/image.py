@@ -161,6 +161,8 @@ def superpixel_groups(image: Tensor, segments: int = 50, compactness: float = 10
 
 # --- figures --------------------------------------------------------------------------
 
+FIGURE_DPI = 100
+
 def _pyplot():
     import matplotlib
 
@@ -175,13 +177,17 @@ def _save(figure, path: str | Path, title: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if title:
         figure.suptitle(title)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    figure.savefig(path, dpi=FIGURE_DPI)
     _pyplot().close(figure)
     return path
 
 
 def _grid(rows: int, columns: int, cell: float = 2.6):
-    figure, axes = _pyplot().subplots(rows, columns, figsize=(cell * columns, cell * rows + 0.4), squeeze=False)
+    """A rows × columns figure of (cell·columns) × (cell·rows + 0.4) inches, so PNGs are
+    FIGURE_DPI·that many pixels (constrained layout keeps titles and colour bars inside)."""
+    figure, axes = _pyplot().subplots(
+        rows, columns, figsize=(cell * columns, cell * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
