@@ -248,3 +248,27 @@ def test_deeplift_agrees_with_captum_where_captum_applies():
     ours = spmm.explain(model, x, [0, 1, 2, 1], "deeplift").attributions
     theirs = DeepLift(model).attribute(x.clone().requires_grad_(True), baselines=0.0, target=torch.tensor([0, 1, 2, 1]))
     torch.testing.assert_close(ours, theirs.detach())
+
+
+class LinearConvNet(nn.Module):
+    """Conv, eval batch norm, average pooling, a residual add and a linear head: no nonlinearity."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.conv2, self.head = nn.Conv2d(6, 6, 3, padding=1), nn.Linear(6, 4)
+
+    def forward(self, x):
+        h = self.bn(self.conv1(x))
+        h = F.avg_pool2d(h + self.conv2(h), 2)
+        return self.head(h.mean((2, 3)))
+
+
+def test_pullback_equals_gradient_without_nonlinearities():
+    torch.manual_seed(11)
+    model = LinearConvNet().double().eval()
+    model.bn.running_mean.normal_()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    sp = spmm.explain(model, x, [1, 3], "soft_pullback").attributions
+    grad = spmm.explain(model, x, [1, 3], "gradient").attributions
+    torch.testing.assert_close(sp, grad, rtol=0, atol=0)
