@@ -13,6 +13,7 @@ from spmm.errors import SpmmInputError
 from spmm.metrics.base import Metric, MetricResult, check_batch, group_perturbation_logits, target_logits
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise
 from spmm.metrics.statistics import pearson, spearman
+from spmm.targets import output_logits
 
 Model = Callable[[Tensor], Any]
 
@@ -135,7 +136,8 @@ class MonotonicityCorrelation(Metric):
     Groups sorted by attribution, ascending; step k replaces the k-th block by the
     baseline ``samples`` times (fresh noise each time for ``"uniform"``); v_k = mean of
     (f(x̃)_y − f(x)_y)² / f(x)_y² (no division when |f(x)_y| < eps).  Score =
-    Spearman(attribution per block, v).  Higher is better.
+    Spearman(attribution per block, v).  f is the softmax probability when ``probability``
+    (Quantus' default for this metric), else the logit.  Higher is better.
     """
 
     name = "monotonicity_correlation"
@@ -144,10 +146,10 @@ class MonotonicityCorrelation(Metric):
 
     def __init__(
         self, groups_per_step: int = 3136, samples: int = 10, baseline: Baseline = "uniform", abs: bool = True,
-        eps: float = 1e-12, seed: int = 0, chunk: int = 64,
+        eps: float = 1e-12, probability: bool = True, seed: int = 0, chunk: int = 64,
     ) -> None:
         self.groups_per_step, self.samples, self.baseline, self.abs = groups_per_step, samples, baseline, abs
-        self.eps, self.seed, self.chunk = eps, seed, chunk
+        self.eps, self.probability, self.seed, self.chunk = eps, probability, seed, chunk
 
     def __call__(self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *, groups: FeatureGroups) -> MetricResult:
         targets = check_batch(inputs, targets, attributions)
@@ -155,9 +157,10 @@ class MonotonicityCorrelation(Metric):
         order = torch.sort(scores, dim=1, stable=True).indices
         masks = _step_masks(order, self.groups_per_step, cumulative=False)
         steps = masks.shape[1]
-        original = target_logits(model, inputs, targets, self.chunk).double()
+        scored = probability_model(model) if self.probability else model
+        original = target_logits(scored, inputs, targets, self.chunk).double()
         logits, _ = group_perturbation_logits(
-            model, inputs, targets, groups, masks.repeat_interleave(self.samples, 1), self.baseline,
+            scored, inputs, targets, groups, masks.repeat_interleave(self.samples, 1), self.baseline,
             self._generator(inputs.device), self.chunk,
         )
         squared = ((logits.double() - original.unsqueeze(1)) ** 2).view(-1, steps, self.samples).mean(-1)
@@ -189,27 +192,21 @@ class _PerturbationCurve(Metric):
         fraction = torch.linspace(0, 1, curve.shape[1], dtype=torch.float64, device=curve.device)
         return MetricResult(torch.trapezoid(curve, fraction, dim=1), self.settings(), {"curve": curve})
 
-    @torch.no_grad()
     def _curve(self, model: Model, inputs: Tensor, targets: Tensor, groups: FeatureGroups, masks: Tensor) -> Tensor:
-        if not self.probability:
-            logits, _ = group_perturbation_logits(
-                model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self.chunk
-            )
-            return logits.double()
-        return _target_probabilities(model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self.chunk)
+        scored = probability_model(model) if self.probability else model
+        values, _ = group_perturbation_logits(
+            scored, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self.chunk
+        )
+        return values.double()
 
 
-def _target_probabilities(model: Model, inputs: Tensor, targets: Tensor, groups: FeatureGroups, masks: Tensor,
-                          baseline: Baseline, generator: torch.Generator, chunk: int) -> Tensor:
-    """Softmax probability of the target class after each masked replacement: (B, K)."""
+def probability_model(model: Model) -> Model:
+    """``model`` followed by a softmax over classes: (B, ...) -> (B, C) probabilities (float64)."""
 
     def softmax_model(x: Tensor) -> Tensor:
-        from spmm.targets import output_logits
+        return torch.softmax(output_logits(model(x)).double(), -1)
 
-        return torch.log_softmax(output_logits(model(x)).double(), -1)
-
-    log_probs, _ = group_perturbation_logits(softmax_model, inputs, targets, groups, masks, baseline, generator, chunk)
-    return log_probs.exp()
+    return softmax_model
 
 
 class DeletionAUC(_PerturbationCurve):

@@ -83,6 +83,7 @@ class FeatureGroups:
         inputs: (B, ...); group_mask: (B, K, G) bool (K perturbations per sample);
         baseline: broadcastable to (B, K, ...).  Returns (B, K, ...).
         """
+        self.check(inputs)
         mask = self.element_mask(group_mask, inputs.shape[1:])
         return torch.where(mask, baseline, inputs.unsqueeze(1))
 
