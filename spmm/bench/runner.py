@@ -87,7 +87,9 @@ def run_benchmark(
         pd.DataFrame(rows).to_csv(tmp, index=False)
         tmp.replace(path)
         done += 1
-    return collect_scores(out)
+    scores = collect_scores(out)
+    rank = {name: i for i, name in enumerate(explainers)} | {name: len(explainers) + i for i, name in enumerate(metrics)}
+    return scores.sort_values(["explainer", "metric"], key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
 
 
 def _relevant(metric: Metric, batch_kwargs: Mapping[str, Any]) -> dict[str, Any]:

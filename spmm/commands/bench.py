@@ -69,12 +69,11 @@ def _json(text: str, option: str) -> dict:
     return value
 
 
-def _run(args: argparse.Namespace, batches: list) -> int:
+def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
     from spmm.bench.runner import run_benchmark, write_reports
     from spmm.bench.vision import image_explainers, image_metric_specs
 
     torch.manual_seed(args.seed)
-    model = load_model(args.model, args.weights)
     explainer_params = _json(args.explainer_params, "--explainer-params")
     metric_params = _json(args.metric_params, "--metric-params")
     explainers = image_explainers(_names(args.explainers), model, args.model, args.seed, explainer_params)
@@ -94,7 +93,8 @@ def run_faithfulness(args: argparse.Namespace) -> int:
     from spmm.bench.vision import image_batches, labelled_images
 
     files, classes = labelled_images(args.data, args.n)
-    return _run(args, image_batches(load_model(args.model, args.weights), files, classes, args.batch_size))
+    model = load_model(args.model, args.weights)
+    return _run(args, model, image_batches(model, files, classes, args.batch_size))
 
 
 def run_focus(args: argparse.Namespace) -> int:
@@ -103,4 +103,4 @@ def run_focus(args: argparse.Namespace) -> int:
     files, classes = labelled_images(args.data)
     if classes is None:
         raise SpmmInputError(f"Focus needs class labels: {args.data} has no labels.csv")
-    return _run(args, mosaic_batches(files, classes, args.n, args.batch_size, args.seed))
+    return _run(args, load_model(args.model, args.weights), mosaic_batches(files, classes, args.n, args.batch_size, args.seed))
