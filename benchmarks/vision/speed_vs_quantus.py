@@ -21,7 +21,7 @@ from spmm.adapters.vision import load_efficientnet_lite0
 from spmm.bench.vision import image_batches, labelled_images
 from spmm.metrics import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, MaxSensitivity, MonotonicityCorrelation,
-    RandomLogit, explainer, square_patches,
+    FeatureGroups, RandomLogit, explainer, square_patches,
 )
 
 
@@ -45,12 +45,11 @@ def main() -> None:
     batch = image_batches(model, files, classes, args.n)[0]
     x, y = batch.inputs, batch.targets
     grad = explainer("gradient")
-    # one value per pixel, repeated over channels: Quantus ranks elements, ours pixels; with tied
-    # channels both rank the same pixels (each Quantus step = 3 × 3136 elements)
-    a_raw = grad(model, x, y)
-    a = a_raw.sum(1, keepdim=True).repeat(1, 3, 1, 1)
+    a = a_raw = grad(model, x, y)
     shape = x.shape[1:]
-    pixels, p56, p112 = square_patches(shape, 1), square_patches(shape, 56), square_patches(shape, 112)
+    # Quantus ranks single elements (channel values), so the comparison does too: one group per element
+    elements = FeatureGroups(torch.arange(int(np.prod(shape))).view(*shape), int(np.prod(shape)))
+    p56, p112 = square_patches(shape, 56), square_patches(shape, 112)
     xn, yn, an = x.numpy(), y.numpy(), a.numpy()
     common = {"disable_warnings": True, "display_progressbar": False}
     q_kwargs = {"model": model, "x_batch": xn, "y_batch": yn, "a_batch": an, "device": "cpu"}
@@ -63,18 +62,18 @@ def main() -> None:
 
     quadrants = torch.tensor([[1, 1, 0, 0]] * len(y), dtype=torch.bool)
     cases = [
-        ("faithfulness_estimate (3136 px/step, baseline 0)", True,
-         lambda: FaithfulnessEstimate(groups_per_step=3136, baseline=0.0)(model, x, y, a, groups=pixels).scores,
-         lambda: quantus.FaithfulnessEstimate(features_in_step=3136 * 3, perturb_baseline=0.0, abs=True, normalise=False, **common)(**q_kwargs)),
+        ("faithfulness_estimate (3136 elements/step, baseline 0)", True,
+         lambda: FaithfulnessEstimate(groups_per_step=3136, baseline=0.0)(model, x, y, a, groups=elements).scores,
+         lambda: quantus.FaithfulnessEstimate(features_in_step=3136, perturb_baseline=0.0, abs=True, normalise=False, **common)(**q_kwargs)),
         ("monotonicity_correlation (2 samples, baseline 0)", True,
-         lambda: MonotonicityCorrelation(groups_per_step=3136, samples=2, baseline=0.0)(model, x, y, a, groups=pixels).scores,
-         lambda: [quantus.MonotonicityCorrelation(features_in_step=3136 * 3, nr_samples=2, perturb_baseline=0.0, eps=1e-12,
+         lambda: MonotonicityCorrelation(groups_per_step=3136, samples=2, baseline=0.0)(model, x, y, a, groups=elements).scores,
+         lambda: [quantus.MonotonicityCorrelation(features_in_step=3136, nr_samples=2, perturb_baseline=0.0, eps=1e-12,
                                                   abs=True, normalise=False, **common)(
              **{**q_kwargs, "x_batch": xn[i:i + 1], "y_batch": yn[i:i + 1], "a_batch": an[i:i + 1]})[0]
              for i in range(len(y))]),
-        ("deletion curve / PixelFlipping (3136 px/step)", True,
-         lambda: DeletionAUC(groups_per_step=3136)(model, x, y, a, groups=pixels).extras["curve"][:, 1:].flatten(),
-         lambda: quantus.PixelFlipping(features_in_step=3136 * 3, perturb_baseline=0.0, normalise=False, **common)(**q_kwargs)),
+        ("deletion curve / PixelFlipping (3136 elements/step)", True,
+         lambda: DeletionAUC(groups_per_step=3136)(model, x, y, a, groups=elements).extras["curve"][:, 1:].flatten(),
+         lambda: quantus.PixelFlipping(features_in_step=3136, perturb_baseline=0.0, normalise=False, **common)(**q_kwargs)),
         ("max_sensitivity (3 samples, same noise)", True,
          lambda: MaxSensitivity(samples=3, radius=0.02, seed=3)(model, x, y, a_raw, explain_fn=grad).scores,
          lambda: quantus.MaxSensitivity(nr_samples=3, perturb_func=same_noise, normalise=False, abs=False, **common)(
@@ -87,7 +86,7 @@ def main() -> None:
          lambda: quantus.Infidelity(perturb_patch_sizes=[112, 56], n_perturb_samples=1, perturb_baseline="uniform", **common)(**q_kwargs)),
         ("faithfulness_correlation — ours 16 patches, Quantus 16 random subsets", False,
          lambda: FaithfulnessCorrelation()(model, x, y, a, groups=p56).scores,
-         lambda: quantus.FaithfulnessCorrelation(nr_runs=16, subset_size=3136 * 3, perturb_baseline=0.0, abs=True, normalise=False,
+         lambda: quantus.FaithfulnessCorrelation(nr_runs=16, subset_size=3136, perturb_baseline=0.0, abs=True, normalise=False,
                                                  return_aggregate=False, **common)(**q_kwargs)),
         ("random_logit (1000 classes) — random class differs", False,
          lambda: RandomLogit()(model, x, y, a_raw, explain_fn=grad).scores,

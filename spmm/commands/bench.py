@@ -39,6 +39,7 @@ def _common(parser: argparse.ArgumentParser, metrics_default: str) -> None:
     parser.add_argument("--explainer-params", default="{}", help='JSON, e.g. \'{"smoothgrad": {"samples": 10}}\'')
     parser.add_argument("--metric-params", default="{}", help='JSON, e.g. \'{"max_sensitivity": {"samples": 5}}\'')
     parser.add_argument("--out", required=True, help="output folder (checkpoints make the run resumable)")
+    parser.add_argument("--report-only", action="store_true", help="write the tables from existing checkpoints, compute nothing")
 
 
 def load_model(name: str, weights: str | None) -> nn.Module:
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
     metric_params = _json(args.metric_params, "--metric-params")
     explainers = image_explainers(_names(args.explainers), model, args.model, args.seed, explainer_params)
     metrics = image_metric_specs(_names(args.metrics), batches[0].inputs.shape[1:], args.seed, metric_params)
-    scores = run_benchmark(model, batches, explainers, metrics, args.out)
+    scores = run_benchmark(model, batches, explainers, metrics, args.out, stop_after=0 if args.report_only else None)
     settings = {
         "command": vars(args) | {"func": None},
         "metrics": {name: spec.metric.settings() for name, spec in metrics.items()},
