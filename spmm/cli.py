@@ -12,6 +12,7 @@ from spmm.errors import SpmmInputError
 COMMAND_MODULES = [
     "spmm.commands.demo",
     "spmm.commands.vision",
+    "spmm.commands.bench",
 ]
 
 
