@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from spmm import SpmmInputError
 from spmm.adapters.text import encode_texts, use_attention
+from spmm.adapters.text_rules import L2Normalize
 
 DATA_DIR = Path(str(resources.files("spmm.adapters") / "data"))
 SST2_HEAD = "sst2_minilm_head"
@@ -71,6 +72,7 @@ class SentenceEncoder(nn.Module):
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
+        self.normalize = L2Normalize()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
@@ -79,7 +81,7 @@ class SentenceEncoder(nn.Module):
         hidden = self.encoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
         weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-        return pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return self.normalize(pooled)
 
 
 class SentenceClassifier(nn.Module):

@@ -110,6 +110,22 @@ def gated_mlp_rule(module: nn.Module, inputs: tuple, output: Tensor, temperature
 gated_mlp_rule.__name__ = "gated MLP (module, product rule)"
 
 
+class L2Normalize(nn.Module):
+    """x / ‖x‖₂ over the last dimension (sentence embeddings); its SP rule holds ‖x‖ constant."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def l2_normalize_rule(module: nn.Module, inputs: tuple, output: Tensor, temperatures: Temperatures) -> Tensor:
+    """L2 normalisation with the norm held constant, like a norm layer's statistics."""
+    x = inputs[0]
+    return keep_forward(output, x / x.detach().norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+
+l2_normalize_rule.__name__ = "l2 normalisation (module, constant norm)"
+
+
 def text_module_rules(model: nn.Module) -> dict[type, object]:
     """``{module class: rule}`` for the arithmetic activations, RMS norms, tanh heads and gated
     MLPs inside ``model``."""
@@ -121,6 +137,8 @@ def text_module_rules(model: nn.Module) -> dict[type, object]:
             rules[cls] = gelu
         elif cls.__name__.endswith("RMSNorm") and not isinstance(module, nn.RMSNorm):
             rules[cls] = rms_norm_rule
+        elif isinstance(module, L2Normalize):
+            rules[cls] = l2_normalize_rule
         elif isinstance(module, nn.Tanh):
             rules[cls] = tanh_rule
         elif cls.__name__ in TANH_CLASSIFICATION_HEADS:
