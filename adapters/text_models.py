@@ -114,14 +114,22 @@ class ZeroShotClassifier(nn.Module):
 
 
 @torch.no_grad()
-def embed_sentences(tokenizer: Any, encoder: SentenceEncoder, texts: Sequence[str], batch_size: int = 64) -> Tensor:
-    """Sentence embeddings (N, D) of ``texts``, in batches."""
+def map_texts(tokenizer: Any, body: nn.Module, texts: Sequence[str], batch_size: int = 64) -> Tensor:
+    """``body`` (embeddings, attention_mask) -> (b, K) on every text: (N, K), in batches of similar length."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     chunks = []
     for start in range(0, len(texts), batch_size):
-        batch = encode_texts(tokenizer, texts[start:start + batch_size])
-        embeddings = encoder.get_input_embeddings()(batch.input_ids)
-        chunks.append(encoder(embeddings, batch.attention_mask))
-    return torch.cat(chunks)
+        batch = encode_texts(tokenizer, [texts[i] for i in order[start:start + batch_size]])
+        chunks.append(body(body.get_input_embeddings()(batch.input_ids), batch.attention_mask))
+    stacked = torch.cat(chunks)
+    result = torch.empty_like(stacked)
+    result[torch.tensor(order)] = stacked
+    return result
+
+
+def embed_sentences(tokenizer: Any, encoder: SentenceEncoder, texts: Sequence[str], batch_size: int = 64) -> Tensor:
+    """Sentence embeddings (N, D) of ``texts``."""
+    return map_texts(tokenizer, encoder, texts, batch_size)
 
 
 @dataclasses.dataclass
@@ -133,14 +141,9 @@ class TextClassifier:
     labels: list[str]
     info: dict
 
-    @torch.no_grad()
     def logits(self, texts: Sequence[str], batch_size: int = 64) -> Tensor:
         """Logits (N, C) of ``texts``."""
-        out = []
-        for start in range(0, len(texts), batch_size):
-            batch = encode_texts(self.tokenizer, texts[start:start + batch_size])
-            out.append(self.model(self.model.get_input_embeddings()(batch.input_ids), batch.attention_mask))
-        return torch.cat(out)
+        return map_texts(self.tokenizer, self.model, texts, batch_size)
 
 
 def load_sst2_classifier(attention: str = "eager", data_dir: Path = DATA_DIR) -> TextClassifier:
