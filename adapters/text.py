@@ -262,6 +262,7 @@ def explain_text(
     temperatures: Mapping[str, float] | None = None,
     module_rules: Mapping | None = None,
     seed: int | None = None,
+    embeddings: Tensor | None = None,
     **params: Any,
 ) -> TextExplanation:
     """Explain ``body`` (embeddings (B, L, D), attention_mask (B, L) -> output) on ``batch``.
@@ -271,9 +272,13 @@ def explain_text(
     :class:`NextTokenLogit`, :class:`CosineSimilarity`…).  Special tokens keep their
     embeddings fixed (zero attribution) unless ``include_special``; padding always does.
     Temperatures default to the text values (SiLU T = 1.0); module rules to those of
-    :func:`spmm.adapters.text_rules.text_module_rules`.
+    :func:`spmm.adapters.text_rules.text_module_rules`.  ``embeddings`` (B, L, D) replaces the
+    token embeddings (e.g. perturbed ones for robustness metrics).
     """
-    embeddings = embed(embedding_source, batch.input_ids)
+    if embeddings is None:
+        embeddings = embed(embedding_source, batch.input_ids)
+    elif embeddings.shape[:2] != batch.input_ids.shape:
+        raise SpmmInputError(f"embeddings {tuple(embeddings.shape)} do not match the batch {tuple(batch.input_ids.shape)}")
     free = batch.attention_mask.bool() if include_special else batch.attributable
     wrapped = EmbeddingModel(body, batch.attention_mask, embeddings, free)
     temps = {**TEXT_TEMPERATURES, **(temperatures or {})}

@@ -99,18 +99,24 @@ class SentenceClassifier(nn.Module):
 
 
 class ZeroShotClassifier(nn.Module):
-    """Logits (B, C) = cosine similarity of the sentence embedding to each label description."""
+    """Logits (B, C) = ``scale`` × cosine similarity of the sentence embedding to each label description.
 
-    def __init__(self, encoder: SentenceEncoder, label_embeddings: Tensor, labels: Sequence[str]) -> None:
+    The scale (default 20, i.e. a softmax temperature of 0.05 on cosines) only sharpens the
+    class probabilities; the predicted class and the explanations' directions do not change.
+    """
+
+    def __init__(
+        self, encoder: SentenceEncoder, label_embeddings: Tensor, labels: Sequence[str], scale: float = 20.0
+    ) -> None:
         super().__init__()
-        self.sentence_encoder, self.labels = encoder, list(labels)
+        self.sentence_encoder, self.labels, self.scale = encoder, list(labels), scale
         self.register_buffer("label_embeddings", nn.functional.normalize(label_embeddings.detach(), dim=-1))
 
     def get_input_embeddings(self) -> nn.Module:
         return self.sentence_encoder.get_input_embeddings()
 
     def forward(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
-        return self.sentence_encoder(embeddings, attention_mask) @ self.label_embeddings.T
+        return self.scale * (self.sentence_encoder(embeddings, attention_mask) @ self.label_embeddings.T)
 
 
 @torch.no_grad()

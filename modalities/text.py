@@ -18,14 +18,15 @@ from torch import Tensor
 
 from spmm import SpmmInputError
 
-TOKEN_SCORE_KINDS = ("signed", "norm")
+TOKEN_SCORE_KINDS = ("signed", "norm", "sum")
 
 
 def token_scores(attributions: Tensor, embeddings: Tensor, kind: str = "signed", baseline: Tensor | None = None) -> Tensor:
     """Per-token scores (B, L) from attributions and embeddings (B, L, D).
 
     ``signed``: ⟨attr, embedding − baseline⟩ (baseline (D,) or (B, L, D), default 0);
-    ``norm``: ‖attr‖₂.
+    ``norm``: ‖attr‖₂; ``sum``: Σ attr over D, for attributions already multiplied by
+    (embedding − baseline), such as integrated gradients.
     """
     if attributions.shape != embeddings.shape or attributions.dim() != 3:
         raise SpmmInputError(
@@ -33,6 +34,8 @@ def token_scores(attributions: Tensor, embeddings: Tensor, kind: str = "signed",
         )
     if kind == "norm":
         return attributions.norm(dim=-1)
+    if kind == "sum":
+        return attributions.sum(dim=-1)
     if kind == "signed":
         reference = embeddings if baseline is None else embeddings - baseline
         return (attributions * reference).sum(dim=-1)

@@ -46,6 +46,7 @@ def test_token_scores_closed_forms():
     )
     torch.testing.assert_close(text_modality.token_scores(attributions, embeddings, "norm"),
                                torch.tensor([[5**0.5, 5.0]]))
+    torch.testing.assert_close(text_modality.token_scores(attributions, embeddings, "sum"), torch.tensor([[3.0, -1.0]]))
     with pytest.raises(SpmmInputError, match="kind"):
         text_modality.token_scores(attributions, embeddings, "absolute")
 
