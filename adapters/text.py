@@ -22,7 +22,6 @@ from torch import Tensor, nn
 import spmm
 from spmm import SpmmInputError
 from spmm.adapters.text_rules import TEXT_TEMPERATURES, merged_rules
-from spmm.targets import ClassLogit
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 """Attention kernels the SP rules can see (flash-attention kernels are invisible to them)."""
@@ -61,12 +60,14 @@ def encode_texts(
     *,
     max_length: int | None = None,
     on_overflow: str = "truncate",
+    add_special_tokens: bool = True,
 ) -> TextBatch:
     """Tokenise ``texts`` with a fast tokenizer, padding on the tokenizer's side.
 
     Texts longer than ``max_length`` (default: the tokenizer's ``model_max_length``)
     are truncated with a warning (``on_overflow="truncate"``) or rejected
-    (``on_overflow="error"``).  Empty texts raise :class:`spmm.SpmmInputError`.
+    (``on_overflow="error"``).  Empty texts raise :class:`spmm.SpmmInputError`.  Decoders
+    usually want ``add_special_tokens=False`` so that the last token is the text's own.
     """
     if isinstance(texts, str):
         texts = [texts]
@@ -83,7 +84,7 @@ def encode_texts(
     if on_overflow not in ("truncate", "error"):
         raise SpmmInputError(f"on_overflow must be 'truncate' or 'error', got {on_overflow!r}")
     limit = max_length or tokenizer.model_max_length
-    full = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    full = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
     too_long = [i for i, ids in enumerate(full) if len(ids) > limit]
     if too_long:
         message = (
@@ -94,6 +95,7 @@ def encode_texts(
         warnings.warn(message + "; it is truncated", stacklevel=2)
     encoded = tokenizer(
         texts, padding=True, truncation=True, max_length=limit, return_tensors="pt",
+        add_special_tokens=add_special_tokens,
         return_special_tokens_mask=True, return_offsets_mapping=True,
     )
     attention_mask = encoded["attention_mask"]
@@ -297,7 +299,3 @@ def audit_text(body: nn.Module, embedding_source: nn.Module, batch: TextBatch, *
         wrapped, embeddings, temperatures=TEXT_TEMPERATURES, module_rules=merged_rules(body), **kwargs
     )
 
-
-def predicted_classes(logits: Tensor) -> ClassLogit:
-    """The target "each text's predicted class"."""
-    return ClassLogit(logits.argmax(dim=-1))

@@ -79,3 +79,44 @@ def test_bad_input_messages(minilm_tokenizer):
     with pytest.raises(SpmmInputError, match="not one"):
         next_token_id(minilm_tokenizer, "unbelievably")
     assert next_token_id(minilm_tokenizer, "good") == minilm_tokenizer.convert_tokens_to_ids("good")
+
+
+def test_labels_from_config_and_last_positions():
+    import transformers as hf
+
+    from spmm.adapters.text import last_positions, model_labels
+
+    config = hf.BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=8, id2label={0: "sad", 1: "happy"}, label2id={"sad": 0, "happy": 1})
+    model = hf.BertForSequenceClassification(config)
+    assert class_index("happy", model_labels(model)) == 1
+    right_padded = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    left_padded = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]])
+    assert last_positions(right_padded).tolist() == [2, 3]
+    assert last_positions(left_padded).tolist() == [3, 3]
+
+
+def test_decoder_next_token_padded_batch_equals_one_by_one(minilm_tokenizer):
+    import transformers as hf
+
+    from spmm.adapters.text import HFOutput, NextTokenLogit, last_positions, use_attention
+
+    torch.manual_seed(0)
+    gpt2 = use_attention(hf.GPT2LMHeadModel(hf.GPT2Config(
+        vocab_size=len(minilm_tokenizer), n_embd=16, n_layer=2, n_head=2, bos_token_id=1, eos_token_id=2)).eval(),
+        "sdpa")
+    body = HFOutput(gpt2)
+    token = next_token_id(minilm_tokenizer, "good")
+    texts = ["the film was", "honestly , the long and winding story was"]
+    batch = encode_texts(minilm_tokenizer, texts, add_special_tokens=False)
+    assert not batch.special_mask.any()
+    target = NextTokenLogit(torch.full((2,), token), last_positions(batch.attention_mask))
+    together = explain_text(body, gpt2, batch, target)
+    logits = gpt2(input_ids=batch.input_ids[:1, :3]).logits  # "the film was": three tokens
+    torch.testing.assert_close(together.explanation.scores[0], logits[0, 2, token], rtol=1e-5, atol=1e-5)
+    for i, text in enumerate(texts):
+        alone_batch = encode_texts(minilm_tokenizer, [text], add_special_tokens=False)
+        alone = explain_text(body, gpt2, alone_batch,
+                             NextTokenLogit(torch.tensor([token]), last_positions(alone_batch.attention_mask)))
+        length = alone.attributions.shape[1]
+        torch.testing.assert_close(together.attributions[i, :length], alone.attributions[0], rtol=1e-4, atol=1e-6)
