@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "spmm.commands.demo",
     "spmm.commands.vision",
     "spmm.commands.bench",
+    "spmm.commands.text",
 ]
 
 
