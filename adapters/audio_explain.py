@@ -66,6 +66,29 @@ def resolve_audio_targets(pipeline: AudioPipeline, target: int | str | Sequence[
     return torch.tensor(indices, dtype=torch.long)
 
 
+ASCENT_METHODS = ("pullback_ascent", "gradient_ascent")
+NOISE_METHODS = ("smoothgrad", "smooth_pullback", "fusiongrad", "fusion_pullback")
+
+
+def audio_method_params(method: str, inputs: Tensor) -> dict[str, Any]:
+    """Scale-dependent defaults of the image protocol (SPEC §3, inputs in [−1, 1]) translated to a
+    time-frequency input (B, T, F) with another range:
+
+    - ascent: clip to the batch's observed range [min, max] instead of [−1, 1], and step
+      α = 0.1·‖x − mean(x)‖₂ (mean over the batch), about what α = 20 is for a 224² image;
+    - SmoothGrad/FusionGrad: noise σ = 0.075·(max − min), as σ = 0.15 is for a range of 2.
+    Other methods get no override (their zero baseline is silence for honk, musicnn and
+    STFT magnitudes).
+    """
+    low, high = float(inputs.min()), float(inputs.max())
+    if method in ASCENT_METHODS:
+        centred = (inputs - inputs.mean(dim=(1, 2), keepdim=True)).flatten(1).norm(dim=1).mean()
+        return {"step_size": 0.1 * float(centred), "bounds": (low, high)}
+    if method in NOISE_METHODS:
+        return {"noise": 0.075 * (high - low)}
+    return {}
+
+
 def explain_audio(
     pipeline: AudioPipeline,
     waveform: Tensor,
@@ -76,7 +99,8 @@ def explain_audio(
     """Explain clips (B, N) (or one clip (N,)) at the pipeline's sample rate.
 
     Waveform models are explained clip by clip, each with its own phase held constant.
-    ``params`` go to :func:`spmm.explain` (e.g. ``steps=5``, ``seed=0``).
+    ``params`` go to :func:`spmm.explain` (e.g. ``steps=5``, ``seed=0``) and take precedence
+    over :func:`audio_method_params`.
     """
     waveform = check_waveform(waveform)
     if waveform.dim() == 1:
@@ -97,5 +121,5 @@ def _explain_batch(pipeline: AudioPipeline, waveform: Tensor, target, method: st
     with torch.no_grad():
         logits = model(inputs)
     targets = resolve_audio_targets(pipeline, target, logits)
-    explanation = spmm.explain(model, inputs, targets, method, **params)
+    explanation = spmm.explain(model, inputs, targets, method, **{**audio_method_params(method, inputs), **params})
     return AudioExplanation(explanation.attributions, inputs, waveform, logits, targets, method)

@@ -142,3 +142,15 @@ def test_unknown_targets_are_named():
     with pytest.raises(spmm.SpmmInputError, match="frequencies in Hz"):
         crepe.label_index("A4")
     assert abs(float(crepe.labels[crepe.label_index("440Hz")].removesuffix("Hz")) - 440) < 6
+
+
+def test_ascent_stays_in_the_observed_range_and_raises_the_target():
+    pipeline = random_pipeline("honk-res8")
+    waveform = clips(1.0)
+    result = explain_audio(pipeline, waveform, 3, "pullback_ascent", steps=3)
+    end = result.inputs + result.attributions
+    assert end.min() >= result.inputs.min() - 1e-5 and end.max() <= result.inputs.max() + 1e-5
+    with torch.no_grad():
+        before = pipeline.model(result.inputs)[:, 3]
+        after = pipeline.model(end)[:, 3]
+    assert (after > before).all()
