@@ -95,6 +95,10 @@ class AudioPipeline:
         with torch.no_grad():
             return self.explained_model(waveform)(self.inputs(waveform))
 
+    def display(self, inputs: Tensor) -> Tensor:
+        """What to draw under an attribution: the explained input itself (already logarithmic)."""
+        return inputs
+
     def probabilities(self, logits: Tensor) -> Tensor:
         """(B, C) probabilities for reporting (never explained)."""
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
@@ -144,6 +148,10 @@ class WaveformPipeline(AudioPipeline):
 
     axis_name: str = "STFT bin"
 
+    def display(self, inputs: Tensor) -> Tensor:
+        """Log magnitude (dB) for drawing; the explained input stays the linear magnitude."""
+        return 20 * torch.log10(inputs.clamp_min(1e-5))
+
     def explained_model(self, waveform: Tensor) -> PhaseLockedWaveformModel:
         front_end: STFTMagnitude = self.front_end
         with torch.no_grad():
@@ -154,7 +162,11 @@ class WaveformPipeline(AudioPipeline):
 
 @dataclasses.dataclass
 class PitchPipeline(WaveformPipeline):
-    """CREPE: labels are the 360 pitch bins; a target may also be given in Hz ("440", "440Hz")."""
+    """CREPE: labels are the 360 pitch bins; a target may also be given in Hz ("440", "440Hz").
+
+    Clip logits are frame-averaged pitch logits, so the reported "probability" is the
+    sigmoid of that average: high for a steady pitch, low for a pitch present in few frames.
+    """
 
     multi_label: bool = True
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         target = pipeline.labels[int(result.targets[0])]
         stem = Path(file).stem
         png = render_explanation(
-            out / f"{stem}.{args.method}.png", inputs, attribution, frame_seconds=pipeline.frame_seconds,
+            out / f"{stem}.{args.method}.png", pipeline.display(inputs), attribution, frame_seconds=pipeline.frame_seconds,
             band_frequencies=pipeline.band_frequencies(), axis_name=pipeline.axis_name,
             title=f"{stem}: {args.method} for '{target}' ({pipeline.name})",
         )
