@@ -216,11 +216,14 @@ def summarise(out: Path) -> str:
     return "\n".join(lines)
 
 
-def accuracy_report(pipeline, samples) -> str:
+def accuracy_report(pipeline, samples, data: Path) -> str:
     with torch.no_grad():
         predicted = pipeline.logits(torch.stack([s[1] for s in samples])).argmax(1)
-    labels = torch.tensor([s[2] for s in samples])
-    return f"{pipeline.name} accuracy on {len(samples)} Speech Commands clips: {(predicted == labels).float().mean():.4f}"
+    correct = predicted == torch.tensor([s[2] for s in samples])
+    test_list = set((data / "audio" / "speech_commands" / "testing_list.txt").read_text().split())
+    in_test = torch.tensor([s[0] in test_list for s in samples])
+    return (f"{pipeline.name} accuracy on {len(samples)} Speech Commands clips: {correct.float().mean():.4f}; "
+            f"on the {int(in_test.sum())} test-list clips: {correct[in_test].float().mean():.4f}")
 
 
 def main() -> None:
@@ -236,6 +239,7 @@ def main() -> None:
     parser.add_argument("--infidelity-draws", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/audio/results")
     parser.add_argument("--summarise", action="store_true", help="only print the tables of what is in --out")
+    parser.add_argument("--accuracy-only", action="store_true", help="only print the accuracy (honk models)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -247,7 +251,9 @@ def main() -> None:
     pipeline = load_audio_model(args.model, data / "audio" / "models" / WEIGHTS[args.model])
     if args.model.startswith("honk"):
         everything = load_speech_commands(data, 300)
-        print(accuracy_report(pipeline, everything))
+        print(accuracy_report(pipeline, everything, data))
+        if args.accuracy_only:
+            return
         samples = everything[: args.clips]
     else:
         samples = load_music_patches(data, pipeline, args.clips)
