@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "spmm.commands.vision",
     "spmm.commands.bench",
     "spmm.commands.text",
+    "spmm.commands.audio",
 ]
 
 
