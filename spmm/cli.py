@@ -12,6 +12,9 @@ from spmm.errors import SpmmInputError
 COMMAND_MODULES = [
     "spmm.commands.demo",
     "spmm.commands.vision",
+    "spmm.commands.bench",
+    "spmm.commands.text",
+    "spmm.commands.audio",
 ]
 
 

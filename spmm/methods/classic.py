@@ -7,16 +7,27 @@ during every forward pass.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import warnings
+from typing import Any, Iterator
 
 import torch
-from captum.attr import DeepLift, GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from spmm.errors import SpmmInputError
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import register_method
+
+
+@contextlib.contextmanager
+def _quiet_captum() -> Iterator[None]:
+    """Silence Captum's notices about setting requires_grad and hooks, which spmm handles."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Input Tensor \d+ did not already require gradients")
+        warnings.filterwarnings("ignore", message=r"Setting (forward, )?backward hooks")
+        yield
 
 
 def _sample_index(inputs: Tensor) -> Tensor:
@@ -35,10 +46,11 @@ def _sample_index(inputs: Tensor) -> Tensor:
 def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, batch_size: int):
     """Mean of ``samples`` gradients at x + N(0, noise²) (noise in input units; [−1, 1] images)."""
     tunnel = NoiseTunnel(Saliency(context.score))
-    attributions = tunnel.attribute(
-        inputs, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size, stdevs=noise, abs=False,
-        additional_forward_args=(_sample_index(inputs),),
-    )
+    with _quiet_captum():
+        attributions = tunnel.attribute(
+            inputs, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size, stdevs=noise,
+            abs=False, additional_forward_args=(_sample_index(inputs),),
+        )
     return attributions, {}
 
 
@@ -84,10 +96,11 @@ def fusiongrad(
 )
 def integrated_gradients(context: MethodContext, inputs: Tensor, baseline: float | Tensor, steps: int, batch_size):
     """(x − x₀) ⊙ ∫ gradient along the straight path from the baseline x₀ (Gauss–Legendre, ``steps`` points)."""
-    attributions = IntegratedGradients(context.score).attribute(
-        inputs, baselines=baseline, n_steps=steps, internal_batch_size=batch_size,
-        additional_forward_args=(_sample_index(inputs),),
-    )
+    with _quiet_captum():
+        attributions = IntegratedGradients(context.score).attribute(
+            inputs, baselines=baseline, n_steps=steps, internal_batch_size=batch_size,
+            additional_forward_args=(_sample_index(inputs),),
+        )
     return attributions, {}
 
 
@@ -110,27 +123,11 @@ def gradient_shap(context: MethodContext, inputs: Tensor, samples: int, baseline
     """GradientShap; default baselines: the zero input and ``baseline_draws`` U(−1, 1) inputs."""
     if baselines is None:
         baselines = _uniform_baselines(inputs, baseline_draws, -1.0, 1.0)
-    attributions = GradientShap(context.score).attribute(
-        inputs, baselines=baselines, n_samples=samples, stdevs=noise, additional_forward_args=(_sample_index(inputs),)
-    )
-    return attributions, {}
-
-
-@register_method("deeplift", pullback=False, summary="DeepLift rescale rule (Captum)", baseline=0.0)
-@register_method("pb_deeplift", pullback=True, summary="DeepLift with the SP rules on ops it does not rescale",
-                 baseline=0.0)
-def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
-    """Captum DeepLift against ``baseline``.  Captum rescales nonlinearities that are nn.Modules
-    (each used once); under the pullback version every other nonlinear op keeps its SP rule."""
-    try:
-        attributions = DeepLift(context.score_module()).attribute(
-            inputs, baselines=baseline, additional_forward_args=(_sample_index(inputs),)
+    with _quiet_captum():
+        attributions = GradientShap(context.score).attribute(
+            inputs, baselines=baselines, n_samples=samples, stdevs=noise,
+            additional_forward_args=(_sample_index(inputs),),
         )
-    except (AssertionError, RuntimeError) as error:
-        raise SpmmInputError(
-            "Captum DeepLift cannot handle this model: it needs each activation to be an nn.Module used "
-            f"once (torchvision ResNets reuse `relu`). Captum said: {error}"
-        ) from error
     return attributions, {}
 
 
@@ -146,4 +143,5 @@ def guided_gradcam(context: MethodContext, inputs: Tensor, layer: nn.Module | No
             "spmm.adapters.vision picks it per architecture"
         )
     method = GuidedGradCam(context.score_module(), layer)
-    return method.attribute(inputs, interpolate_mode=interpolate_mode), {}
+    with _quiet_captum():
+        return method.attribute(inputs, interpolate_mode=interpolate_mode), {}
