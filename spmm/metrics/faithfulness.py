@@ -9,7 +9,6 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from spmm.errors import SpmmInputError
 from spmm.metrics.base import Metric, MetricResult, check_batch, group_perturbation_logits, target_logits
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise
 from spmm.metrics.statistics import pearson, spearman
