@@ -1,3 +1,5 @@
+import csv
+
 import pytest
 import torch
 from PIL import Image
@@ -60,9 +62,10 @@ def test_labelled_imagenet_sample_gives_label_targets(shared_data):
 
     folder = shared_data / "imagenet-sample"
     files, classes = labelled_images(folder, n=3)
-    rows = (folder / "labels.csv").read_text().splitlines()[1:4]
-    assert [f.name for f in files] == [r.split(",")[0] for r in rows]
-    assert classes == [int(r.split(",")[1]) for r in rows]
+    with (folder / "labels.csv").open() as handle:
+        rows = list(csv.reader(handle))[1:4]
+    assert [f.name for f in files] == [r[0] for r in rows]
+    assert classes == [int(r[1]) for r in rows]
     batches = image_batches(None, files, classes, batch_size=2)
     assert [b.inputs.shape for b in batches] == [(2, 3, 224, 224), (1, 3, 224, 224)]
     assert batches[0].targets.tolist() == classes[:2] and batches[0].inputs.abs().max() <= 1
