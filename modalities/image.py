@@ -14,14 +14,23 @@ from torchvision.transforms import v2
 from spmm.errors import SpmmInputError
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB; transparent pixels (RGBA, LA, palette transparency) are composited onto white."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def preprocess(image: Image.Image, size: int = 224) -> Tensor:
     """PIL image -> (3, size, size) float tensor in [−1, 1].
 
     As in the paper: square images are resized to ``size``; others are resized so the
     short side is ``size·256/224`` and centre-cropped.  EXIF orientation is applied and
-    grayscale/RGBA/palette images are converted to RGB.
+    grayscale/palette images are converted to RGB, transparent ones composited onto white.
     """
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = _to_rgb(ImageOps.exif_transpose(image))
     if image.width == image.height:
         steps = [v2.Resize((size, size), antialias=True)]
     else:
@@ -70,38 +79,242 @@ def signed_heatmap(attribution: Tensor) -> np.ndarray:
     return (summed / scale).numpy()
 
 
-def save_heatmap_panel(
-    image: Tensor,
-    maps: Mapping[str, Tensor],
-    path: str | Path,
-    title: str = "",
-) -> Path:
-    """Write one row: the image, then each attribution as a signed heatmap (red +, blue −).
 
-    image: (3, H, W) in [−1, 1]; maps: name -> (3, H, W).  Returns the PNG path.
-    """
+def absolute_heatmap(attribution: Tensor, percentile: float = 99.5) -> np.ndarray:
+    """(3, H, W) attribution -> (H, W) channel sum of |attribution| in [0, 1], scaled by its
+    ``percentile`` (values above are clipped, so a few extreme pixels do not wash the map out)."""
+    summed = attribution.detach().cpu().abs().sum(0)
+    scale = torch.quantile(summed.flatten().double(), percentile / 100).float().clamp_min(1e-12)
+    return (summed / scale).clamp(0, 1).numpy()
+
+
+def input_times_attribution(image: Tensor, attribution: Tensor) -> np.ndarray:
+    """(3, H, W) image in [−1, 1] and attribution -> (H, W) channel sum of image ⊙ attribution,
+    scaled to [−1, 1] by its largest magnitude (the relevance Focus scores)."""
+    return signed_heatmap(image.detach().cpu() * attribution.detach().cpu())
+
+
+def perturbation_display(delta: Tensor) -> np.ndarray:
+    """(3, H, W) input change δ -> (H, W, 3) in [0, 1]: grey 0.5 where δ = 0, colours scaled by max |δ|."""
+    delta = delta.detach().cpu()
+    scale = delta.abs().max().clamp_min(1e-12)
+    return (0.5 + 0.5 * delta / scale).permute(1, 2, 0).numpy()
+
+
+MAP_KINDS: dict[str, tuple[str, float, float, str]] = {
+    "signed": ("bwr", -1.0, 1.0, "relevance (signed, scaled)"),
+    "absolute": ("inferno", 0.0, 1.0, "|relevance| (scaled)"),
+    "input_x_attribution": ("bwr", -1.0, 1.0, "input ⊙ relevance (scaled)"),
+}
+"""How each map kind is drawn: colour map, value range, colour-bar label."""
+
+
+def _map_style(kind: str) -> tuple[str, float, float, str]:
+    if kind not in MAP_KINDS:
+        raise SpmmInputError(f"unknown map kind {kind!r}; choose from {', '.join(MAP_KINDS)}")
+    return MAP_KINDS[kind]
+
+
+def attribution_map(image: Tensor, attribution: Tensor, kind: str = "signed") -> np.ndarray:
+    """The (H, W) map of ``kind`` (see :data:`MAP_KINDS`) for one (3, H, W) image and attribution."""
+    if kind == "signed":
+        return signed_heatmap(attribution)
+    if kind == "absolute":
+        return absolute_heatmap(attribution)
+    _map_style(kind)
+    return input_times_attribution(image, attribution)
+
+
+def overlay(image: Tensor, heat: np.ndarray, alpha: float = 0.6, cmap: str = "inferno") -> np.ndarray:
+    """(3, H, W) image in [−1, 1] and an (H, W) map in [0, 1] -> (H, W, 3) blend in [0, 1]:
+    the map's colour weighted by its value over a greyed image."""
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3]
+    grey = to_display(image).mean(axis=2, keepdims=True).repeat(3, axis=2)
+    weight = alpha * np.clip(heat, 0, 1)[..., None]
+    return (1 - weight) * grey + weight * colours
+
+
+# --- feature partitions -------------------------------------------------------------
+
+def patch_groups(height: int, width: int, patch: int | tuple[int, int]) -> Tensor:
+    """(H, W) long labels of a regular grid of ``patch``-sized squares (row-major; edge patches
+    may be smaller).  E.g. the 56×56 patches of the faithfulness-correlation protocol."""
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    if ph < 1 or pw < 1:
+        raise SpmmInputError(f"patch sizes must be positive, got {patch}")
+    rows = torch.arange(height).div(ph, rounding_mode="floor")
+    cols = torch.arange(width).div(pw, rounding_mode="floor")
+    return rows[:, None] * (-(-width // pw)) + cols[None, :]
+
+
+def superpixel_groups(image: Tensor, segments: int = 50, compactness: float = 10.0) -> Tensor:
+    """(3, H, W) image in [−1, 1] -> (H, W) long labels 0..G−1 of SLIC superpixels
+    (``skimage.segmentation.slic``, about ``segments`` regions)."""
+    from skimage.segmentation import slic
+
+    labels = slic(to_display(image), n_segments=segments, compactness=compactness, start_label=0)
+    _, dense = np.unique(labels, return_inverse=True)
+    return torch.from_numpy(dense.reshape(labels.shape)).long()
+
+
+# --- figures --------------------------------------------------------------------------
+
+FIGURE_DPI = 100
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path: str | Path, title: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = 1 + len(maps)
-    figure, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.6), squeeze=False)
+    if title:
+        figure.suptitle(title)
+    figure.savefig(path, dpi=FIGURE_DPI)
+    _pyplot().close(figure)
+    return path
+
+
+def _grid(rows: int, columns: int, cell: float = 2.6):
+    """A rows × columns figure of (cell·columns) × (cell·rows + 0.4) inches, so PNGs are
+    FIGURE_DPI·that many pixels (constrained layout keeps titles and colour bars inside)."""
+    figure, axes = _pyplot().subplots(
+        rows, columns, figsize=(cell * columns, cell * rows + 0.4), squeeze=False, layout="constrained"
+    )
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return figure, axes
+
+
+def _colorbar(figure, axes, shown, label: str = "") -> None:
+    if shown is not None:
+        figure.colorbar(shown, ax=list(np.ravel(axes)), fraction=0.02, pad=0.01, label=label or None)
+
+
+def save_heatmap_panel(
+    image: Tensor,
+    maps: Mapping[str, Tensor],
+    path: str | Path,
+    title: str = "",
+    kind: str = "signed",
+) -> Path:
+    """Write one row: the image, then each attribution as a map of ``kind`` (default signed:
+    red +, blue −).  image: (3, H, W) in [−1, 1]; maps: name -> (3, H, W).  Returns the PNG path."""
+    cmap, vmin, vmax, label = _map_style(kind)
+    figure, axes = _grid(1, 1 + len(maps), cell=3.2)
     axes = axes[0]
     axes[0].imshow(to_display(image))
     axes[0].set_title("input")
     shown = None
     for axis, (name, attribution) in zip(axes[1:], maps.items()):
-        shown = axis.imshow(signed_heatmap(attribution), cmap="bwr", vmin=-1, vmax=1)
+        shown = axis.imshow(attribution_map(image, attribution, kind), cmap=cmap, vmin=vmin, vmax=vmax)
         axis.set_title(name)
-    for axis in axes:
-        axis.axis("off")
-    if shown is not None:
-        figure.colorbar(shown, ax=list(axes), fraction=0.015, pad=0.01, label="relevance (scaled)")
-    if title:
-        figure.suptitle(title)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    _colorbar(figure, axes, shown, label)
+    return _save(figure, path, title)
+
+
+def save_explanation_panel(image: Tensor, attribution: Tensor, path: str | Path, title: str = "") -> Path:
+    """One image and one attribution seen four ways: signed map, absolute map, input ⊙ attribution
+    and the absolute map overlaid on the image.  image, attribution: (3, H, W)."""
+    figure, axes = _grid(1, 5, cell=3.0)
+    axes = axes[0]
+    axes[0].imshow(to_display(image))
+    axes[0].set_title("input")
+    shown = {}
+    for axis, kind in zip(axes[1:4], ("signed", "absolute", "input_x_attribution")):
+        cmap, vmin, vmax, label = MAP_KINDS[kind]
+        shown[kind] = axis.imshow(attribution_map(image, attribution, kind), cmap=cmap, vmin=vmin, vmax=vmax)
+        axis.set_title(label.replace(" (scaled)", ""), fontsize=9)
+    axes[4].imshow(overlay(image, absolute_heatmap(attribution)))
+    axes[4].set_title("overlay")
+    _colorbar(figure, axes[1], shown["signed"])
+    _colorbar(figure, axes[2], shown["absolute"])
+    return _save(figure, path, title)
+
+
+def save_comparison_grid(
+    images: Tensor,
+    maps: Mapping[str, Tensor],
+    path: str | Path,
+    row_titles: Sequence[str] = (),
+    kind: str = "signed",
+    title: str = "",
+) -> Path:
+    """Method comparison: one row per image (input first), one column per method.
+
+    images: (B, 3, H, W) in [−1, 1]; maps: method -> (B, 3, H, W) attributions;
+    row_titles: e.g. the explained class of each row.
+    """
+    cmap, vmin, vmax, label = _map_style(kind)
+    figure, axes = _grid(images.shape[0], 1 + len(maps))
+    shown = None
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(to_display(image))
+        axes[row, 0].set_ylabel(row_titles[row] if row < len(row_titles) else "", fontsize=9)
+        for column, (method, attributions) in enumerate(maps.items(), start=1):
+            shown = axes[row, column].imshow(
+                attribution_map(image, attributions[row], kind), cmap=cmap, vmin=vmin, vmax=vmax
+            )
+            if row == 0:
+                axes[row, column].set_title(method, fontsize=10)
+    axes[0, 0].set_title("input", fontsize=10)
+    _colorbar(figure, axes, shown, label)
+    return _save(figure, path, title)
+
+
+def save_counterfactual_grid(
+    trajectories: Mapping[str, Tensor],
+    path: str | Path,
+    step_scores: Mapping[str, Tensor] | None = None,
+    title: str = "",
+) -> Path:
+    """Counterfactuals: for each target two rows, x_k = x + δ_k (top) and δ_k (bottom, grey = 0),
+    one column per ascent step k = 0..K (``pullback_ascent`` ``extras["trajectory"]``).
+
+    trajectories: target label -> (K+1, 3, H, W) for one image; step_scores: label -> (K+1,)
+    target scores, shown above each step.
+    """
+    steps = max(t.shape[0] for t in trajectories.values())
+    figure, axes = _grid(2 * len(trajectories), steps)
+    for block, (label, trajectory) in enumerate(trajectories.items()):
+        scores = None if step_scores is None else step_scores[label]
+        for k, x_k in enumerate(trajectory):
+            top, bottom = axes[2 * block, k], axes[2 * block + 1, k]
+            top.imshow(to_display(x_k))
+            heading = "x" if k == 0 else f"x + δ, step {k}"
+            top.set_title(heading + ("" if scores is None else f"\nscore {float(scores[k]):.2f}"), fontsize=9)
+            bottom.imshow(perturbation_display(x_k - trajectory[0]))
+            if k == 0:
+                top.set_ylabel(f"→ {label}", fontsize=9)
+                bottom.set_ylabel("δ", fontsize=9)
+    return _save(figure, path, title)
+
+
+def save_accentuation_grid(
+    images: Tensor,
+    accentuated: Tensor,
+    path: str | Path,
+    row_titles: Sequence[str] = (),
+    title: str = "",
+) -> Path:
+    """Accentuations: per row the image x, the ascent result x_K towards its own class, and δ = x_K − x.
+
+    images, accentuated: (B, 3, H, W) in [−1, 1].
+    """
+    figure, axes = _grid(images.shape[0], 3)
+    for row, (image, result) in enumerate(zip(images, accentuated)):
+        axes[row, 0].imshow(to_display(image))
+        axes[row, 1].imshow(to_display(result))
+        axes[row, 2].imshow(perturbation_display(result - image))
+        axes[row, 0].set_ylabel(row_titles[row] if row < len(row_titles) else "", fontsize=9)
+    for column, heading in enumerate(("x", "accentuated x + δ", "δ")):
+        axes[0, column].set_title(heading, fontsize=10)
+    return _save(figure, path, title)

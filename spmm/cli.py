@@ -11,6 +11,9 @@ from spmm.errors import SpmmInputError
 # Each module defines register(subparsers), adding parsers whose ``func(args) -> int`` runs the command.
 COMMAND_MODULES = [
     "spmm.commands.demo",
+    "spmm.commands.vision",
+    "spmm.commands.bench",
+    "spmm.commands.text",
     "spmm.commands.audio",
 ]
 

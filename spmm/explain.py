@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 import spmm.methods.classic  # noqa: F401  (registers the classic methods)
+import spmm.methods.deeplift  # noqa: F401  (registers DeepLift)
 import spmm.methods.pullback  # noqa: F401  (registers the pullback methods)
 from spmm.errors import SpmmInputError
 from spmm.explanation import Explanation

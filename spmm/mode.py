@@ -98,6 +98,7 @@ class PullbackMode(TorchFunctionMode):
         }
         self.recorder = recorder
         self._softened_weights: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._affine_sources: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._uses_hook = False
 
     # -- entering and leaving ---------------------------------------------------
@@ -125,6 +126,7 @@ class PullbackMode(TorchFunctionMode):
         if self in stack:
             stack.remove(self)
         self._softened_weights = WeakIdKeyDictionary()
+        self._affine_sources = WeakIdKeyDictionary()
 
     # -- dispatch ---------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -132,14 +134,36 @@ class PullbackMode(TorchFunctionMode):
         if self._softened_weights and _has_tagged(args, kwargs, self._softened_weights):
             return self._through_softened_weights(func, args, kwargs)
         rule = registry.OP_RULES.get(func)
+        if func is torch.nn.functional.batch_norm:
+            return self._batch_norm(func, args, kwargs)
         if rule is None or not _needs_graph(args, kwargs):
             return func(*args, **kwargs)
         if self.recorder is not None:
             self.recorder.record(_op_name(func), rule.name)
         with torch._C.DisableTorchFunction():
-            result = rule.handler(func, args, kwargs, self.temperatures)
+            if rule.gate:
+                result = rule.handler(func, args, kwargs, self.temperatures, source=self._source_of(args))
+            else:
+                result = rule.handler(func, args, kwargs, self.temperatures)
         if rule.name == registry.ATTENTION_WEIGHTS_RULE and self.temperatures.attention != 1:
             self._softened_weights[result] = registry.softened_softmax(func, args, kwargs, self.temperatures.attention)
+        return result
+
+    def _source_of(self, args: tuple):
+        """The recompute recipe of an activation's input, unless that tensor changed since (``out += x``)."""
+        if not args or not isinstance(args[0], Tensor):
+            return None
+        source, version = self._affine_sources.get(args[0], (None, None))
+        return source if source is not None and args[0]._version == version else None
+
+    def _batch_norm(self, func, args, kwargs):
+        """Eval batch norm runs as usual; its output remembers how to be recomputed from its input,
+        so that a following activation rule need not keep a copy (memory as for the plain gradient)."""
+        result = func(*args, **kwargs)
+        if isinstance(result, Tensor) and result.requires_grad:
+            source = registry.eval_batch_norm_source(func, args, kwargs, result)
+            if source is not None:
+                self._affine_sources[result] = (source, result._version)
         return result
 
     def _through_softened_weights(self, func, args, kwargs):

@@ -12,7 +12,7 @@ import warnings
 from typing import Any, Iterator
 
 import torch
-from captum.attr import DeepLift, GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -128,25 +128,6 @@ def gradient_shap(context: MethodContext, inputs: Tensor, samples: int, baseline
             inputs, baselines=baselines, n_samples=samples, stdevs=noise,
             additional_forward_args=(_sample_index(inputs),),
         )
-    return attributions, {}
-
-
-@register_method("deeplift", pullback=False, summary="DeepLift rescale rule (Captum)", baseline=0.0)
-@register_method("pb_deeplift", pullback=True, summary="DeepLift with the SP rules on ops it does not rescale",
-                 baseline=0.0)
-def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
-    """Captum DeepLift against ``baseline``.  Captum rescales nonlinearities that are nn.Modules
-    (each used once); under the pullback version every other nonlinear op keeps its SP rule."""
-    try:
-        with _quiet_captum():
-            attributions = DeepLift(context.score_module()).attribute(
-                inputs, baselines=baseline, additional_forward_args=(_sample_index(inputs),)
-            )
-    except (AssertionError, RuntimeError) as error:
-        raise SpmmInputError(
-            "Captum DeepLift cannot handle this model: it needs each activation to be an nn.Module used "
-            f"once (torchvision ResNets reuse `relu`). Captum said: {error}"
-        ) from error
     return attributions, {}
 
 

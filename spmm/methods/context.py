@@ -51,9 +51,14 @@ class MethodContext:
         self, x: Tensor, sample_index: Tensor | None = None, model: Callable[[Tensor], Any] | None = None
     ) -> Tensor:
         """Target score per row of x: (N,).  ``sample_index`` (N,) names the original sample of
-        each row when a method repeats samples (Captum passes it as an additional forward arg)."""
+        each row when a method repeats samples (Captum passes it as an additional forward arg).
+        A model that depends on the sample (e.g. through attention masks) implements
+        ``take(sample_index)`` like a target does."""
+        model = model or self.model
+        if sample_index is not None and hasattr(model, "take"):
+            model = model.take(sample_index)
         with self.rules():
-            output = (model or self.model)(x)
+            output = model(x)
         return target_scores(target_for_rows(self.target_fn, sample_index), output, x.shape[0])
 
     def gradient(self, x: Tensor, model: Callable[[Tensor], Any] | None = None) -> tuple[Tensor, Tensor]:

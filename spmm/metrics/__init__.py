@@ -1,1 +1,24 @@
-"""spmm/metrics"""
+"""Torch-native faithfulness metrics on feature groups (SPEC §4).
+
+Every metric: settings in ``__init__``, data in ``__call__(model, inputs, targets,
+attributions, ...)``, per-sample scores in the returned :class:`MetricResult`, and
+``name`` / ``higher_is_better`` / ``category`` as class attributes.
+"""
+
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, explainer
+from spmm.metrics.faithfulness import (
+    DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC, MonotonicityCorrelation,
+)
+from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise, baseline_values, segments, square_patches
+from spmm.metrics.localisation import Focus
+from spmm.metrics.randomisation import ModelParameterRandomisation, RandomLogit
+from spmm.metrics.registry import METRICS, list_metrics, make_metric
+from spmm.metrics.robustness import MaxSensitivity
+from spmm.metrics.statistics import pearson, spearman
+
+__all__ = [
+    "Baseline", "DeletionAUC", "ExplainFn", "FaithfulnessCorrelation", "FaithfulnessEstimate", "FeatureGroups", "Focus",
+    "Infidelity", "InsertionAUC", "METRICS", "MaxSensitivity", "Metric", "MetricResult", "ModelParameterRandomisation",
+    "MonotonicityCorrelation", "RandomLogit", "UniformNoise", "baseline_values", "explainer", "list_metrics",
+    "make_metric", "pearson", "segments", "spearman", "square_patches",
+]

@@ -20,6 +20,7 @@ T = 0 gives the hard gate (for the piecewise-linear ones, the exact gradient).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -28,20 +29,19 @@ from torch import Tensor
 
 Gate = Callable[[Tensor], Tensor]
 
-_SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def normal_cdf(x: Tensor) -> Tensor:
     """Φ(x), the standard normal CDF, elementwise."""
-    return 0.5 * (1.0 + torch.erf(x / _SQRT2))
+    return torch.special.ndtr(x)
 
 
 def _soft_step(x: Tensor, temperature: float) -> Tensor:
     """Φ(x/T), or the hard step 1[x > 0] when T = 0."""
     if temperature == 0:
         return (x > 0).to(x.dtype)
-    return normal_cdf(x / temperature)
+    return torch.special.ndtr(x * (1.0 / temperature))
 
 
 def relu_gate(temperature: float) -> Gate:
@@ -85,39 +85,53 @@ def hardswish_gate(temperature: float) -> Gate:
     return gate
 
 
+@dataclasses.dataclass(frozen=True)
+class AffineSource:
+    """How to recompute an activation's input x from a tensor autograd keeps anyway.
+
+    For x = BatchNorm_eval(c), ``recompute(tensor)`` is the same batch norm applied to c, so
+    the gate needs no copy of x (the batch norm already saves c for its own backward).
+    """
+
+    tensor: Tensor
+    recompute: Callable[[Tensor], Tensor]
+
+
 class ExpectedGate(torch.autograd.Function):
-    """y = forward_fn(x) exactly; dL/dx = dL/dy · gate(x) with the gate held constant."""
+    """y = forward_fn(x) exactly (in place when ``inplace``); dL/dx = dL/dy · gate(x), the gate
+    held constant.  x is kept for the backward, or recomputed from ``source`` when given."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
-        ctx.gate = gate
-        ctx.save_for_backward(x)
-        return forward_fn(x)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_out * ctx.gate(x), None, None
-
-
-class ExpectedGateInplace(torch.autograd.Function):
-    """In-place form of :class:`ExpectedGate` (``relu_``, ``inplace=True``)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
-        ctx.gate = gate
-        ctx.save_for_backward(x.clone())
-        forward_fn(x)
-        ctx.mark_dirty(x)
-        return x
+    def forward(ctx, x: Tensor, forward_fn, gate: Gate, inplace: bool, source: AffineSource | None):
+        ctx.gate, ctx.source = gate, source
+        if source is not None:
+            ctx.source_version = source.tensor._version
+        else:
+            ctx.save_for_backward(x.clone() if inplace else x)
+        out = forward_fn(x)
+        if inplace:
+            ctx.mark_dirty(x)
+            return x
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_out * ctx.gate(x), None, None
+        if ctx.source is not None:
+            if ctx.source.tensor._version != ctx.source_version:
+                raise RuntimeError("spmm: a tensor needed by an activation's pullback was modified in place")
+            with torch.no_grad():
+                x = ctx.source.recompute(ctx.source.tensor)
+        else:
+            (x,) = ctx.saved_tensors
+        return ctx.gate(x).mul_(grad_out), None, None, None, None
 
 
-def apply_gate(x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate, inplace: bool) -> Tensor:
+def apply_gate(
+    x: Tensor,
+    forward_fn: Callable[[Tensor], Tensor],
+    gate: Gate,
+    inplace: bool,
+    source: AffineSource | None = None,
+) -> Tensor:
     """Run ``forward_fn(x)`` with the expected-gate backward."""
-    function = ExpectedGateInplace if inplace else ExpectedGate
-    return function.apply(x, forward_fn, gate)
+    return ExpectedGate.apply(x, forward_fn, gate, inplace, source)

@@ -32,6 +32,8 @@ class OpRule:
     handler: Handler
     temperature: str | None
     aliases: tuple[Callable, ...]
+    gate: bool = False
+    """Pointwise gate rules also accept ``source=AffineSource`` to recompute their input."""
 
 
 OP_RULES: dict[Callable, OpRule] = {}
@@ -44,13 +46,19 @@ def _nn_op(name: str) -> Callable | None:
     return getattr(torch._C._nn, name, None)
 
 
-def op_rule(name: str, temperature: str | None, aliases: Iterable[Callable | None], inplace: Iterable[Callable | None] = ()):
+def op_rule(
+    name: str,
+    temperature: str | None,
+    aliases: Iterable[Callable | None],
+    inplace: Iterable[Callable | None] = (),
+    gate: bool = False,
+):
     """Register the decorated handler for ``aliases`` (and their in-place forms ``inplace``)."""
     regular = [a for a in aliases if a is not None]
     in_place = [a for a in inplace if a is not None]
 
     def register(handler: Handler) -> Handler:
-        rule = OpRule(name, handler, temperature, tuple(regular + in_place))
+        rule = OpRule(name, handler, temperature, tuple(regular + in_place), gate)
         for alias in rule.aliases:
             OP_RULES[alias] = rule
         INPLACE_ALIASES.update(in_place)
@@ -119,48 +127,48 @@ def _bind(stub: Callable, func: Callable, args: tuple, kwargs: dict) -> _Call:
     return _Call(func, _SIGNATURES[stub], args, kwargs)
 
 
-def _gated(func: Callable, call: _Call, gate: gates.Gate) -> Tensor:
+def _gated(func: Callable, call: _Call, gate: gates.Gate, source: gates.AffineSource | None) -> Tensor:
     inplace = func in INPLACE_ALIASES or bool(call.full.arguments.get("inplace", False))
-    return gates.apply_gate(call["input"], lambda x: call.call(input=x), gate, inplace)
+    return gates.apply_gate(call["input"], lambda x: call.call(input=x), gate, inplace, source)
 
 
 # --- expected gates -----------------------------------------------------------
 
-@op_rule("relu", "relu", [F.relu, torch.relu, Tensor.relu], inplace=[torch.relu_, Tensor.relu_])
-def _relu_rule(func, args, kwargs, t):
-    return _gated(func, _bind(_unary, func, args, kwargs), gates.relu_gate(t.relu))
+@op_rule("relu", "relu", [F.relu, torch.relu, Tensor.relu], inplace=[torch.relu_, Tensor.relu_], gate=True)
+def _relu_rule(func, args, kwargs, t, source=None):
+    return _gated(func, _bind(_unary, func, args, kwargs), gates.relu_gate(t.relu), source)
 
 
-@op_rule("leaky_relu", "leaky_relu", [F.leaky_relu, _nn_op("leaky_relu")], inplace=[_nn_op("leaky_relu_")])
-def _leaky_relu_rule(func, args, kwargs, t):
+@op_rule("leaky_relu", "leaky_relu", [F.leaky_relu, _nn_op("leaky_relu")], inplace=[_nn_op("leaky_relu_")], gate=True)
+def _leaky_relu_rule(func, args, kwargs, t, source=None):
     call = _bind(_leaky, func, args, kwargs)
-    return _gated(func, call, gates.leaky_relu_gate(call["negative_slope"], t.leaky_relu))
+    return _gated(func, call, gates.leaky_relu_gate(call["negative_slope"], t.leaky_relu), source)
 
 
-@op_rule("hardtanh", "hardtanh", [F.hardtanh, _nn_op("hardtanh")], inplace=[_nn_op("hardtanh_")])
-def _hardtanh_rule(func, args, kwargs, t):
+@op_rule("hardtanh", "hardtanh", [F.hardtanh, _nn_op("hardtanh")], inplace=[_nn_op("hardtanh_")], gate=True)
+def _hardtanh_rule(func, args, kwargs, t, source=None):
     call = _bind(_hardtanh, func, args, kwargs)
-    return _gated(func, call, gates.hardtanh_gate(call["min_val"], call["max_val"], t.hardtanh))
+    return _gated(func, call, gates.hardtanh_gate(call["min_val"], call["max_val"], t.hardtanh), source)
 
 
-@op_rule("relu6", "hardtanh", [F.relu6, _nn_op("relu6")], inplace=[_nn_op("relu6_")])
-def _relu6_rule(func, args, kwargs, t):
-    return _gated(func, _bind(_unary, func, args, kwargs), gates.hardtanh_gate(0.0, 6.0, t.hardtanh))
+@op_rule("relu6", "hardtanh", [F.relu6, _nn_op("relu6")], inplace=[_nn_op("relu6_")], gate=True)
+def _relu6_rule(func, args, kwargs, t, source=None):
+    return _gated(func, _bind(_unary, func, args, kwargs), gates.hardtanh_gate(0.0, 6.0, t.hardtanh), source)
 
 
-@op_rule("gelu", "gelu", [F.gelu], inplace=[_nn_op("gelu_")])
-def _gelu_rule(func, args, kwargs, t):
-    return _gated(func, _bind(_gelu, func, args, kwargs), gates.gelu_gate(t.gelu))
+@op_rule("gelu", "gelu", [F.gelu], inplace=[_nn_op("gelu_")], gate=True)
+def _gelu_rule(func, args, kwargs, t, source=None):
+    return _gated(func, _bind(_gelu, func, args, kwargs), gates.gelu_gate(t.gelu), source)
 
 
-@op_rule("silu", "silu", [F.silu, _nn_op("silu")], inplace=[_nn_op("silu_")])
-def _silu_rule(func, args, kwargs, t):
-    return _gated(func, _bind(_unary, func, args, kwargs), gates.silu_gate(t.silu))
+@op_rule("silu", "silu", [F.silu, _nn_op("silu")], inplace=[_nn_op("silu_")], gate=True)
+def _silu_rule(func, args, kwargs, t, source=None):
+    return _gated(func, _bind(_unary, func, args, kwargs), gates.silu_gate(t.silu), source)
 
 
-@op_rule("hardswish", "hardswish", [F.hardswish, _nn_op("hardswish")], inplace=[_nn_op("hardswish_")])
-def _hardswish_rule(func, args, kwargs, t):
-    return _gated(func, _bind(_unary, func, args, kwargs), gates.hardswish_gate(t.hardswish))
+@op_rule("hardswish", "hardswish", [F.hardswish, _nn_op("hardswish")], inplace=[_nn_op("hardswish_")], gate=True)
+def _hardswish_rule(func, args, kwargs, t, source=None):
+    return _gated(func, _bind(_unary, func, args, kwargs), gates.hardswish_gate(t.hardswish), source)
 
 
 # --- max-pool -----------------------------------------------------------------
@@ -203,6 +211,24 @@ op_rule("adaptive_max_pool2d", "max_pool", [F.adaptive_max_pool2d, F._adaptive_m
 
 
 # --- normalisation ------------------------------------------------------------
+
+def _batch_norm_stub(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                     eps=1e-5): ...
+
+
+_BATCH_NORM_SIGNATURE = _signature(_batch_norm_stub)
+
+
+def eval_batch_norm_source(func: Callable, args: tuple, kwargs: dict, output: Tensor) -> gates.AffineSource | None:
+    """For an eval-mode ``F.batch_norm`` call, how to recompute ``output`` from its input."""
+    call = _Call(func, _BATCH_NORM_SIGNATURE, args, kwargs)
+    if call["training"] or call["running_mean"] is None or call["running_var"] is None:
+        return None
+
+    def recompute(c: Tensor) -> Tensor:
+        return call.call(input=c)
+
+    return gates.AffineSource(call["input"], recompute)
 
 @op_rule("layer_norm", None, [F.layer_norm])
 def _layer_norm_rule(func, args, kwargs, t):

@@ -8,7 +8,7 @@ import soundfile
 
 from spmm.cli import main
 
-from audio_signals import tone
+from tests.audio.audio_signals import tone
 
 
 def test_explain_audio_crepe_writes_png_and_wav(tmp_path, capsys):

@@ -13,7 +13,7 @@ from spmm.adapters.audio import crepe_packaged_weights, load_audio_model
 from spmm.adapters.audio_architectures import CrepeLogits, HonkRes8
 from spmm.adapters.audio_frontends import PhaseLockedWaveformModel, STFTMagnitude
 
-from audio_signals import speechlike, tone
+from tests.audio.audio_signals import speechlike, tone
 
 
 def numpy_mel_power(clip: np.ndarray, n_fft: int, hop: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from spmm import SpmmInputError
 from spmm.adapters.audio import load_audio_model
 from spmm.modalities import audio as A
 
-from audio_signals import tone
+from tests.audio.audio_signals import tone
 
 
 def peak_frequency(clip: torch.Tensor, sample_rate: int) -> float:

@@ -11,7 +11,7 @@ import spmm
 from spmm.adapters.audio import AudioPipeline, ast_pipeline, load_audio_model
 from spmm.adapters.audio_explain import explain_audio
 
-from audio_signals import speechlike, tone
+from tests.audio.audio_signals import speechlike, tone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

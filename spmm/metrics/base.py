@@ -1,0 +1,141 @@
+"""What every metric shares: metadata, results, target checks and chunked scoring of perturbations."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import torch
+from torch import Tensor
+
+from spmm.errors import SpmmInputError
+from spmm.targets import output_logits
+
+if TYPE_CHECKING:
+    from spmm.metrics.groups import Baseline, FeatureGroups
+
+ExplainFn = Callable[[Callable[[Tensor], Any], Tensor, Tensor], Tensor]
+"""``explain_fn(model, inputs (B, ...), targets (B,)) -> attributions (B, ...)``."""
+
+
+def explainer(method: str, **params: Any) -> ExplainFn:
+    """An :data:`ExplainFn` running ``spmm.explain(model, inputs, targets, method, **params)``."""
+    from spmm.explain import explain
+
+    def explain_fn(model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor) -> Tensor:
+        return explain(model, inputs, targets, method, **params).attributions
+
+    explain_fn.method = method  # type: ignore[attr-defined]
+    explain_fn.params = params  # type: ignore[attr-defined]
+    return explain_fn
+
+
+@dataclasses.dataclass
+class MetricResult:
+    """Per-sample ``scores`` (B,), the ``settings`` used, and optional ``extras`` (e.g. curves)."""
+
+    scores: Tensor
+    settings: dict[str, Any]
+    extras: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+
+
+class Metric:
+    """Base class: settings in ``__init__``, data in ``__call__``, metadata as class attributes."""
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    category: ClassVar[str]
+    needs_explain_fn: ClassVar[bool] = False
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this metric was built with (JSON-friendly)."""
+        return {k: _plain(v) for k, v in vars(self).items() if not k.startswith("_")}
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(int(getattr(self, "seed", 0)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def check_batch(inputs: Tensor, targets: Tensor, attributions: Tensor | None = None) -> Tensor:
+    """Validate inputs (B, ...), targets (B,) and attributions (B, ...); return targets as long (B,)."""
+    if not isinstance(inputs, Tensor) or inputs.dim() < 2:
+        raise SpmmInputError("inputs must be a batched tensor (B, ...)")
+    if attributions is not None and attributions.shape != inputs.shape:
+        raise SpmmInputError(
+            f"attributions of shape {tuple(attributions.shape)} do not match inputs of shape {tuple(inputs.shape)}"
+        )
+    targets = torch.as_tensor(targets, device=inputs.device)
+    if targets.is_floating_point():
+        raise SpmmInputError(f"targets must be integer class indices, got dtype {targets.dtype}")
+    targets = targets.long().flatten()
+    if targets.numel() == 1:
+        targets = targets.expand(inputs.shape[0])
+    if targets.numel() != inputs.shape[0]:
+        raise SpmmInputError(f"got {targets.numel()} targets for a batch of {inputs.shape[0]} samples")
+    return targets
+
+
+@torch.no_grad()
+def target_logits(model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, chunk: int = 64) -> Tensor:
+    """Logit of ``targets`` for inputs (N, ...) with targets (N,) -> (N,), in chunks of ``chunk`` samples."""
+    out = []
+    for start in range(0, inputs.shape[0], chunk):
+        logits = output_logits(model(inputs[start : start + chunk]))
+        if logits.dim() != 2:
+            raise SpmmInputError(f"metrics need logits of shape (batch, classes), got {tuple(logits.shape)}")
+        index = targets[start : start + chunk]
+        if (index < 0).any() or (index >= logits.shape[1]).any():
+            raise SpmmInputError(f"target index out of range for a model with {logits.shape[1]} outputs")
+        out.append(logits.gather(1, index.view(-1, 1)).squeeze(1))
+    return torch.cat(out)
+
+
+def perturbed_logits(model: Callable[[Tensor], Any], perturbed: Tensor, targets: Tensor, chunk: int) -> Tensor:
+    """Target logits for perturbed inputs (B, K, ...) with targets (B,) -> (B, K)."""
+    batch, count = perturbed.shape[:2]
+    flat = perturbed.reshape(batch * count, *perturbed.shape[2:])
+    return target_logits(model, flat, targets.repeat_interleave(count), chunk).view(batch, count)
+
+
+@torch.no_grad()
+def group_perturbation_logits(
+    model: Callable[[Tensor], Any],
+    inputs: Tensor,
+    targets: Tensor,
+    groups: "FeatureGroups",
+    masks: Tensor,
+    baseline: "Baseline",
+    generator: torch.Generator | None = None,
+    chunk: int = 64,
+    attributions: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Target logits after replacing masked groups by the baseline, one perturbation at a time in chunks.
+
+    inputs: (B, ...); masks: (B, K, G) bool; returns logits (B, K) and, when ``attributions``
+    (B, ...) are given, ⟨attributions, inputs − perturbed⟩ (B, K).  Noise baselines are drawn
+    perturbation by perturbation, so the draws do not depend on ``chunk``.
+    """
+    from spmm.metrics.groups import baseline_values
+
+    batch, count = masks.shape[:2]
+    step = max(1, chunk // batch)
+    logits, dots = [], []
+    for start in range(0, count, step):
+        stop = min(count, start + step)
+        shape = (batch, 1, *inputs.shape[1:])
+        fill = torch.cat([baseline_values(baseline, inputs.new_empty(shape), generator) for _ in range(start, stop)], 1)
+        perturbed = groups.replace(inputs, masks[:, start:stop], fill)
+        logits.append(perturbed_logits(model, perturbed, targets, chunk))
+        if attributions is not None:
+            change = (inputs.unsqueeze(1) - perturbed).flatten(2)
+            dots.append((change * attributions.flatten(1).unsqueeze(1)).sum(-1))
+    return torch.cat(logits, 1), (torch.cat(dots, 1) if attributions is not None else None)

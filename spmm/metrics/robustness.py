@@ -1,0 +1,59 @@
+"""Robustness of explanations: max-sensitivity (Yeh et al. 2019; Quantus MaxSensitivity)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_batch
+from spmm.targets import output_logits
+
+
+class MaxSensitivity(Metric):
+    """Largest relative change of the explanation under small input noise.
+
+    ``samples`` times, every element of x gets U(−radius, radius) noise added and the
+    sample is re-explained; score = max over draws of ‖a(x̃) − a(x)‖ / ‖a(x)‖ (Frobenius
+    norms over the whole sample).  With ``skip_changed_predictions``, draws that change
+    the predicted class are left out (NaN when none is left).  Lower is better.
+    """
+
+    name = "max_sensitivity"
+    higher_is_better = False
+    category = "robustness"
+    needs_explain_fn = True
+
+    def __init__(self, samples: int = 10, radius: float = 0.02, skip_changed_predictions: bool = False, seed: int = 0, chunk: int = 16) -> None:
+        self.samples, self.radius, self.skip_changed_predictions, self.seed, self.chunk = (
+            samples, radius, skip_changed_predictions, seed, chunk,
+        )
+
+    def __call__(
+        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *, explain_fn: ExplainFn,
+    ) -> MetricResult:
+        targets = check_batch(inputs, targets, attributions)
+        generator = self._generator(inputs.device)
+        batch = inputs.shape[0]
+        noise = torch.cat([
+            (torch.rand((batch, 1, *inputs.shape[1:]), generator=generator, device=inputs.device) * 2 - 1) * self.radius
+            for _ in range(self.samples)
+        ], 1)
+        noisy = (inputs.unsqueeze(1) + noise).reshape(batch * self.samples, *inputs.shape[1:])
+        repeated = targets.repeat_interleave(self.samples)
+        explained = torch.cat([
+            explain_fn(model, noisy[s : s + self.chunk], repeated[s : s + self.chunk]).detach()
+            for s in range(0, noisy.shape[0], self.chunk)
+        ]).view(batch, self.samples, -1)
+        original = attributions.reshape(batch, 1, -1)
+        ratios = (explained - original).double().norm(dim=-1) / original.double().norm(dim=-1).clamp_min(1e-30)
+        if self.skip_changed_predictions:
+            with torch.no_grad():
+                before = output_logits(model(inputs)).argmax(-1).repeat_interleave(self.samples)
+                after = torch.cat([output_logits(model(noisy[s : s + self.chunk])).argmax(-1) for s in range(0, noisy.shape[0], self.chunk)])
+            ratios = ratios.masked_fill((before != after).view(batch, self.samples), float("nan"))
+            scores = torch.where(ratios.isnan().all(1), torch.full_like(ratios[:, 0], float("nan")), ratios.nan_to_num(-1.0).max(1).values)
+        else:
+            scores = ratios.max(1).values
+        return MetricResult(scores, self.settings(), {"ratios": ratios})

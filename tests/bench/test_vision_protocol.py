@@ -1,0 +1,55 @@
+import pytest
+import torch
+from PIL import Image
+
+from spmm.bench.vision import image_metric_specs, labelled_images, mosaic_batches
+from spmm.cli import main
+from spmm.errors import SpmmInputError
+from spmm.modalities.image_mosaic import build_mosaics
+
+
+def _folder(tmp_path, colours):
+    rows = ["file,class_index,synset,name"]
+    for i, colour in enumerate(colours):
+        Image.new("RGB", (40, 30), colour).save(tmp_path / f"img{i}.png")
+        rows.append(f"img{i}.png,{i},n{i},c{i}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_mosaics_put_the_target_in_two_quadrants(tmp_path):
+    folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)])
+    files, classes = labelled_images(folder)
+    mosaics = build_mosaics(files, classes, count=6, tile=16, seed=1)
+    colour_class = {(1.0, -1.0, -1.0): 0, (-1.0, 1.0, -1.0): 1, (-1.0, -1.0, 1.0): 2, (1.0, 1.0, 1.0): 3}
+    for mosaic in mosaics:
+        assert mosaic.image.shape == (3, 32, 32)
+        quadrant_classes = [colour_class[tuple(round(v, 3) for v in mosaic.image[:, r, c].tolist())] for r in (0, 16) for c in (0, 16)]
+        target_slots = [i for i, cls in enumerate(quadrant_classes) if cls == mosaic.target]
+        assert mosaic.target_quadrants.tolist() == [i in target_slots for i in range(4)]
+        assert len(target_slots) == 2 and len(set(quadrant_classes)) == 3
+    again = build_mosaics(files, classes, count=6, tile=16, seed=1)
+    assert all(torch.equal(a.image, b.image) for a, b in zip(mosaics, again))
+    batches = mosaic_batches(files, classes, count=3, batch_size=2, seed=1)
+    assert [b.inputs.shape[0] for b in batches] == [2, 1] and batches[0].metric_kwargs["target_groups"].shape == (2, 4)
+
+
+def test_mosaics_need_three_classes(tmp_path):
+    folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0)])
+    with pytest.raises(SpmmInputError, match="3 different classes"):
+        build_mosaics(*labelled_images(folder), count=1)
+
+
+def test_image_metric_specs_follow_the_protocol():
+    specs = image_metric_specs(["infidelity", "faithfulness_correlation", "monotonicity_correlation"], (3, 224, 224))
+    assert [g.count for g in specs["infidelity"].call_kwargs["groups"]] == [4, 16]
+    assert specs["faithfulness_correlation"].call_kwargs["groups"].count == 16
+    assert specs["monotonicity_correlation"].metric.groups_per_step == 3136
+    with pytest.raises(SpmmInputError, match="unknown metric"):
+        image_metric_specs(["accuracy"], (3, 224, 224))
+
+
+def test_cli_reports_unknown_models_and_explainers(tmp_path, capsys):
+    folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
+    code = main(["bench", "faithfulness", "--model", "resnet9000", "--data", str(folder), "--out", str(tmp_path / "o")])
+    assert code == 2 and "resnet9000" in capsys.readouterr().err

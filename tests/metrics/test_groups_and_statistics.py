@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from spmm.errors import SpmmInputError
+from spmm.metrics import FeatureGroups, baseline_values, pearson, segments, spearman, square_patches
+
+
+def test_square_patches_cover_trailing_dims_row_major():
+    groups = square_patches((3, 4, 6), 2)
+    assert groups.count == 6
+    values = torch.arange(3 * 4 * 6, dtype=torch.float64).view(1, 3, 4, 6)
+    sums = groups.sum(values)
+    expected = [values[0, :, r:r + 2, c:c + 2].sum() for r in (0, 2) for c in (0, 2, 4)]
+    torch.testing.assert_close(sums[0], torch.stack(expected))
+
+
+def test_uneven_patches_and_segments():
+    assert square_patches((1, 5, 5), 2).count == 9
+    tokens = segments((7, 4), size=3)
+    assert tokens.count == 3
+    sums = tokens.sum(torch.ones(2, 7, 4))
+    torch.testing.assert_close(sums, torch.tensor([[12.0, 12.0, 4.0]] * 2))
+
+
+def test_replace_uses_baseline_only_inside_selected_groups():
+    groups = square_patches((1, 2, 2), 1)
+    inputs = torch.arange(4.0).view(1, 1, 2, 2)
+    masks = torch.tensor([[[True, False, False, True]]])
+    out = groups.replace(inputs, masks, baseline_values(-5.0, inputs.new_empty(1, 1, 1, 2, 2)))
+    torch.testing.assert_close(out, torch.tensor([[[[[-5.0, 1.0], [2.0, -5.0]]]]]))
+
+
+def test_groups_reject_mismatched_shapes_and_labels():
+    with pytest.raises(SpmmInputError, match="do not fit"):
+        square_patches((1, 4, 4), 2).sum(torch.ones(2, 1, 4, 5))
+    with pytest.raises(SpmmInputError, match="0..1"):
+        FeatureGroups(torch.tensor([0, 2]), 2)
+    with pytest.raises(SpmmInputError, match="unknown baseline"):
+        baseline_values("blur", torch.zeros(1, 1, 2))
+
+
+def test_correlations_match_scipy_including_ties():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, (5, 12)).astype(float)
+    b = rng.normal(size=(5, 12))
+    ours_p = pearson(torch.tensor(a), torch.tensor(b)).numpy()
+    ours_s = spearman(torch.tensor(a), torch.tensor(b)).numpy()
+    for row in range(5):
+        np.testing.assert_allclose(ours_p[row], scipy.stats.pearsonr(a[row], b[row])[0], atol=1e-12)
+        np.testing.assert_allclose(ours_s[row], scipy.stats.spearmanr(a[row], b[row])[0], atol=1e-12)
+
+
+def test_constant_rows_correlate_zero_not_nan():
+    a = torch.ones(2, 5)
+    b = torch.randn(2, 5)
+    assert torch.equal(pearson(a, b), torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(spearman(b, a), torch.zeros(2, dtype=torch.float64))

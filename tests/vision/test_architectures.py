@@ -1,0 +1,103 @@
+"""The vision families the paper and users need: forward unchanged under SP, SP ≠ gradient,
+nothing unhandled in the audit, and a spatial Grad-CAM layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import spmm
+from spmm.adapters.vision import VISION_MODULE_RULES, explain_image, gradcam_layer, load_model
+
+# (name, input side): small inputs keep the suite fast; ViT/DeiT are built for a 96 px (6×6) grid.
+ARCHITECTURES = [
+    ("resnet50", 64), ("vgg11_bn", 64), ("pvt_v2_b1", 64), ("vit_small_patch16_224", 96),
+    ("deit_small_patch16_224", 96), ("convnext_tiny", 64), ("efficientnet_b0", 64),
+    ("mobilenet_v3_large", 64), ("densenet121", 64), ("tf_efficientnet_lite0", 64),
+    ("timm:efficientnet_b0", 64), ("timm:mobilenetv3_large_100", 64),
+]
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    sized = {"vit_small_patch16_224": {"img_size": 96}, "deit_small_patch16_224": {"img_size": 96}}
+    return {name: load_model(name, random_init=True, **sized.get(name, {})) for name, _ in ARCHITECTURES}
+
+
+@pytest.mark.parametrize(("name", "side"), ARCHITECTURES)
+def test_sp_keeps_forward_changes_backward_and_audit_is_clean(models, name, side):
+    model = models[name]
+    x = torch.rand(2, 3, side, side) * 2 - 1
+    with torch.no_grad():
+        plain = model(x)
+    leaf = x.clone().requires_grad_(True)
+    with spmm.pullback_mode(module_rules=VISION_MODULE_RULES):
+        under_sp = model(leaf)
+    assert torch.equal(under_sp.detach(), plain)
+
+    target = plain.argmax(1)
+    sp = explain_image(model, x, target.tolist(), "soft_pullback").attributions
+    grad = explain_image(model, x, target.tolist(), "gradient").attributions
+    assert torch.isfinite(sp).all() and sp.abs().sum() > 0
+    assert (sp - grad).norm() > 1e-3 * grad.norm()
+
+    report = spmm.audit(model, x, module_rules=VISION_MODULE_RULES)
+    assert report.unhandled == [], str(report)
+
+
+@pytest.mark.parametrize(("name", "side"), ARCHITECTURES)
+def test_gradcam_layer_is_a_spatial_map_and_keeps_logits(models, name, side):
+    model = models[name]
+    x = torch.rand(1, 3, side, side) * 2 - 1
+    with torch.no_grad():
+        before = model(x)
+    layer = gradcam_layer(model)
+    seen = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    with torch.no_grad():
+        after = model(x)
+    handle.remove()
+    assert torch.equal(before, after)
+    assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][2] > 1 and seen[0][3] > 1
+    assert gradcam_layer(model) is layer  # installing the token tap is idempotent
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_small_patch16_224"])
+def test_guided_pb_cam_runs_with_the_chosen_layer(models, name):
+    side = 96 if name.startswith("vit") else 64
+    x = torch.rand(1, 3, side, side) * 2 - 1
+    explanation = explain_image(models[name], x, "top1", "guided_pb_cam")
+    assert explanation.attributions.shape == x.shape
+    assert torch.isfinite(explanation.attributions).all()  # may be all zero: random weights, ReLU'd CAM
+
+
+def test_squeeze_excite_pullback_is_the_constant_gate():
+    """Through y = x · g(x) the SP backward is grad_out · g with g the forward gate, computed here
+    by hand from the block's weights (independent of the rule's code)."""
+    torch.manual_seed(1)
+    block = torchvision.ops.SqueezeExcitation(6, 3).eval()
+    x = torch.randn(2, 6, 5, 5, requires_grad=True)
+    grad_out = torch.randn(2, 6, 5, 5)
+    with torch.no_grad():
+        pooled = x.mean((2, 3), keepdim=True)
+        gate = torch.sigmoid(block.fc2(torch.relu(block.fc1(pooled))))
+    with spmm.pullback_mode(module_rules=VISION_MODULE_RULES):
+        y = block(x)
+    torch.testing.assert_close(y, x * gate, rtol=0, atol=1e-6)
+    (grad,) = torch.autograd.grad(y, x, grad_out)
+    torch.testing.assert_close(grad, grad_out * gate, rtol=1e-6, atol=1e-7)
+    (exact,) = torch.autograd.grad(block(x), x, grad_out)
+    assert not torch.allclose(exact, grad)
+
+
+def test_importing_the_adapter_registers_nothing_globally():
+    from spmm.rules import registry
+
+    before = dict(registry.MODULE_RULES)
+    import spmm.adapters.vision  # noqa: F401
+
+    assert registry.MODULE_RULES == before
+    assert not any("SqueezeExcit" in str(key) for key in registry.MODULE_RULES)
