@@ -23,6 +23,7 @@ import torchaudio
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
+from spmm.metrics.groups import FeatureGroups
 
 # --- loading -------------------------------------------------------------------
 
@@ -127,6 +128,11 @@ def tf_frames(shape: tuple[int, int], frames: int = 1) -> Tensor:
 def tf_bands(shape: tuple[int, int], bins: int = 1) -> Tensor:
     """Group ids (T, F): runs of ``bins`` whole bands (all frames)."""
     return tf_patches(shape, shape[0], bins)
+
+
+def as_feature_groups(groups: Tensor) -> FeatureGroups:
+    """Group ids (T, F) -> :class:`spmm.metrics.FeatureGroups` for the metrics."""
+    return FeatureGroups(groups.long(), int(groups.max()) + 1)
 
 
 def group_scores(attributions: Tensor, groups: Tensor) -> Tensor:

@@ -202,7 +202,7 @@ def summary(path: Path) -> str:
         for metric, _ in metrics:
             values = torch.tensor([float(r[metric]) for r in mine if r[metric] not in ("", "nan")])
             cells.append(f"{values.mean():.3f} ± {values.std():.3f}" if values.numel() > 1 else "–")
-        items = len({r["item"] for r in mine if r["comprehensiveness"] not in ("", "nan")})
+        items = len({r["item"] for r in mine})
         lines.append(f"| {name} | {items} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

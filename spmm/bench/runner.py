@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
-import torch
 from torch import Tensor
 
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table

@@ -31,9 +31,6 @@ DEFAULT_METRICS = [
 ]
 """The six metrics of the paper's table (Focus runs on mosaics: ``spmm bench focus``)."""
 
-GRADCAM_LAYERS = {"tf_efficientnet_lite0": "model.conv_head"}
-"""Module (inside the [−1, 1] wrapper) whose activations GradCAM uses, per architecture."""
-
 CAM_METHODS = {"guided_gradcam", "guided_pb_cam"}
 
 
@@ -126,10 +123,10 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
 
 
 def image_explainers(
-    names: Sequence[str], model: nn.Module, architecture: str, seed: int = 0,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
+    names: Sequence[str], model: nn.Module, seed: int = 0, params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, ExplainFn]:
-    """Explain functions for ``names``; CAM methods get the architecture's GradCAM layer."""
+    """Explain functions for ``names``; CAM methods get the vision adapter's GradCAM layer
+    (``spmm.adapters.vision.gradcam_layer``) unless ``params`` name one."""
     from spmm.methods.registry import list_methods
 
     params = params or {}
@@ -140,8 +137,8 @@ def image_explainers(
             raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
         extra = dict(params.get(name, {}))
         if name in CAM_METHODS and "layer" not in extra:
-            if architecture not in GRADCAM_LAYERS:
-                raise SpmmInputError(f"no GradCAM layer known for {architecture!r}; known: {', '.join(GRADCAM_LAYERS)}")
-            extra["layer"] = model.get_submodule(GRADCAM_LAYERS[architecture])
+            from spmm.adapters.vision import gradcam_layer
+
+            extra["layer"] = gradcam_layer(model)
         explainers[name] = explainer(name, seed=seed, **extra)
     return explainers

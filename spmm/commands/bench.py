@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from spmm.adapters.vision import load_model
 from spmm.errors import SpmmInputError
 
 
@@ -42,20 +43,6 @@ def _common(parser: argparse.ArgumentParser, metrics_default: str) -> None:
     parser.add_argument("--report-only", action="store_true", help="write the tables from existing checkpoints, compute nothing")
 
 
-def load_model(name: str, weights: str | None) -> nn.Module:
-    """The model for ``--model``: vision adapter's ``load_model`` when available, else the embedded Lite0."""
-    from spmm.adapters import vision
-
-    if hasattr(vision, "load_model"):
-        return vision.load_model(name, weights=weights)
-    if name != "tf_efficientnet_lite0":
-        raise SpmmInputError(f"model {name!r} is not available here; this build knows only tf_efficientnet_lite0")
-    model = vision.load_efficientnet_lite0()
-    if weights:
-        model.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval()
-
-
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -77,7 +64,7 @@ def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
     torch.manual_seed(args.seed)
     explainer_params = _json(args.explainer_params, "--explainer-params")
     metric_params = _json(args.metric_params, "--metric-params")
-    explainers = image_explainers(_names(args.explainers), model, args.model, args.seed, explainer_params)
+    explainers = image_explainers(_names(args.explainers), model, args.seed, explainer_params)
     metrics = image_metric_specs(_names(args.metrics), batches[0].inputs.shape[1:], args.seed, metric_params)
     scores = run_benchmark(model, batches, explainers, metrics, args.out, stop_after=0 if args.report_only else None)
     settings = {

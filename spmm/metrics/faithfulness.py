@@ -9,7 +9,6 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from spmm.errors import SpmmInputError
 from spmm.metrics.base import Metric, MetricResult, check_batch, group_perturbation_logits, target_logits
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise
 from spmm.metrics.statistics import pearson, spearman
@@ -49,7 +48,7 @@ class Infidelity(Metric):
     higher_is_better = False
     category = "faithfulness"
 
-    def __init__(self, draws: int = 5, low: float = -1.0, high: float = 1.0, seed: int = 0, chunk: int = 64) -> None:
+    def __init__(self, draws: int = 5, low: float = -1.0, high: float = 1.0, seed: int = 0, chunk: int | None = None) -> None:
         self.draws, self.low, self.high, self.seed, self.chunk = draws, low, high, seed, chunk
 
     def __call__(
@@ -59,14 +58,14 @@ class Infidelity(Metric):
         targets = check_batch(inputs, targets, attributions)
         partitions = [groups] if isinstance(groups, FeatureGroups) else list(groups)
         generator = self._generator(inputs.device)
-        original = target_logits(model, inputs, targets, self.chunk)
+        original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         a_all, b_all = [], []
         baseline = UniformNoise(self.low, self.high)
         for _ in range(self.draws):
             for partition in partitions:
                 masks = torch.eye(partition.count, dtype=torch.bool, device=inputs.device).expand(inputs.shape[0], -1, -1)
                 logits, dots = group_perturbation_logits(
-                    model, inputs, targets, partition, masks, baseline, generator, self.chunk, attributions
+                    model, inputs, targets, partition, masks, baseline, generator, self._chunk(inputs.device), attributions
                 )
                 a_all.append(dots.double())
                 b_all.append((original.unsqueeze(1) - logits).double())
@@ -88,15 +87,15 @@ class FaithfulnessCorrelation(Metric):
     higher_is_better = True
     category = "faithfulness"
 
-    def __init__(self, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int = 64) -> None:
+    def __init__(self, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int | None = None) -> None:
         self.baseline, self.abs, self.seed, self.chunk = baseline, abs, seed, chunk
 
     def __call__(self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *, groups: FeatureGroups) -> MetricResult:
         targets = check_batch(inputs, targets, attributions)
-        original = target_logits(model, inputs, targets, self.chunk)
+        original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         masks = torch.eye(groups.count, dtype=torch.bool, device=inputs.device).expand(inputs.shape[0], -1, -1)
         logits, _ = group_perturbation_logits(
-            model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self.chunk
+            model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self._chunk(inputs.device)
         )
         drops = original.unsqueeze(1) - logits
         return MetricResult(pearson(_group_scores(attributions, groups, self.abs), drops), self.settings())
@@ -114,7 +113,7 @@ class FaithfulnessEstimate(Metric):
     higher_is_better = True
     category = "faithfulness"
 
-    def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int = 64) -> None:
+    def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int | None = None) -> None:
         self.groups_per_step, self.baseline, self.abs, self.seed, self.chunk = groups_per_step, baseline, abs, seed, chunk
 
     def __call__(self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *, groups: FeatureGroups) -> MetricResult:
@@ -122,9 +121,9 @@ class FaithfulnessEstimate(Metric):
         scores = _group_scores(attributions, groups, self.abs)
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices
         masks = _step_masks(order, self.groups_per_step, cumulative=False)
-        original = target_logits(model, inputs, targets, self.chunk)
+        original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         logits, _ = group_perturbation_logits(
-            model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self.chunk
+            model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self._chunk(inputs.device)
         )
         block_sums = (masks.double() * scores.unsqueeze(1)).sum(-1)
         return MetricResult(pearson(block_sums, original.unsqueeze(1) - logits), self.settings())
@@ -146,7 +145,7 @@ class MonotonicityCorrelation(Metric):
 
     def __init__(
         self, groups_per_step: int = 3136, samples: int = 10, baseline: Baseline = "uniform", abs: bool = True,
-        eps: float = 1e-12, probability: bool = True, seed: int = 0, chunk: int = 64,
+        eps: float = 1e-12, probability: bool = True, seed: int = 0, chunk: int | None = None,
     ) -> None:
         self.groups_per_step, self.samples, self.baseline, self.abs = groups_per_step, samples, baseline, abs
         self.eps, self.probability, self.seed, self.chunk = eps, probability, seed, chunk
@@ -158,10 +157,10 @@ class MonotonicityCorrelation(Metric):
         masks = _step_masks(order, self.groups_per_step, cumulative=False)
         steps = masks.shape[1]
         scored = probability_model(model) if self.probability else model
-        original = target_logits(scored, inputs, targets, self.chunk).double()
+        original = target_logits(scored, inputs, targets, self._chunk(inputs.device)).double()
         logits, _ = group_perturbation_logits(
             scored, inputs, targets, groups, masks.repeat_interleave(self.samples, 1), self.baseline,
-            self._generator(inputs.device), self.chunk,
+            self._generator(inputs.device), self._chunk(inputs.device),
         )
         squared = ((logits.double() - original.unsqueeze(1)) ** 2).view(-1, steps, self.samples).mean(-1)
         inverse = torch.where(original.abs() >= self.eps, 1.0 / original.abs().clamp_min(1e-300), torch.ones_like(original))
@@ -176,7 +175,7 @@ class _PerturbationCurve(Metric):
     category = "faithfulness"
     deletes: bool
 
-    def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, probability: bool = True, seed: int = 0, chunk: int = 64) -> None:
+    def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, probability: bool = True, seed: int = 0, chunk: int | None = None) -> None:
         self.groups_per_step, self.baseline, self.probability, self.seed, self.chunk = (
             groups_per_step, baseline, probability, seed, chunk,
         )
@@ -195,7 +194,7 @@ class _PerturbationCurve(Metric):
     def _curve(self, model: Model, inputs: Tensor, targets: Tensor, groups: FeatureGroups, masks: Tensor) -> Tensor:
         scored = probability_model(model) if self.probability else model
         values, _ = group_perturbation_logits(
-            scored, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self.chunk
+            scored, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self._chunk(inputs.device)
         )
         return values.double()
 

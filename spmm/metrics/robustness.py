@@ -25,7 +25,7 @@ class MaxSensitivity(Metric):
     category = "robustness"
     needs_explain_fn = True
 
-    def __init__(self, samples: int = 10, radius: float = 0.02, skip_changed_predictions: bool = False, seed: int = 0, chunk: int = 16) -> None:
+    def __init__(self, samples: int = 10, radius: float = 0.02, skip_changed_predictions: bool = False, seed: int = 0, chunk: int | None = None) -> None:
         self.samples, self.radius, self.skip_changed_predictions, self.seed, self.chunk = (
             samples, radius, skip_changed_predictions, seed, chunk,
         )
@@ -35,7 +35,7 @@ class MaxSensitivity(Metric):
     ) -> MetricResult:
         targets = check_batch(inputs, targets, attributions)
         generator = self._generator(inputs.device)
-        batch = inputs.shape[0]
+        batch, chunk = inputs.shape[0], self._chunk(inputs.device)
         noise = torch.cat([
             (torch.rand((batch, 1, *inputs.shape[1:]), generator=generator, device=inputs.device) * 2 - 1) * self.radius
             for _ in range(self.samples)
@@ -43,15 +43,15 @@ class MaxSensitivity(Metric):
         noisy = (inputs.unsqueeze(1) + noise).reshape(batch * self.samples, *inputs.shape[1:])
         repeated = targets.repeat_interleave(self.samples)
         explained = torch.cat([
-            explain_fn(model, noisy[s : s + self.chunk], repeated[s : s + self.chunk]).detach()
-            for s in range(0, noisy.shape[0], self.chunk)
+            explain_fn(model, noisy[s : s + chunk], repeated[s : s + chunk]).detach()
+            for s in range(0, noisy.shape[0], chunk)
         ]).view(batch, self.samples, -1)
         original = attributions.reshape(batch, 1, -1)
         ratios = (explained - original).double().norm(dim=-1) / original.double().norm(dim=-1).clamp_min(1e-30)
         if self.skip_changed_predictions:
             with torch.no_grad():
                 before = output_logits(model(inputs)).argmax(-1).repeat_interleave(self.samples)
-                after = torch.cat([output_logits(model(noisy[s : s + self.chunk])).argmax(-1) for s in range(0, noisy.shape[0], self.chunk)])
+                after = torch.cat([output_logits(model(noisy[s : s + chunk])).argmax(-1) for s in range(0, noisy.shape[0], chunk)])
             ratios = ratios.masked_fill((before != after).view(batch, self.samples), float("nan"))
             scores = torch.where(ratios.isnan().all(1), torch.full_like(ratios[:, 0], float("nan")), ratios.nan_to_num(-1.0).max(1).values)
         else:

@@ -110,3 +110,15 @@ def test_honk_res8_average_pool_head_accepts_longer_inputs():
     model = HonkRes8().eval()
     with torch.no_grad():
         assert model(torch.randn(2, 401, 40)).shape == (2, 12)
+
+
+def test_phase_locked_wrapper_for_several_clips_and_take():
+    waveform = torch.stack([speechlike(0.2, seed=0), speechlike(0.2, seed=1)])
+    front_end = STFTMagnitude(16000, 512, 128)
+    wrapper = PhaseLockedWaveformModel(nn.Identity(), front_end.phase(waveform), 512, 128, waveform.shape[-1])
+    magnitude = front_end(waveform)
+    assert (wrapper(magnitude) - waveform).abs().max() < 1e-5
+    repeated = wrapper.take(torch.tensor([1, 1, 0]))
+    assert (repeated(magnitude[[1, 1, 0]]) - waveform[[1, 1, 0]]).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="take"):
+        wrapper(magnitude[[0, 1, 0]])

@@ -74,6 +74,7 @@ def test_tf_groups_partition_the_grid():
     scores = A.group_scores(attributions, patches)
     torch.testing.assert_close(scores[1, 1], attributions[1, 0:4, 4:6].sum())
     torch.testing.assert_close(scores.sum(1), attributions.sum((1, 2)))
+    torch.testing.assert_close(A.as_feature_groups(patches).sum(attributions), scores)
 
 
 def test_baselines():

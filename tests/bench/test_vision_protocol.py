@@ -1,3 +1,5 @@
+import csv
+
 import pytest
 import torch
 from PIL import Image
@@ -53,3 +55,17 @@ def test_cli_reports_unknown_models_and_explainers(tmp_path, capsys):
     folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
     code = main(["bench", "faithfulness", "--model", "resnet9000", "--data", str(folder), "--out", str(tmp_path / "o")])
     assert code == 2 and "resnet9000" in capsys.readouterr().err
+
+
+def test_labelled_imagenet_sample_gives_label_targets(shared_data):
+    from spmm.bench.vision import image_batches
+
+    folder = shared_data / "imagenet-sample"
+    files, classes = labelled_images(folder, n=3)
+    with (folder / "labels.csv").open() as handle:
+        rows = list(csv.reader(handle))[1:4]
+    assert [f.name for f in files] == [r[0] for r in rows]
+    assert classes == [int(r[1]) for r in rows]
+    batches = image_batches(None, files, classes, batch_size=2)
+    assert [b.inputs.shape for b in batches] == [(2, 3, 224, 224), (1, 3, 224, 224)]
+    assert batches[0].targets.tolist() == classes[:2] and batches[0].inputs.abs().max() <= 1
