@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
+import torch
 from torch import Tensor
 
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
@@ -27,6 +28,11 @@ class Batch:
     inputs: Tensor
     targets: Tensor
     metric_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "Batch":
+        """The same batch with every tensor on ``device``."""
+        moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.metric_kwargs.items()}
+        return Batch(self.ids, self.inputs.to(device), self.targets.to(device), moved)
 
 
 @dataclasses.dataclass

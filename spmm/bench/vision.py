@@ -57,15 +57,17 @@ def labelled_images(folder: str | Path, n: int | None = None) -> tuple[list[Path
 def image_batches(
     model: Callable[[Tensor], Any], files: Sequence[Path], classes: Sequence[int] | None, batch_size: int, size: int = 224
 ) -> list[Batch]:
-    """Batches of images in [−1, 1]; targets are the labels, or the model's top-1 without labels."""
+    """Batches of images in [−1, 1] on the model's device; targets are the labels, or the model's
+    top-1 without labels."""
     from spmm.modalities.image import load_images
 
+    device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
     batches = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        inputs = load_images(chunk, size)
+        inputs = load_images(chunk, size).to(device)
         if classes is not None:
-            targets = torch.tensor(classes[start : start + batch_size])
+            targets = torch.tensor(classes[start : start + batch_size], device=device)
         else:
             with torch.no_grad():
                 targets = model(inputs).argmax(-1)

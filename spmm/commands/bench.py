@@ -37,6 +37,7 @@ def _common(parser: argparse.ArgumentParser, metrics_default: str) -> None:
     parser.add_argument("--metrics", default=metrics_default, help="comma-separated metric names")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda when available, else cpu)")
     parser.add_argument("--explainer-params", default="{}", help='JSON, e.g. \'{"smoothgrad": {"samples": 10}}\'')
     parser.add_argument("--metric-params", default="{}", help='JSON, e.g. \'{"max_sensitivity": {"samples": 5}}\'')
     parser.add_argument("--out", required=True, help="output folder (checkpoints make the run resumable)")
@@ -57,11 +58,22 @@ def _json(text: str, option: str) -> dict:
     return value
 
 
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpmmInputError(f"--device {name}: this torch build sees no CUDA device; use --device cpu")
+    return device
+
+
 def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
     from spmm.bench.runner import run_benchmark, write_reports
     from spmm.bench.vision import image_explainers, image_metric_specs
 
     torch.manual_seed(args.seed)
+    device = next(model.parameters()).device
+    batches = [batch.to(device) for batch in batches]
     explainer_params = _json(args.explainer_params, "--explainer-params")
     metric_params = _json(args.metric_params, "--metric-params")
     explainers = image_explainers(_names(args.explainers), model, args.seed, explainer_params)
@@ -81,7 +93,7 @@ def run_faithfulness(args: argparse.Namespace) -> int:
     from spmm.bench.vision import image_batches, labelled_images
 
     files, classes = labelled_images(args.data, args.n)
-    model = load_model(args.model, args.weights)
+    model = load_model(args.model, args.weights).to(_device(args.device))
     return _run(args, model, image_batches(model, files, classes, args.batch_size))
 
 
@@ -91,4 +103,5 @@ def run_focus(args: argparse.Namespace) -> int:
     files, classes = labelled_images(args.data)
     if classes is None:
         raise SpmmInputError(f"Focus needs class labels: {args.data} has no labels.csv")
-    return _run(args, load_model(args.model, args.weights), mosaic_batches(files, classes, args.n, args.batch_size, args.seed))
+    model = load_model(args.model, args.weights).to(_device(args.device))
+    return _run(args, model, mosaic_batches(files, classes, args.n, args.batch_size, args.seed))

@@ -57,6 +57,22 @@ def test_cli_reports_unknown_models_and_explainers(tmp_path, capsys):
     assert code == 2 and "resnet9000" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cli_names_a_missing_cuda_device(tmp_path, capsys):
+    folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
+    code = main(["bench", "faithfulness", "--data", str(folder), "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert code == 2 and "--device cuda" in capsys.readouterr().err
+
+
+def test_batches_move_every_tensor_to_the_device():
+    from spmm.bench.runner import Batch
+
+    batch = Batch(["a"], torch.zeros(1, 3, 4, 4), torch.tensor([1]), {"target_groups": torch.ones(1, 4), "note": "x"})
+    moved = batch.to("meta")
+    assert moved.inputs.is_meta and moved.targets.is_meta and moved.metric_kwargs["target_groups"].is_meta
+    assert moved.metric_kwargs["note"] == "x" and moved.ids == ["a"] and batch.inputs.device.type == "cpu"
+
+
 def test_labelled_imagenet_sample_gives_label_targets(shared_data):
     from spmm.bench.vision import image_batches
 
