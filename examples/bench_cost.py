@@ -1,12 +1,14 @@
-"""Cost of SoftPullback relative to the plain gradient (time and memory), on CPU.
+"""Cost of SoftPullback relative to the plain gradient (time and memory), on CPU or a GPU.
 
 For each model the same batch is explained by the target logit's input gradient
 with and without the pullback mode.  Time: median of ``--repeats`` runs, the two
 methods interleaved so that machine load affects both alike.  Memory: the bytes
 autograd saves for the backward pass (exact, from saved-tensor hooks) and the
-peak resident memory of a fresh process running one explanation (Linux VmHWM).
+peak resident memory of a fresh process running one explanation (Linux VmHWM), or on a
+GPU the peak of allocated GPU memory during one explanation.
 
-    python examples/bench_cost.py            # prints a Markdown table
+    python examples/bench_cost.py                    # CPU; prints a Markdown table
+    python examples/bench_cost.py --device cuda      # GPU
 """
 
 from __future__ import annotations
@@ -67,7 +69,18 @@ def input_gradient(model, x, target, pullback: bool) -> torch.Tensor:
     with spmm.pullback_mode() if pullback else torch.enable_grad():
         logits = model(x)
     (grad,) = torch.autograd.grad(logits[:, target].sum(), x)
+    if grad.is_cuda:
+        torch.cuda.synchronize(grad.device)
     return grad
+
+
+def peak_gpu(model, x, target, pullback: bool) -> int:
+    """Peak growth (bytes) of allocated GPU memory during one explanation."""
+    torch.cuda.synchronize(x.device)
+    torch.cuda.reset_peak_memory_stats(x.device)
+    before = torch.cuda.memory_allocated(x.device)
+    input_gradient(model, x, target, pullback)
+    return torch.cuda.max_memory_allocated(x.device) - before
 
 
 def saved_bytes(model, x, target, pullback: bool) -> int:
@@ -118,10 +131,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     rows = []
     for name in args.models.split(","):
         model, x, target = build(name, args.batch)
+        model, x = model.to(device), x.to(device)
         times: dict[bool, list[float]] = {False: [], True: []}
         for pullback in (False, True):  # warm-up
             input_gradient(model, x, target, pullback)
@@ -132,14 +151,18 @@ def main() -> None:
                 times[pullback].append(time.perf_counter() - start)
         t_grad, t_sp = statistics.median(times[False]), statistics.median(times[True])
         saved_grad, saved_sp = saved_bytes(model, x, target, False), saved_bytes(model, x, target, True)
-        peak_grad = peak_rss_child(name, args.batch, False)
-        peak_sp = peak_rss_child(name, args.batch, True)
+        if device.type == "cuda":
+            peak_grad, peak_sp = peak_gpu(model, x, target, False), peak_gpu(model, x, target, True)
+        else:
+            peak_grad = peak_rss_child(name, args.batch, False)
+            peak_sp = peak_rss_child(name, args.batch, True)
         rows.append((name, t_grad, t_sp, saved_grad, saved_sp, peak_grad, peak_sp))
         print(f"done {name}", file=sys.stderr)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"median of {args.repeats} runs\n")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, batch {args.batch}, median of {args.repeats} runs\n")
+    peak = "peak GPU memory growth" if device.type == "cuda" else "peak RSS growth"
     print("| model | gradient s | SoftPullback s | time ratio | saved for backward (grad → SP) | ratio "
-          "| peak RSS growth (grad → SP) | ratio |")
+          f"| {peak} (grad → SP) | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     mib = 2**20
     for name, tg, ts, sg, ss, pg, ps in rows:
