@@ -187,24 +187,51 @@ def pointing_chunk(classifier, items, names) -> list[dict]:
     return rows
 
 
-def summary(path: Path) -> str:
+def summary(path: Path, reference: str = "SoftPullback") -> str:
+    """Mean ± std per method and metric, then paired differences (method − ``reference``) over the items
+    both have, with 95% percentile bootstrap CIs (2000 resamples, seed 0)."""
+    import numpy as np
+
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
     metrics = [("comprehensiveness", "↑"), ("sufficiency", "↓"), ("deletion_auc", "↓"), ("random_logit", "↓"),
                ("max_sensitivity", "↓"), ("pointing_game", "↑")]
-    lines = ["| method | n | " + " | ".join(f"{m} {d}" for m, d in metrics) + " |",
-             "|---|---|" + "---|" * len(metrics)]
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for r in rows:  # first row per (method, metric, item): an interrupted chunk may have been rewritten
+        for metric, _ in metrics:
+            if r[metric] not in ("", "nan"):
+                values.setdefault((r["method"], metric), {}).setdefault(r["item"], float(r[metric]))
+    present = [m for m, _ in metrics if any((name, m) in values for name in METHODS)]
+    lines = ["| method | n | " + " | ".join(f"{m} {d}" for m, d in metrics if m in present) + " |",
+             "|---|---|" + "---|" * len(present)]
     for name in METHODS:
-        mine = [r for r in rows if r["method"] == name]
-        if not mine:
+        mine = [values.get((name, m), {}) for m in present]
+        if not any(mine):
+            continue
+        cells = [f"{np.mean(list(v.values())):.3f} ± {np.std(list(v.values()), ddof=1):.3f}" if len(v) > 1 else "–"
+                 for v in mine]
+        items = max(len(v) for v in mine)
+        lines.append(f"| {name} | {items} | " + " | ".join(cells) + " |")
+    rng = np.random.default_rng(0)
+    paired = [f"\nPaired differences (method − {reference}), mean [95% bootstrap CI]:\n",
+              "| method | " + " | ".join(f"Δ {m}" for m in present) + " |", "|---|" + "---|" * len(present)]
+    for name in METHODS:
+        if name == reference:
             continue
         cells = []
-        for metric, _ in metrics:
-            values = torch.tensor([float(r[metric]) for r in mine if r[metric] not in ("", "nan")])
-            cells.append(f"{values.mean():.3f} ± {values.std():.3f}" if values.numel() > 1 else "–")
-        items = len({r["item"] for r in mine})
-        lines.append(f"| {name} | {items} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for metric in present:
+            mine, ref = values.get((name, metric), {}), values.get((reference, metric), {})
+            common = sorted(set(mine) & set(ref))
+            if len(common) < 2:
+                cells.append("–")
+                continue
+            diff = np.array([mine[k] - ref[k] for k in common])
+            means = diff[rng.integers(0, len(diff), (2000, len(diff)))].mean(1)
+            low, high = np.percentile(means, [2.5, 97.5])
+            cells.append(f"{diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]")
+        if any(c != "–" for c in cells):
+            paired.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + paired)
 
 
 def main() -> None:
