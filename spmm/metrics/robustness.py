@@ -35,7 +35,10 @@ class MaxSensitivity(Metric):
     ) -> MetricResult:
         targets = check_batch(inputs, targets, attributions)
         generator = self._generator(inputs.device)
-        batch, chunk = inputs.shape[0], self._chunk(inputs.device)
+        # re-explain at most as many inputs at once as the batch holds: explainers that expand each
+        # input (50 SmoothGrad samples, 50 IG steps) then need no more memory than the original explanation
+        batch = inputs.shape[0]
+        chunk = self.chunk if self.chunk is not None else min(batch, self._chunk(inputs.device))
         noise = torch.cat([
             (torch.rand((batch, 1, *inputs.shape[1:]), generator=generator, device=inputs.device) * 2 - 1) * self.radius
             for _ in range(self.samples)
