@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import random
 import sys
@@ -244,6 +245,8 @@ def main() -> None:
     parser.add_argument("--sensitivity-samples", type=int, default=2)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summary", action="store_true", help="only print the summary table of --out")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the chunks last first (a second process on the same --out shares the work)")
     args = parser.parse_args()
     out = args.out or HERE / f"results_{args.dataset}.csv"
     if args.summary:
@@ -254,22 +257,24 @@ def main() -> None:
     classifier, texts, labels = load(args.dataset)
     rng = random.Random(0)
     picks = rng.sample(range(len(texts)), args.items)
-    done = set()
-    if out.exists():
+    def done() -> set[tuple[str, str]]:  # read before every chunk: another process may append
+        if not out.exists():
+            return set()
         with open(out) as handle:
-            done = {(r["item"], r["method"]) for r in csv.DictReader(handle)}
+            return {(r["item"], r["method"]) for r in csv.DictReader(handle)}
+
     new_file = not out.exists()
     with open(out, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
         if new_file:
-            writer.writeheader()
+            csv.DictWriter(handle, COLUMNS).writeheader()
         jobs = [("faith", start) for start in range(0, len(picks), args.chunk)]
         jobs += [("point", start) for start in range(0, args.pointing, args.chunk)]
         point_items = pointing_items(texts, labels, args.pointing, random.Random(1))
-        for kind, start in tqdm(jobs, desc=f"{args.dataset} text benchmark"):
+        for kind, start in tqdm(jobs[::-1] if args.reverse else jobs, desc=f"{args.dataset} text benchmark"):
             if kind == "faith":
                 ids = [f"{args.dataset}-{i}" for i in picks[start:start + args.chunk]]
-                todo = [n for n in names if any((k, n) not in done for k in ids)]
+                finished = done()
+                todo = [n for n in names if any((k, n) not in finished for k in ids)]
                 if not todo:
                     continue
                 rows = evaluate_chunk(classifier, [texts[i] for i in picks[start:start + args.chunk]], todo, args,
@@ -277,13 +282,15 @@ def main() -> None:
                 per_method = len(ids)
             else:
                 ids = [f"{args.dataset}-pair{j}" for j in range(start, min(start + args.chunk, args.pointing))]
-                todo = [n for n in names if any((k, n) not in done for k in ids)]
+                finished = done()
+                todo = [n for n in names if any((k, n) not in finished for k in ids)]
                 if not todo:
                     continue
                 rows = pointing_chunk(classifier, point_items[start:start + args.chunk], todo)
                 per_method = len(ids)
-            for j, row in enumerate(rows):
-                writer.writerow({"item": ids[j % per_method], **row})
+            text = io.StringIO()  # one write per chunk, so that two processes' rows never interleave
+            csv.DictWriter(text, COLUMNS).writerows({"item": ids[j % per_method], **row} for j, row in enumerate(rows))
+            handle.write(text.getvalue())
             handle.flush()
     print(summary(out))
 
