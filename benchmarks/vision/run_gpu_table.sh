@@ -26,7 +26,7 @@ EXPLAINER_GROUPS=(smoothgrad smooth_pullback fusiongrad integrated_gradients,int
 
 echo "== speed vs Quantus ($SPEED_N images, alone on the device)"
 timeout 180 python3 benchmarks/vision/speed_vs_quantus.py --data "$DATA" --n "$SPEED_N" --device "$DEVICE" --samples 10 \
-  --sensitivity-samples 10 --draws 5 --threads 4 --out "$OUT/speed_gpu.md" > "$OUT/logs/speed.log" 2>&1
+  --sensitivity-samples 10 --draws 5 --threads 4 --allow-tf32 --out "$OUT/speed_gpu.md" > "$OUT/logs/speed.log" 2>&1
 echo "speed rc=$?"; cat "$OUT/speed_gpu.md" 2>/dev/null || tail -20 "$OUT/logs/speed.log"
 
 TABLES=$(( BUDGET - SECONDS - 45 ))
