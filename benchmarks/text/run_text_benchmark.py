@@ -273,23 +273,19 @@ def main() -> None:
         for kind, start in tqdm(jobs[::-1] if args.reverse else jobs, desc=f"{args.dataset} text benchmark"):
             if kind == "faith":
                 ids = [f"{args.dataset}-{i}" for i in picks[start:start + args.chunk]]
-                finished = done()
-                todo = [n for n in names if any((k, n) not in finished for k in ids)]
-                if not todo:
-                    continue
-                rows = evaluate_chunk(classifier, [texts[i] for i in picks[start:start + args.chunk]], todo, args,
-                                      random.Random(start))
-                per_method = len(ids)
             else:
                 ids = [f"{args.dataset}-pair{j}" for j in range(start, min(start + args.chunk, args.pointing))]
-                finished = done()
-                todo = [n for n in names if any((k, n) not in finished for k in ids)]
-                if not todo:
-                    continue
+            finished = done()
+            todo = [n for n in names if any((k, n) not in finished for k in ids)]
+            if not todo:
+                continue
+            if kind == "faith":
+                rows = evaluate_chunk(classifier, [texts[i] for i in picks[start:start + args.chunk]], todo, args,
+                                      random.Random(start))
+            else:
                 rows = pointing_chunk(classifier, point_items[start:start + args.chunk], todo)
-                per_method = len(ids)
             text = io.StringIO()  # one write per chunk, so that two processes' rows never interleave
-            csv.DictWriter(text, COLUMNS).writerows({"item": ids[j % per_method], **row} for j, row in enumerate(rows))
+            csv.DictWriter(text, COLUMNS).writerows({"item": ids[j % len(ids)], **row} for j, row in enumerate(rows))
             handle.write(text.getvalue())
             handle.flush()
     print(summary(out))

@@ -72,8 +72,6 @@ def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
     from spmm.bench.vision import image_explainers, image_metric_specs
 
     torch.manual_seed(args.seed)
-    device = next(model.parameters()).device
-    batches = [batch.to(device) for batch in batches]
     explainer_params = _json(args.explainer_params, "--explainer-params")
     metric_params = _json(args.metric_params, "--metric-params")
     explainers = image_explainers(_names(args.explainers), model, args.seed, explainer_params)
@@ -103,5 +101,6 @@ def run_focus(args: argparse.Namespace) -> int:
     files, classes = labelled_images(args.data)
     if classes is None:
         raise SpmmInputError(f"Focus needs class labels: {args.data} has no labels.csv")
-    model = load_model(args.model, args.weights).to(_device(args.device))
-    return _run(args, model, mosaic_batches(files, classes, args.n, args.batch_size, args.seed))
+    device = _device(args.device)
+    batches = [b.to(device) for b in mosaic_batches(files, classes, args.n, args.batch_size, args.seed)]
+    return _run(args, load_model(args.model, args.weights).to(device), batches)
