@@ -91,25 +91,23 @@ def check_batch(inputs: Tensor, targets: Tensor, attributions: Tensor | None = N
 
 
 @torch.no_grad()
-def target_logits(model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, chunk: int = 64) -> Tensor:
-    """Logit of ``targets`` for inputs (N, ...) with targets (N,) -> (N,), in chunks of ``chunk`` samples."""
+def target_logits(model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, chunk: int = 64, check: bool = True) -> Tensor:
+    """Logit of ``targets`` for inputs (N, ...) with targets (N,) -> (N,), in chunks of ``chunk`` samples.
+    ``check`` validates the logits' shape and the targets' range once (one device sync)."""
     out = []
     for start in range(0, inputs.shape[0], chunk):
         logits = output_logits(model(inputs[start : start + chunk]))
-        if logits.dim() != 2:
-            raise SpmmInputError(f"metrics need logits of shape (batch, classes), got {tuple(logits.shape)}")
-        index = targets[start : start + chunk]
-        if (index < 0).any() or (index >= logits.shape[1]).any():
-            raise SpmmInputError(f"target index out of range for a model with {logits.shape[1]} outputs")
-        out.append(logits.gather(1, index.view(-1, 1)).squeeze(1))
+        if check and start == 0:
+            _check_targets(logits, targets)
+        out.append(logits.gather(1, targets[start : start + chunk].view(-1, 1)).squeeze(1))
     return torch.cat(out)
 
 
-def perturbed_logits(model: Callable[[Tensor], Any], perturbed: Tensor, targets: Tensor, chunk: int) -> Tensor:
-    """Target logits for perturbed inputs (B, K, ...) with targets (B,) -> (B, K)."""
-    batch, count = perturbed.shape[:2]
-    flat = perturbed.reshape(batch * count, *perturbed.shape[2:])
-    return target_logits(model, flat, targets.repeat_interleave(count), chunk).view(batch, count)
+def _check_targets(logits: Tensor, targets: Tensor) -> None:
+    if logits.dim() != 2:
+        raise SpmmInputError(f"metrics need logits of shape (batch, classes), got {tuple(logits.shape)}")
+    if bool((targets < 0).any()) or bool((targets >= logits.shape[1]).any()):
+        raise SpmmInputError(f"target index out of range for a model with {logits.shape[1]} outputs")
 
 
 @torch.no_grad()
@@ -123,24 +121,36 @@ def group_perturbation_logits(
     generator: torch.Generator | None = None,
     chunk: int = 64,
     attributions: Tensor | None = None,
+    repeats: int = 1,
 ) -> tuple[Tensor, Tensor | None]:
     """Target logits after replacing masked groups by the baseline, one perturbation at a time in chunks.
 
-    inputs: (B, ...); masks: (B, K, G) bool; returns logits (B, K) and, when ``attributions``
-    (B, ...) are given, ⟨attributions, inputs − perturbed⟩ (B, K).  Noise baselines are drawn
-    perturbation by perturbation, so the draws do not depend on ``chunk``.
+    inputs: (B, ...); masks: (B, M, G) bool, each used for ``repeats`` consecutive perturbations
+    (K = M·repeats, e.g. fresh noise draws of one step); returns logits (B, K) and, when
+    ``attributions`` (B, ...) are given, ⟨attributions, inputs − perturbed⟩ (B, K).  Noise
+    baselines are drawn perturbation by perturbation, so the draws do not depend on ``chunk``;
+    other baselines are broadcast, never copied per perturbation.
     """
-    from spmm.metrics.groups import baseline_values
+    from spmm.metrics.groups import baseline_values, is_random
 
-    batch, count = masks.shape[:2]
+    batch, count = masks.shape[0], masks.shape[1] * repeats
     step = max(1, chunk // batch)
+    one = (batch, 1, *inputs.shape[1:])
+    fixed = None if is_random(baseline) else baseline_values(baseline, inputs.new_empty(one))
     logits, dots = [], []
     for start in range(0, count, step):
         stop = min(count, start + step)
-        shape = (batch, 1, *inputs.shape[1:])
-        fill = torch.cat([baseline_values(baseline, inputs.new_empty(shape), generator) for _ in range(start, stop)], 1)
-        perturbed = groups.replace(inputs, masks[:, start:stop], fill)
-        logits.append(perturbed_logits(model, perturbed, targets, chunk))
+        if repeats == 1:
+            selected = masks[:, start:stop]
+        else:
+            selected = masks.index_select(1, torch.arange(start, stop, device=masks.device) // repeats)
+        fill = fixed if fixed is not None else torch.cat(
+            [baseline_values(baseline, inputs.new_empty(one), generator) for _ in range(start, stop)], 1
+        )
+        perturbed = groups.replace(inputs, selected, fill)
+        flat = perturbed.flatten(0, 1)
+        values = target_logits(model, flat, targets.repeat_interleave(stop - start), chunk, check=start == 0)
+        logits.append(values.view(batch, stop - start))
         if attributions is not None:
             change = (inputs.unsqueeze(1) - perturbed).flatten(2)
             dots.append((change * attributions.flatten(1).unsqueeze(1)).sum(-1))

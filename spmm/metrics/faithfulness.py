@@ -22,16 +22,26 @@ def _group_scores(attributions: Tensor, groups: FeatureGroups, use_abs: bool) ->
     return groups.sum(attributions.abs() if use_abs else attributions).double()
 
 
-def _step_masks(order: Tensor, groups_per_step: int, cumulative: bool) -> Tensor:
-    """Masks (B, K, G) selecting groups in ``order`` (B, G): step k takes positions
-    [k·n, (k+1)·n) of the order, or all positions < (k+1)·n when ``cumulative``."""
+def _step_of_group(order: Tensor, groups_per_step: int) -> tuple[Tensor, int]:
+    """Step (B, G) at which each group is taken when groups are taken in ``order`` (B, G),
+    ``groups_per_step`` at a time (position p of the order goes at step p // n), and the
+    number of steps K."""
     batch, count = order.shape
-    steps = -(-count // groups_per_step)
     position = torch.empty_like(order).scatter_(1, order, torch.arange(count, device=order.device).expand(batch, count))
-    step_of_group = position // groups_per_step  # (B, G)
-    k = torch.arange(steps, device=order.device).view(1, -1, 1)
+    return position // groups_per_step, -(-count // groups_per_step)
+
+
+def _step_masks(step_of_group: Tensor, steps: int, cumulative: bool) -> Tensor:
+    """Masks (B, K, G) from steps (B, G): step k selects the groups taken at step k, or at
+    any step ≤ k when ``cumulative``."""
+    k = torch.arange(steps, device=step_of_group.device).view(1, -1, 1)
     chosen = step_of_group.unsqueeze(1)
     return chosen <= k if cumulative else chosen == k
+
+
+def _block_sums(scores: Tensor, step_of_group: Tensor, steps: int) -> Tensor:
+    """Sum of group scores (B, G) per step (B, K), without materialising the step masks."""
+    return scores.new_zeros(scores.shape[0], steps).scatter_add_(1, step_of_group, scores)
 
 
 class Infidelity(Metric):
@@ -120,13 +130,13 @@ class FaithfulnessEstimate(Metric):
         targets = check_batch(inputs, targets, attributions)
         scores = _group_scores(attributions, groups, self.abs)
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices
-        masks = _step_masks(order, self.groups_per_step, cumulative=False)
+        step_of_group, steps = _step_of_group(order, self.groups_per_step)
+        masks = _step_masks(step_of_group, steps, cumulative=False)
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         logits, _ = group_perturbation_logits(
             model, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self._chunk(inputs.device)
         )
-        block_sums = (masks.double() * scores.unsqueeze(1)).sum(-1)
-        return MetricResult(pearson(block_sums, original.unsqueeze(1) - logits), self.settings())
+        return MetricResult(pearson(_block_sums(scores, step_of_group, steps), original.unsqueeze(1) - logits), self.settings())
 
 
 class MonotonicityCorrelation(Metric):
@@ -154,19 +164,18 @@ class MonotonicityCorrelation(Metric):
         targets = check_batch(inputs, targets, attributions)
         scores = _group_scores(attributions, groups, self.abs)
         order = torch.sort(scores, dim=1, stable=True).indices
-        masks = _step_masks(order, self.groups_per_step, cumulative=False)
-        steps = masks.shape[1]
+        step_of_group, steps = _step_of_group(order, self.groups_per_step)
+        masks = _step_masks(step_of_group, steps, cumulative=False)
         scored = probability_model(model) if self.probability else model
         original = target_logits(scored, inputs, targets, self._chunk(inputs.device)).double()
         logits, _ = group_perturbation_logits(
-            scored, inputs, targets, groups, masks.repeat_interleave(self.samples, 1), self.baseline,
-            self._generator(inputs.device), self._chunk(inputs.device),
+            scored, inputs, targets, groups, masks, self.baseline, self._generator(inputs.device), self._chunk(inputs.device),
+            repeats=self.samples,
         )
         squared = ((logits.double() - original.unsqueeze(1)) ** 2).view(-1, steps, self.samples).mean(-1)
         inverse = torch.where(original.abs() >= self.eps, 1.0 / original.abs().clamp_min(1e-300), torch.ones_like(original))
         variances = squared * inverse.pow(2).unsqueeze(1)
-        block_sums = (masks.double() * scores.unsqueeze(1)).sum(-1)
-        return MetricResult(spearman(block_sums, variances), self.settings())
+        return MetricResult(spearman(_block_sums(scores, step_of_group, steps), variances), self.settings())
 
 
 class _PerturbationCurve(Metric):
@@ -183,7 +192,7 @@ class _PerturbationCurve(Metric):
     def __call__(self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *, groups: FeatureGroups) -> MetricResult:
         targets = check_batch(inputs, targets, attributions)
         order = torch.sort(groups.sum(attributions), dim=1, descending=True, stable=True).indices
-        removed = _step_masks(order, self.groups_per_step, cumulative=True)
+        removed = _step_masks(*_step_of_group(order, self.groups_per_step), cumulative=True)
         nothing = torch.zeros_like(removed[:, :1])
         removed = torch.cat([nothing, removed], 1)  # step 0: the untouched input
         masks = removed if self.deletes else ~removed

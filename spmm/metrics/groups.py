@@ -73,9 +73,11 @@ class FeatureGroups:
         return out.index_add_(1, labels, values.reshape(values.shape[0], -1))
 
     def element_mask(self, group_mask: Tensor, sample_shape: Sequence[int]) -> Tensor:
-        """Group selection (..., G) bool -> element selection (..., *sample_shape) bool."""
-        labels = self.labels.to(group_mask.device).expand(*sample_shape)
-        return group_mask[..., labels]
+        """Group selection (..., G) bool -> element selection (..., *S) bool, S the labels' shape
+        padded to the sample's rank: broadcastable to (..., *sample_shape) without copying
+        along the dims the labels share (e.g. colour channels)."""
+        labels = self.labels.to(group_mask.device)
+        return group_mask[..., labels.view(*([1] * (len(sample_shape) - labels.dim())), *labels.shape)]
 
     def replace(self, inputs: Tensor, group_mask: Tensor, baseline: Tensor) -> Tensor:
         """Replace the selected groups by the baseline.
@@ -114,6 +116,11 @@ def segments(shape: Sequence[int], size: int = 1, dim: int = 0) -> FeatureGroups
     view = [1] * len(shape)
     view[dim] = length
     return FeatureGroups((torch.arange(length) // size).view(view), -(-length // size))
+
+
+def is_random(baseline: Baseline) -> bool:
+    """Whether ``baseline`` is noise drawn afresh for every perturbation."""
+    return isinstance(baseline, (str, UniformNoise))
 
 
 def baseline_values(baseline: Baseline, like: Tensor, generator: torch.Generator | None = None) -> Tensor:

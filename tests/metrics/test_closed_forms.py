@@ -156,3 +156,32 @@ def test_fixed_seed_gives_identical_noisy_scores(cnn):
     assert torch.equal(first, again)
     assert torch.equal(other, Infidelity(seed=4)(cnn, x, targets, a, groups=pixels).scores)
     assert not torch.equal(other, Infidelity(seed=5)(cnn, x, targets, a, groups=pixels).scores)
+
+
+def test_monotonicity_with_noise_matches_a_hand_written_loop_on_colour_patches():
+    """Patches shared by 3 channels, fresh U(−1, 1) noise for every sample of every step."""
+    from scipy.stats import spearmanr
+
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3)).eval()
+    x, targets = torch.rand(2, 3, 8, 8), torch.tensor([2, 0])
+    attributions = torch.randn_like(x)
+    patches = square_patches((3, 8, 8), 2)  # 16 patches, labels (1, 8, 8)
+    ours = MonotonicityCorrelation(groups_per_step=3, samples=4, seed=9, chunk=7)(model, x, targets, attributions, groups=patches)
+    generator = torch.Generator().manual_seed(9)
+    labels = patches.labels.expand(3, 8, 8)
+    sums = torch.stack([attributions.abs()[:, labels == g].sum(1) for g in range(16)], 1).double()
+    order = torch.sort(sums, dim=1, stable=True).indices
+    with torch.no_grad():
+        p = torch.softmax(model(x).double(), 1)[[0, 1], targets]
+        steps = [order[:, k:k + 3] for k in range(0, 16, 3)]
+        drops = torch.zeros(2, len(steps), dtype=torch.float64)
+        for k, chosen in enumerate(steps):
+            for _ in range(4):
+                noise = torch.rand((2, 1, 3, 8, 8), generator=generator)[:, 0] * 2 - 1
+                mask = torch.stack([torch.isin(labels, chosen[i]) for i in range(2)])
+                q = torch.softmax(model(torch.where(mask, noise, x)).double(), 1)[[0, 1], targets]
+                drops[:, k] += (q - p) ** 2 / 4
+    block = torch.stack([sums[i, chosen[i]].sum(-1) for i in range(2) for chosen in steps]).view(2, -1)
+    expected = [spearmanr(block[i], drops[i] / p[i] ** 2).statistic for i in range(2)]
+    torch.testing.assert_close(ours.scores, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
