@@ -3,3 +3,7 @@
 
 class SpmmInputError(ValueError):
     """Inputs, targets or models that cannot be explained as given."""
+
+
+class SpmmParameterError(SpmmInputError, TypeError):
+    """A method or metric given a parameter it does not take."""

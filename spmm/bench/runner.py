@@ -7,6 +7,7 @@ so an interrupted run picks up where it stopped and gives the same table.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
+from spmm.errors import SpmmInputError
 from spmm.metrics.base import ExplainFn, Metric
 
 
@@ -65,8 +67,9 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     out = Path(out)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     batches = list(batches)
+    _check_arguments(metrics, batches)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     jobs = [(b, e) for b in range(len(batches)) for e in explainers]
     done = 0
     for batch_index, name in tqdm(jobs, desc="benchmark", disable=not progress):
@@ -98,10 +101,24 @@ def run_benchmark(
 
 
 def _relevant(metric: Metric, batch_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    import inspect
-
     accepted = inspect.signature(type(metric).__call__).parameters
     return {k: v for k, v in batch_kwargs.items() if k in accepted}
+
+
+def _check_arguments(metrics: Mapping[str, MetricSpec], batches: Sequence[Batch]) -> None:
+    """Raise :class:`SpmmInputError` before any work when a metric lacks a required argument
+    that neither its spec nor every batch supplies (e.g. Focus without mosaic ``target_groups``)."""
+    for name, spec in metrics.items():
+        parameters = inspect.signature(type(spec.metric).__call__).parameters.values()
+        required = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+        given = set(spec.call_kwargs) | ({"explain_fn"} if spec.metric.needs_explain_fn else set())
+        for batch in batches:
+            missing = sorted(required - given - set(batch.metric_kwargs))
+            if missing:
+                raise SpmmInputError(
+                    f"metric {name!r} needs {', '.join(missing)}, which these batches do not provide"
+                    + (" (Focus needs mosaics: use `spmm bench focus`)" if "target_groups" in missing else "")
+                )
 
 
 def collect_scores(out: str | Path) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from spmm.bench.runner import Batch, MetricSpec
 from spmm.errors import SpmmInputError
 from spmm.metrics.base import ExplainFn, explainer
 from spmm.metrics.groups import square_patches
-from spmm.metrics.registry import make_metric
+from spmm.metrics.registry import check_settings, list_metrics, make_metric
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
 
@@ -97,7 +97,9 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
     """The SPEC §4 settings on images of sample ``shape`` (C, H, W): Infidelity on every patch of
     the 112 and 56 grids, FaithCorr on 56×56 patches, pixel groups with 3136 pixels per step for
     FaithEst/MonoCorr/deletion/insertion, Max-sensitivity radius 0.02, Focus on 2×2 quadrants."""
-    overrides = overrides or {}
+    overrides = _per_name(overrides, list_metrics(), "metric")
+    for name, settings in overrides.items():
+        check_settings(name, settings)
     height = shape[-2]
     pixels = square_patches(shape, 1)
     per_step = max(1, (height * shape[-1]) // 16)
@@ -129,14 +131,15 @@ def image_explainers(
 ) -> dict[str, ExplainFn]:
     """Explain functions for ``names``; CAM methods get the vision adapter's GradCAM layer
     (``spmm.adapters.vision.gradcam_layer``) unless ``params`` name one."""
-    from spmm.methods.registry import list_methods
+    from spmm.methods.registry import check_parameters, get_method, list_methods
 
-    params = params or {}
-    known = set(list_methods())
+    params = _per_name(params, list_methods(), "explainer")
+    for name, extra in params.items():
+        check_parameters(get_method(name), extra)
     explainers = {}
     for name in names:
-        if name not in known:
-            raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
+        if name not in list_methods():
+            raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(list_methods()))}")
         extra = dict(params.get(name, {}))
         if name in CAM_METHODS and "layer" not in extra:
             from spmm.adapters.vision import gradcam_layer
@@ -144,3 +147,14 @@ def image_explainers(
             extra["layer"] = gradcam_layer(model)
         explainers[name] = explainer(name, seed=seed, **extra)
     return explainers
+
+
+def _per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) -> dict[str, dict[str, Any]]:
+    """Check that per-name parameters map known ``kind`` names to objects of settings."""
+    params = dict(params or {})
+    for name, value in params.items():
+        if name not in known:
+            raise SpmmInputError(f"parameters given for unknown {kind} {name!r}; available: {', '.join(sorted(known))}")
+        if not isinstance(value, Mapping):
+            raise SpmmInputError(f"parameters of {kind} {name!r} must be an object of settings, got {value!r}")
+    return params

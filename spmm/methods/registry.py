@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from torch import Tensor
 
+from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.methods.context import MethodContext
 
 MethodFn = Callable[..., "tuple[Tensor, dict[str, Any]]"]
@@ -43,7 +44,7 @@ def register_method(name: str, *, pullback: bool, summary: str, **defaults: Any)
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(list_methods())}")
+        raise SpmmInputError(f"unknown method {name!r}; available: {', '.join(list_methods())}")
     return METHODS[name]
 
 
@@ -52,12 +53,17 @@ def list_methods() -> list[str]:
     return sorted(METHODS, key=lambda n: (not METHODS[n].pullback, n))
 
 
-def run_method(method: Method, context: MethodContext, inputs: Tensor, params: dict[str, Any]):
+def check_parameters(method: Method, params: Mapping[str, Any]) -> None:
+    """Raise :class:`SpmmParameterError` naming any parameter ``method`` does not take."""
     unknown = sorted(set(params) - set(method.defaults))
     if unknown:
-        raise TypeError(
+        raise SpmmParameterError(
             f"method {method.name!r} got unknown parameter(s) {unknown}; its parameters: {sorted(method.defaults)}"
         )
+
+
+def run_method(method: Method, context: MethodContext, inputs: Tensor, params: dict[str, Any]):
+    check_parameters(method, params)
     merged = {**method.defaults, **params}
     attributions, extras = method.fn(context, inputs, **merged)
     return attributions, extras, merged

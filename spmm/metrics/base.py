@@ -61,6 +61,14 @@ class Metric:
         return torch.Generator(device=device).manual_seed(int(getattr(self, "seed", 0)))
 
 
+def check_counts(**counts: int | None) -> None:
+    """Raise :class:`SpmmInputError` unless every given count (steps, samples, draws, chunk) is
+    an integer ≥ 1; ``None`` means "the default"."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SpmmInputError(f"{name} must be an integer ≥ 1, got {value!r}")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value.tolist()

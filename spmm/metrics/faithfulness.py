@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from spmm.metrics.base import Metric, MetricResult, check_batch, group_perturbation_logits, target_logits
+from spmm.metrics.base import Metric, MetricResult, check_batch, check_counts, group_perturbation_logits, target_logits
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise
 from spmm.metrics.statistics import pearson, spearman
 from spmm.targets import output_logits
@@ -59,6 +59,7 @@ class Infidelity(Metric):
     category = "faithfulness"
 
     def __init__(self, draws: int = 5, low: float = -1.0, high: float = 1.0, seed: int = 0, chunk: int | None = None) -> None:
+        check_counts(draws=draws, chunk=chunk)
         self.draws, self.low, self.high, self.seed, self.chunk = draws, low, high, seed, chunk
 
     def __call__(
@@ -98,6 +99,7 @@ class FaithfulnessCorrelation(Metric):
     category = "faithfulness"
 
     def __init__(self, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int | None = None) -> None:
+        check_counts(chunk=chunk)
         self.baseline, self.abs, self.seed, self.chunk = baseline, abs, seed, chunk
 
     def __call__(self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *, groups: FeatureGroups) -> MetricResult:
@@ -124,6 +126,7 @@ class FaithfulnessEstimate(Metric):
     category = "faithfulness"
 
     def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int | None = None) -> None:
+        check_counts(groups_per_step=groups_per_step, chunk=chunk)
         self.groups_per_step, self.baseline, self.abs, self.seed, self.chunk = groups_per_step, baseline, abs, seed, chunk
 
     def __call__(self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *, groups: FeatureGroups) -> MetricResult:
@@ -157,6 +160,7 @@ class MonotonicityCorrelation(Metric):
         self, groups_per_step: int = 3136, samples: int = 10, baseline: Baseline = "uniform", abs: bool = True,
         eps: float = 1e-12, probability: bool = True, seed: int = 0, chunk: int | None = None,
     ) -> None:
+        check_counts(groups_per_step=groups_per_step, samples=samples, chunk=chunk)
         self.groups_per_step, self.samples, self.baseline, self.abs = groups_per_step, samples, baseline, abs
         self.eps, self.probability, self.seed, self.chunk = eps, probability, seed, chunk
 
@@ -185,6 +189,7 @@ class _PerturbationCurve(Metric):
     deletes: bool
 
     def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, probability: bool = True, seed: int = 0, chunk: int | None = None) -> None:
+        check_counts(groups_per_step=groups_per_step, chunk=chunk)
         self.groups_per_step, self.baseline, self.probability, self.seed, self.chunk = (
             groups_per_step, baseline, probability, seed, chunk,
         )

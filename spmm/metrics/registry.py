@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Mapping
 
+from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.metrics.base import Metric
 from spmm.metrics.faithfulness import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC, MonotonicityCorrelation,
@@ -26,8 +28,22 @@ def list_metrics() -> list[str]:
     return list(METRICS)
 
 
-def make_metric(name: str, **settings: Any) -> Metric:
-    """Build the metric called ``name`` with ``settings``; unknown names raise ValueError."""
+def metric_parameters(name: str) -> list[str]:
+    """The settings the metric called ``name`` takes."""
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
+        raise SpmmInputError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
+    return [p for p in inspect.signature(METRICS[name].__init__).parameters if p != "self"]
+
+
+def check_settings(name: str, settings: Mapping[str, Any]) -> None:
+    """Raise :class:`SpmmInputError` for an unknown metric ``name`` or a setting it does not take."""
+    accepted = metric_parameters(name)
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise SpmmParameterError(f"metric {name!r} got unknown setting(s) {unknown}; its settings: {accepted}")
+
+
+def make_metric(name: str, **settings: Any) -> Metric:
+    """Build the metric called ``name`` with ``settings`` (checked by :func:`check_settings`)."""
+    check_settings(name, settings)
     return METRICS[name](**settings)

@@ -7,7 +7,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_batch
+from spmm.errors import SpmmInputError
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_batch, check_counts
 from spmm.targets import output_logits
 
 
@@ -26,6 +27,9 @@ class MaxSensitivity(Metric):
     needs_explain_fn = True
 
     def __init__(self, samples: int = 10, radius: float = 0.02, skip_changed_predictions: bool = False, seed: int = 0, chunk: int | None = None) -> None:
+        check_counts(samples=samples, chunk=chunk)
+        if not radius > 0:
+            raise SpmmInputError(f"radius must be > 0, got {radius!r}")
         self.samples, self.radius, self.skip_changed_predictions, self.seed, self.chunk = (
             samples, radius, skip_changed_predictions, seed, chunk,
         )

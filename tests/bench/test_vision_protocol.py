@@ -3,8 +3,9 @@ import csv
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
-from spmm.bench.vision import image_metric_specs, labelled_images, mosaic_batches
+from spmm.bench.vision import image_explainers, image_metric_specs, labelled_images, mosaic_batches
 from spmm.cli import main
 from spmm.errors import SpmmInputError
 from spmm.modalities.image_mosaic import build_mosaics
@@ -49,6 +50,36 @@ def test_image_metric_specs_follow_the_protocol():
     assert specs["monotonicity_correlation"].metric.groups_per_step == 3136
     with pytest.raises(SpmmInputError, match="unknown metric"):
         image_metric_specs(["accuracy"], (3, 224, 224))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"max_sensitivty": {}}, "unknown metric 'max_sensitivty'"),
+    ({"max_sensitivity": {"samplez": 5}}, r"unknown setting\(s\) \['samplez'\]"),
+    ({"deletion_auc": 5}, "must be an object of settings"),
+    ({"deletion_auc": {"groups_per_step": 0}}, "groups_per_step must be an integer ≥ 1, got 0"),
+    ({"max_sensitivity": {"radius": -0.1}}, "radius must be > 0"),
+])
+def test_metric_settings_are_checked_before_any_work(overrides, message):
+    with pytest.raises(SpmmInputError, match=message):
+        image_metric_specs(["deletion_auc", "max_sensitivity"], (3, 224, 224), overrides=overrides)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"gradiant": {}}, "unknown explainer 'gradiant'"),
+    ({"smoothgrad": {"sample": 2}}, r"unknown parameter\(s\) \['sample'\]"),
+    ({"gradient": 3}, "must be an object of settings"),
+])
+def test_explainer_parameters_are_checked_before_any_work(params, message):
+    with pytest.raises(SpmmInputError, match=message):
+        image_explainers(["gradient"], nn.Identity(), params=params)
+
+
+def test_focus_without_mosaics_is_a_clear_error(tmp_path, capsys):
+    folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
+    code = main(["bench", "faithfulness", "--data", str(folder), "--n", "2", "--explainers", "gradient",
+                 "--metrics", "deletion_auc,focus", "--out", str(tmp_path / "o")])
+    assert code == 2 and "spmm bench focus" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_reports_unknown_models_and_explainers(tmp_path, capsys):
