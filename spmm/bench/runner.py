@@ -140,7 +140,8 @@ def write_reports(scores: pd.DataFrame, out: str | Path, settings: Mapping[str, 
     (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
     text = "\n\n".join([
         f"## Summary (mean ± std over samples; best in bold)\n\n{summary_markdown(summary)}",
-        f"## Paired differences vs {reference} (mean [95% bootstrap CI]; * = {reference} significantly better)"
+        f"## Paired differences vs {reference} (mean [95% bootstrap CI]; * = {reference} significantly better, "
+        f"† = significantly worse)"
         f"\n\n{paired_markdown(paired, reference)}",
     ])
     (out / "summary.md").write_text(text + "\n")

@@ -30,13 +30,16 @@ def paired_differences(
     scores: pd.DataFrame, reference: str = "soft_pullback", resamples: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
     """Mean paired difference (explainer − reference) per metric over the samples both have,
-    with a 95% percentile bootstrap CI; ``reference_better`` says whether the CI excludes 0 in
-    the reference's favour (by the metric's direction)."""
+    with a 95% percentile bootstrap CI; ``reference_better`` / ``reference_worse`` say whether
+    the CI excludes 0 in the reference's favour / against it (by the metric's direction).
+    With fewer than 2 paired samples there is no CI (NaN) and neither flag is set."""
     wide = scores.pivot_table(index=["metric", "sample"], columns="explainer", values="score")
     rows = []
     rng = np.random.default_rng(seed)
     if reference not in wide.columns:
-        return pd.DataFrame(columns=["explainer", "metric", "n", "mean_diff", "ci_low", "ci_high", "reference_better"])
+        return pd.DataFrame(
+            columns=["explainer", "metric", "n", "mean_diff", "ci_low", "ci_high", "reference_better", "reference_worse"]
+        )
     for metric, block in wide.groupby(level="metric", sort=False):
         for explainer in block.columns:
             if explainer == reference:
@@ -44,12 +47,17 @@ def paired_differences(
             diff = (block[explainer] - block[reference]).dropna().to_numpy()
             if diff.size == 0:
                 continue
-            means = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(1)
-            low, high = np.percentile(means, [2.5, 97.5])
+            if diff.size >= 2:
+                means = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(1)
+                low, high = np.percentile(means, [2.5, 97.5])
+            else:
+                low = high = np.nan
             higher = _higher_is_better(metric)
             rows.append({
                 "explainer": explainer, "metric": metric, "n": diff.size, "mean_diff": diff.mean(),
-                "ci_low": low, "ci_high": high, "reference_better": bool(high < 0 if higher else low > 0),
+                "ci_low": low, "ci_high": high,
+                "reference_better": bool(high < 0 if higher else low > 0),
+                "reference_worse": bool(low > 0 if higher else high < 0),
             })
     return pd.DataFrame(rows)
 
@@ -75,7 +83,8 @@ def summary_markdown(summary: pd.DataFrame, digits: int = 3) -> str:
 
 
 def paired_markdown(paired: pd.DataFrame, reference: str = "soft_pullback", digits: int = 3) -> str:
-    """Paired differences (explainer − reference) with 95% bootstrap CIs, one cell per metric."""
+    """Paired differences (explainer − reference) with 95% bootstrap CIs, one cell per metric;
+    ``*`` marks the reference significantly better, ``†`` significantly worse."""
     if paired.empty:
         return f"(no paired differences: {reference} was not run)"
     metrics = list(dict.fromkeys(paired["metric"]))
@@ -86,7 +95,12 @@ def paired_markdown(paired: pd.DataFrame, reference: str = "soft_pullback", digi
         row = [explainer]
         for metric in metrics:
             r = cells.get((explainer, metric))
-            mark = " *" if r is not None and r.reference_better else ""
-            row.append("–" if r is None else f"{r.mean_diff:+.{digits}f} [{r.ci_low:+.{digits}f}, {r.ci_high:+.{digits}f}]{mark}")
+            if r is None:
+                row.append("–")
+            elif np.isnan(r.ci_low):
+                row.append(f"{r.mean_diff:+.{digits}f} (n = {r.n}, no CI)")
+            else:
+                mark = " *" if r.reference_better else " †" if r.reference_worse else ""
+                row.append(f"{r.mean_diff:+.{digits}f} [{r.ci_low:+.{digits}f}, {r.ci_high:+.{digits}f}]{mark}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from spmm.bench.runner import Batch, MetricSpec, collect_scores, run_benchmark, write_reports
-from spmm.bench.tables import paired_differences, summary_table
+from spmm.bench.tables import paired_differences, paired_markdown, summary_table
 from spmm.metrics import FaithfulnessCorrelation, MaxSensitivity, MonotonicityCorrelation, explainer, square_patches
 
 
@@ -71,3 +71,20 @@ def test_summary_and_paired_bootstrap_against_hand_computation():
     assert paired["ci_low"] == pytest.approx(diff.mean() - half_width, abs=half_width * 0.25)
     assert paired["ci_high"] == pytest.approx(diff.mean() + half_width, abs=half_width * 0.25)
     assert paired["reference_better"]
+    assert not paired["reference_worse"]
+
+
+def test_paired_marks_both_directions_and_gives_no_ci_for_a_single_sample():
+    def table(metric, sp, other):
+        return pd.DataFrame([{"sample": str(i), "explainer": e, "metric": metric, "score": v}
+                             for e, values in (("soft_pullback", sp), ("gradient", other)) for i, v in enumerate(values)])
+
+    rng = np.random.default_rng(1)
+    sp = rng.normal(1.0, 0.1, 20)
+    # infidelity: lower is better, so a gradient 0.5 lower beats the reference
+    paired = paired_differences(table("infidelity", sp, sp - 0.5 + rng.normal(0, 0.01, 20))).iloc[0]
+    assert paired["reference_worse"] and not paired["reference_better"]
+    assert "†" in paired_markdown(paired_differences(table("infidelity", sp, sp - 0.5)))
+    single = paired_differences(table("infidelity", sp[:1], sp[:1] + 3.0)).iloc[0]
+    assert single["n"] == 1 and np.isnan(single["ci_low"]) and not (single["reference_better"] or single["reference_worse"])
+    assert "(n = 1, no CI)" in paired_markdown(paired_differences(table("infidelity", sp[:1], sp[:1] + 3.0)))
