@@ -100,8 +100,12 @@ def run_benchmark(
     return scores.sort_values(["explainer", "metric"], key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
 
 
+def _call_parameters(metric: Metric) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(type(metric).__call__).parameters
+
+
 def _relevant(metric: Metric, batch_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    accepted = inspect.signature(type(metric).__call__).parameters
+    accepted = _call_parameters(metric)
     return {k: v for k, v in batch_kwargs.items() if k in accepted}
 
 
@@ -109,16 +113,13 @@ def _check_arguments(metrics: Mapping[str, MetricSpec], batches: Sequence[Batch]
     """Raise :class:`SpmmInputError` before any work when a metric lacks a required argument
     that neither its spec nor every batch supplies (e.g. Focus without mosaic ``target_groups``)."""
     for name, spec in metrics.items():
-        parameters = inspect.signature(type(spec.metric).__call__).parameters.values()
+        parameters = _call_parameters(spec.metric).values()
         required = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
         given = set(spec.call_kwargs) | ({"explain_fn"} if spec.metric.needs_explain_fn else set())
         for batch in batches:
             missing = sorted(required - given - set(batch.metric_kwargs))
             if missing:
-                raise SpmmInputError(
-                    f"metric {name!r} needs {', '.join(missing)}, which these batches do not provide"
-                    + (" (Focus needs mosaics: use `spmm bench focus`)" if "target_groups" in missing else "")
-                )
+                raise SpmmInputError(f"metric {name!r} needs {', '.join(missing)}, which these batches do not provide")
 
 
 def collect_scores(out: str | Path) -> pd.DataFrame:

@@ -133,13 +133,14 @@ def image_explainers(
     (``spmm.adapters.vision.gradcam_layer``) unless ``params`` name one."""
     from spmm.methods.registry import check_parameters, get_method, list_methods
 
-    params = _per_name(params, list_methods(), "explainer")
+    known = list_methods()
+    params = _per_name(params, known, "explainer")
     for name, extra in params.items():
         check_parameters(get_method(name), extra)
     explainers = {}
     for name in names:
-        if name not in list_methods():
-            raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(list_methods()))}")
+        if name not in known:
+            raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
         extra = dict(params.get(name, {}))
         if name in CAM_METHODS and "layer" not in extra:
             from spmm.adapters.vision import gradcam_layer

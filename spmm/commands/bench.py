@@ -90,6 +90,8 @@ def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
 def run_faithfulness(args: argparse.Namespace) -> int:
     from spmm.bench.vision import image_batches, labelled_images
 
+    if "focus" in _names(args.metrics):
+        raise SpmmInputError("focus needs mosaics with known target quadrants: run `spmm bench focus` instead")
     files, classes = labelled_images(args.data, args.n)
     model = load_model(args.model, args.weights).to(_device(args.device))
     return _run(args, model, image_batches(model, files, classes, args.batch_size))

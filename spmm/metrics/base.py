@@ -148,10 +148,7 @@ def group_perturbation_logits(
     logits, dots = [], []
     for start in range(0, count, step):
         stop = min(count, start + step)
-        if repeats == 1:
-            selected = masks[:, start:stop]
-        else:
-            selected = masks.index_select(1, torch.arange(start, stop, device=masks.device) // repeats)
+        selected = masks.index_select(1, torch.arange(start, stop, device=masks.device) // repeats)
         fill = fixed if fixed is not None else torch.cat(
             [baseline_values(baseline, inputs.new_empty(one), generator) for _ in range(start, stop)], 1
         )

@@ -6,7 +6,8 @@ from torch import nn
 
 from spmm.bench.runner import Batch, MetricSpec, collect_scores, run_benchmark, write_reports
 from spmm.bench.tables import paired_differences, paired_markdown, summary_table
-from spmm.metrics import FaithfulnessCorrelation, MaxSensitivity, MonotonicityCorrelation, explainer, square_patches
+from spmm.errors import SpmmInputError
+from spmm.metrics import FaithfulnessCorrelation, Focus, MaxSensitivity, MonotonicityCorrelation, explainer, square_patches
 
 
 def tiny_setup():
@@ -37,6 +38,14 @@ def test_interrupted_run_resumes_to_the_same_table(tmp_path):
     key = ["sample", "explainer", "metric"]
     pd.testing.assert_frame_equal(full.sort_values(key).reset_index(drop=True), resumed.sort_values(key).reset_index(drop=True))
     assert not resumed["score"].isna().any()
+
+
+def test_a_metric_argument_no_batch_provides_stops_the_run_before_any_work(tmp_path):
+    model, batches, explainers, _ = tiny_setup()
+    focus = {"focus": MetricSpec(Focus(), {"groups": square_patches((1, 8, 8), 4)})}
+    with pytest.raises(SpmmInputError, match="'focus' needs target_groups"):
+        run_benchmark(model, batches, explainers, focus, tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
 
 
 def test_reports_are_written_and_mark_the_best(tmp_path):
