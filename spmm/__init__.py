@@ -7,7 +7,9 @@ nonlinearity's backward uses a softened, expected gate (SPEC §2).
 from spmm.audit import AuditReport, audit
 from spmm.errors import SpmmInputError
 from spmm.explain import check_inputs, explain, quantus_explain_func
-from spmm.explanation import Explanation
+from spmm.explainable import Explainable, Prepared
+from spmm.explanation import Explanation, Prediction
+from spmm.load import list_models, load
 from spmm.methods.registry import list_methods
 from spmm.mode import PullbackMode, pullback_mode
 from spmm.rules.registry import (
@@ -17,12 +19,14 @@ from spmm.rules.registry import (
     register_module_rule,
     unregister_module_rule,
 )
+from spmm.ruleset import RuleSet, get_ruleset, list_rulesets, register_ruleset, rulesets
 from spmm.targets import ClassLogit
 from spmm.temperatures import Temperatures
 
 __all__ = [
-    "AuditReport", "ClassLogit", "Explanation", "PullbackMode", "SpmmInputError", "Temperatures", "audit",
-    "check_inputs", "explain", "gate_module_rule", "keep_forward", "list_methods", "list_rules",
-    "pullback_mode", "quantus_explain_func", "register_module_rule", "unregister_module_rule",
+    "AuditReport", "ClassLogit", "Explainable", "Explanation", "Prediction", "Prepared", "PullbackMode", "RuleSet",
+    "SpmmInputError", "Temperatures", "audit", "check_inputs", "explain", "gate_module_rule", "get_ruleset",
+    "keep_forward", "list_methods", "list_models", "list_rules", "list_rulesets", "load", "pullback_mode",
+    "quantus_explain_func", "register_module_rule", "register_ruleset", "rulesets", "unregister_module_rule",
 ]
 __version__ = "0.1.0"

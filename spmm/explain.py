@@ -17,8 +17,9 @@ from spmm.errors import SpmmInputError
 from spmm.explanation import Explanation
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import get_method, run_method
+from spmm.ruleset import RuleSet, resolve_rules
 from spmm.targets import Target, resolve_target, target_scores
-from spmm.temperatures import Temperatures, resolve_temperatures
+from spmm.temperatures import Temperatures
 
 
 def check_inputs(inputs: Any) -> None:
@@ -66,6 +67,7 @@ def explain(
     target: Target,
     method: str = "soft_pullback",
     *,
+    rules: RuleSet | str | None = None,
     temperatures: Temperatures | Mapping[str, float] | None = None,
     module_rules: Mapping | None = None,
     seed: int | None = None,
@@ -80,8 +82,11 @@ def explain(
     inputs: (B, ...) float tensor; images in [−1, 1] by convention (SPEC §3).
     target: class index, one index per sample, or a callable output -> (B,) scores.
     method: see :func:`spmm.list_methods`; pullback methods use the SP rules.
-    temperatures: per-rule temperature overrides, e.g. ``{"relu": 0.3}``.
-    module_rules: extra module rules for this call.
+    rules: the :class:`spmm.RuleSet` (or its name) the model is explained with; default: the op
+        rules alone.  ``spmm.load(...)`` models carry theirs.  Methods that read a Grad-CAM layer
+        get it from ``rules.cam_layer`` unless ``layer=`` is given.
+    temperatures: per-rule temperature overrides on top of ``rules``, e.g. ``{"relu": 0.3}``.
+    module_rules: extra module rules for this call, on top of ``rules``.
     seed: seeds the random draws of stochastic methods.
     params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``.
 
@@ -91,7 +96,7 @@ def explain(
     """
     spec = get_method(method)
     check_inputs(inputs)
-    temps = resolve_temperatures(temperatures)
+    ruleset = resolve_rules(rules, model, temperatures, module_rules)
     if isinstance(model, nn.Module) and model.training:
         warnings.warn("the model is in training mode; call model.eval() for deterministic explanations", stacklevel=2)
     inputs = inputs.detach()
@@ -99,18 +104,27 @@ def explain(
         output = _forward(model, inputs)
     target_fn = resolve_target(target, output)
     scores = target_scores(target_fn, output, inputs.shape[0])
-    context = MethodContext(model, target_fn, pullback=spec.pullback, temperatures=temps, module_rules=module_rules)
+    context = MethodContext(
+        model, target_fn, pullback=spec.pullback, temperatures=ruleset.temperatures, module_rules=ruleset.module_rules
+    )
+    needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(model, nn.Module)
+    layer = ruleset.gradcam_layer(model) if needs_layer else contextlib.nullcontext()
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    with rng:
+    with rng, layer as found:
         if seed is not None:
             torch.manual_seed(seed)
+        if needs_layer:
+            params = {**params, "layer": found}
         attributions, extras, used = run_method(spec, context, inputs, params)
+    used = {k: v for k, v in used.items() if k != "layer" or not needs_layer}
     attributions = attributions.detach()
     if attributions.shape != inputs.shape:
         raise RuntimeError(f"{method} returned shape {tuple(attributions.shape)} for inputs {tuple(inputs.shape)}")
     if not torch.isfinite(attributions).all():
         warnings.warn(f"{method} produced non-finite attributions", stacklevel=2)
-    return Explanation(attributions, inputs, target_fn, method, used, _detach_output(output), scores.detach(), extras)
+    return Explanation(
+        attributions, inputs, target_fn, method, used, _detach_output(output), scores.detach(), extras, rules=ruleset
+    )
 
 
 def quantus_explain_func(

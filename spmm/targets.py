@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -108,3 +109,53 @@ def target_scores(target_fn: TargetFn, output: Any, batch: int) -> Tensor:
             f"target callable must return one score per sample, shape ({batch},); got {tuple(scores.shape)}"
         )
     return scores
+
+
+ClassTarget = Union[int, str, Sequence[Union[int, str]], Tensor]
+"""``"top1"``, a class index, a label name (or a digit string), or one of those per sample."""
+
+
+def label_index(name: str, labels: Sequence[str]) -> int:
+    """The index of class ``name`` in ``labels`` (case-insensitive; a digit string is an index)."""
+    import difflib
+
+    text = name.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    lowered = [str(label).lower() for label in labels]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    close = difflib.get_close_matches(text.lower(), lowered, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(str(labels[lowered.index(c)])) for c in close)}?" if close else ""
+    raise SpmmInputError(f"{name!r} is not one of the model's {len(labels)} labels{hint}")
+
+
+def class_targets(target: ClassTarget, logits: Tensor, labels: Sequence[str] | None = None) -> Tensor:
+    """(B,) class indices from ``"top1"`` (each sample's highest logit), an index, a label name, a
+    (B,) tensor, or one of those per sample; validated against ``logits`` (B, C)."""
+    if logits.dim() != 2:
+        raise SpmmInputError(
+            f"a class target needs logits of shape (batch, classes), got {tuple(logits.shape)}; "
+            "pass a callable target that maps the output to one score per sample"
+        )
+    batch = logits.shape[0]
+    if isinstance(target, Tensor):
+        return class_indices(target, logits)
+    items = list(target) if isinstance(target, (list, tuple)) else [target] * batch
+    if len(items) != batch:
+        raise SpmmInputError(f"got {len(items)} targets for {batch} inputs")
+    indices = []
+    for row, item in enumerate(items):
+        if isinstance(item, str) and item.strip().lower() == "top1":
+            indices.append(int(logits[row].argmax()))
+        elif isinstance(item, str):
+            if labels is None and not item.strip().lstrip("-").isdigit():
+                raise SpmmInputError(f"target {item!r} is a label name, but the model has no labels; give an index")
+            indices.append(label_index(item, labels or []))
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            indices.append(int(item))
+        else:
+            raise SpmmInputError(
+                f"target {item!r} is not 'top1', a class index or a label name (or a callable for the whole batch)"
+            )
+    return class_indices(indices, logits)

@@ -77,7 +77,7 @@ def image_batches(
 
 def mosaic_batches(files: Sequence[Path], classes: Sequence[int], count: int, batch_size: int, seed: int = 0) -> list[Batch]:
     """Batches of 2×2 mosaics (SPEC §4) with ``target_groups`` (B, 4) for Focus."""
-    from spmm.modalities.image_mosaic import build_mosaics
+    from spmm.modalities.image.mosaic import build_mosaics
 
     mosaics = build_mosaics(files, classes, count, seed=seed)
     batches = []

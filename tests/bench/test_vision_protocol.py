@@ -8,7 +8,7 @@ from torch import nn
 from spmm.bench.vision import image_explainers, image_metric_specs, labelled_images, mosaic_batches
 from spmm.cli import main
 from spmm.errors import SpmmInputError
-from spmm.modalities.image_mosaic import build_mosaics
+from spmm.modalities.image.mosaic import build_mosaics
 
 
 def _folder(tmp_path, colours):

@@ -1,16 +1,10 @@
-"""Vision models: loaders, the [−1, 1] input convention (SPEC §3), Grad-CAM layers and
-the module rules the families need.
-
->>> from spmm.adapters.vision import load_model, explain_image
->>> model = load_model("resnet50", weights="resnet50.pth")
->>> explanation = explain_image(model, ["cat.jpg"], target="tabby")
-"""
+"""Vision classifiers by name: torchvision/timm builders, local checkpoints, the embedded
+EfficientNet-Lite0, ImageNet class names and the [−1, 1] input wrapper (SPEC §3)."""
 
 from __future__ import annotations
 
 import difflib
 import functools
-import operator
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,17 +12,11 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from spmm import Explanation, explain
 from spmm.errors import SpmmInputError
+from spmm.targets import label_index
 
-from .vision_facts import CAM_LAYERS, EMBEDDED_MODELS, CamLayer
-from .vision_rules import VISION_MODULE_RULES
-from .vision_weights import cached_checkpoint, load_into, read_state_dict
-
-__all__ = [
-    "VISION_MODULE_RULES", "TokenGridTap", "UnitRangeInput", "class_index", "explain_image", "gradcam_layer",
-    "imagenet_class_names", "load_efficientnet_lite0", "load_model",
-]
+from .facts import EMBEDDED_MODELS
+from .weights import cached_checkpoint, load_into, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -94,22 +82,13 @@ def imagenet_class_names() -> list[str]:
 def class_index(target: int | str) -> int:
     """An ImageNet class index from an index, a digit string or a class name (case-insensitive)."""
     names = _class_names()
-    if isinstance(target, str) and target.strip().lstrip("-").isdigit():
-        target = int(target)
-    if isinstance(target, int):
-        if not 0 <= target < len(names):
-            raise SpmmInputError(f"class index {target} is outside 0..{len(names) - 1}")
-        return target
-    lowered = [n.lower() for n in names]
-    wanted = target.strip().lower()
-    if wanted in lowered:
-        return lowered.index(wanted)
-    close = difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(names[lowered.index(c)]) for c in close)}?" if close else ""
-    raise SpmmInputError(f"{target!r} is not an ImageNet class name{hint}")
+    index = target if isinstance(target, int) else label_index(target, names)
+    if not 0 <= index < len(names):
+        raise SpmmInputError(f"class index {index} is outside 0..{len(names) - 1}")
+    return index
 
 
-def _resolve_source(name: str) -> tuple[str, str]:
+def resolve_source(name: str) -> tuple[str, str]:
     """("torchvision" | "timm", model name).  ``timm:NAME``/``torchvision:NAME`` force a library;
     otherwise torchvision wins for names it knows (the paper's ResNet50/VGG11_bn), else timm."""
     import torchvision
@@ -174,7 +153,7 @@ def load_model(
     """
     if weights is not None and random_init:
         raise SpmmInputError("pass either weights=PATH or random_init=True, not both")
-    source, bare = _resolve_source(name)
+    source, bare = resolve_source(name)
     if source == "timm" and bare in EMBEDDED_MODELS and weights is None and not random_init and not model_kwargs:
         return load_efficientnet_lite0()
     model, mean, std, cfg = _build(source, bare, **model_kwargs)
@@ -192,116 +171,3 @@ def load_model(
         load_into(model, read_state_dict(cached), str(cached))
     return UnitRangeInput(model, mean, std, name=f"{source}:{bare}").eval()
 
-
-def _classifier(model: nn.Module) -> nn.Module:
-    return model.model if isinstance(model, UnitRangeInput) else model
-
-
-def _facts(model: nn.Module) -> CamLayer | None:
-    cls = type(model)
-    return CAM_LAYERS.get(f"{cls.__module__.split('.')[0]}.{cls.__name__}")
-
-
-def _child(module: nn.Module, step: str) -> nn.Module:
-    if step.lstrip("-").isdigit():
-        return list(module.children())[int(step)]
-    return getattr(module, step)
-
-
-class TokenGridTap(nn.Module):
-    """Wraps a token-producing module (B, P + h·w, C) and passes its patch tokens through
-    ``grid`` (an identity) as a map (B, C, h, w), so Grad-CAM can read a spatial layer.
-    The output equals the wrapped module's output exactly (reshape and concatenation only)."""
-
-    def __init__(self, module: nn.Module, prefix_tokens: int, grid_size: tuple[int, int] | None = None) -> None:
-        super().__init__()
-        self.module = module
-        self.prefix_tokens = prefix_tokens
-        self.grid_size = grid_size
-        self.grid = nn.Identity()
-
-    def _grid(self, patches: int) -> tuple[int, int]:
-        if self.grid_size is not None and self.grid_size[0] * self.grid_size[1] == patches:
-            return self.grid_size
-        side = int(round(patches**0.5))
-        if side * side != patches:
-            raise SpmmInputError(f"cannot lay {patches} patch tokens out as a grid; pass a square input")
-        return side, side
-
-    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
-        tokens = self.module(*args, **kwargs)
-        prefix, patches = tokens[:, : self.prefix_tokens], tokens[:, self.prefix_tokens:]
-        height, width = self._grid(patches.shape[1])
-        grid = self.grid(patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width))
-        return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)
-
-
-def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The layer Grad-CAM (``guided_gradcam``/``guided_pb_cam``) should read for ``model``.
-
-    CNNs: the last convolutional stage (per-family facts in ``vision_facts.CAM_LAYERS``,
-    else the last ``Conv2d``).  ViT/DeiT: the last block's patch tokens, laid out as a grid by
-    a :class:`TokenGridTap` installed once in place of that block (outputs are unchanged).
-    Returns a module whose output is (B, C, h, w).
-    """
-    inner = _classifier(model)
-    facts = _facts(inner)
-    if facts is None:
-        convs = [m for m in inner.modules() if isinstance(m, nn.Conv2d)]
-        if not convs:
-            raise SpmmInputError(
-                f"no Grad-CAM layer known for {type(inner).__name__} and it has no Conv2d; pass layer=<module>"
-            )
-        return convs[-1]
-    *parents, last = facts.path.split(".")
-    parent = functools.reduce(_child, parents, inner)
-    layer = _child(parent, last)
-    if not facts.tokens:
-        return layer
-    if isinstance(layer, TokenGridTap):
-        return layer.grid
-    prefix = facts.prefix_tokens if isinstance(facts.prefix_tokens, int) else getattr(inner, facts.prefix_tokens)
-    grid_size = getattr(getattr(inner, "patch_embed", None), "grid_size", None)
-    tap = TokenGridTap(layer, int(prefix), tuple(grid_size) if grid_size is not None else None)
-    if last.lstrip("-").isdigit():
-        parent[int(last)] = tap
-    else:
-        setattr(parent, last, tap)
-    return tap.grid
-
-
-def _resolve_target(target: int | str | Sequence[int | str], logits: Tensor) -> Tensor:
-    """(B,) class indices: "top1", an index, a class name, or one of those per image."""
-    batch = logits.shape[0]
-    items = list(target) if isinstance(target, (list, tuple)) else [target] * batch
-    if len(items) != batch:
-        raise SpmmInputError(f"got {len(items)} targets for {batch} images")
-    top1 = logits.argmax(1)
-    return torch.tensor([int(top1[i]) if item == "top1" else class_index(item) for i, item in enumerate(items)])
-
-
-def explain_image(
-    model: nn.Module,
-    images: Tensor | Sequence[Any],
-    target: int | str | Sequence[int | str] = "top1",
-    method: str = "soft_pullback",
-    **params: Any,
-) -> Explanation:
-    """:func:`spmm.explain` for images, with the vision module rules and the Grad-CAM layer filled in.
-
-    images: (B, 3, H, W) in [−1, 1], or image files/arrays/PIL images (preprocessed as in the paper).
-    target: "top1", a class index, an ImageNet class name, or one per image.
-    params: method parameters and :func:`spmm.explain` keywords (``temperatures``, ``seed``…);
-        ``module_rules`` given here are added to :data:`VISION_MODULE_RULES`.
-    """
-    if not isinstance(images, Tensor):
-        from spmm.modalities.image import load_images
-
-        images = load_images(list(images))
-    with torch.no_grad():
-        logits = model(images)
-    indices = _resolve_target(target, logits)
-    params["module_rules"] = {**VISION_MODULE_RULES, **(params.get("module_rules") or {})}
-    if method in ("guided_gradcam", "guided_pb_cam") and params.get("layer") is None:
-        params["layer"] = gradcam_layer(model)
-    return explain(model, images, indices, method, **params)

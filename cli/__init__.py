@@ -10,11 +10,11 @@ from spmm.errors import SpmmInputError
 
 # Each module defines register(subparsers), adding parsers whose ``func(args) -> int`` runs the command.
 COMMAND_MODULES = [
-    "spmm.commands.demo",
-    "spmm.commands.vision",
-    "spmm.commands.bench",
-    "spmm.commands.text",
-    "spmm.commands.audio",
+    "spmm.cli.commands.demo",
+    "spmm.cli.commands.vision",
+    "spmm.cli.commands.bench",
+    "spmm.cli.commands.text",
+    "spmm.cli.commands.audio",
 ]
 
 

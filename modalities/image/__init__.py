@@ -39,8 +39,8 @@ def preprocess(image: Image.Image, size: int = 224) -> Tensor:
     return transform(image) * 2.0 - 1.0
 
 
-def load_image(source: str | Path | np.ndarray | Image.Image, size: int = 224) -> Tensor:
-    """An image file, a uint8 (H, W[, C]) array or a PIL image -> (3, size, size) in [−1, 1]."""
+def load_pil(source: str | Path | np.ndarray | Image.Image) -> Image.Image:
+    """An image file, a uint8 (H, W[, C]) array or a PIL image -> a loaded PIL image."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -48,16 +48,21 @@ def load_image(source: str | Path | np.ndarray | Image.Image, size: int = 224) -
         try:
             with Image.open(path) as opened:
                 opened.load()
-                image = opened.copy()
+                return opened.copy()
         except OSError as error:
             raise SpmmInputError(f"{path} is not a readable image: {error}") from error
-    elif isinstance(source, np.ndarray):
+    if isinstance(source, np.ndarray):
         if source.dtype != np.uint8:
             raise SpmmInputError(f"image arrays must be uint8, got {source.dtype}")
-        image = Image.fromarray(source)
-    else:
-        image = source
-    return preprocess(image, size)
+        return Image.fromarray(source)
+    if isinstance(source, Image.Image):
+        return source
+    raise SpmmInputError(f"cannot read an image from a {type(source).__name__}; give a path, a PIL image or a uint8 array")
+
+
+def load_image(source: str | Path | np.ndarray | Image.Image, size: int = 224) -> Tensor:
+    """An image file, a uint8 (H, W[, C]) array or a PIL image -> (3, size, size) in [−1, 1]."""
+    return preprocess(load_pil(source), size)
 
 
 def load_images(sources: Sequence[str | Path | np.ndarray | Image.Image], size: int = 224) -> Tensor:

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spmm import keep_forward
+from spmm.rules.registry import keep_forward
 from spmm.temperatures import Temperatures
 
-from .vision_facts import SQUEEZE_EXCITE_GATES
+from .facts import SQUEEZE_EXCITE_GATES
 
 
 def _gate_value(module: nn.Module, x: Tensor, gate_name: str) -> Tensor:

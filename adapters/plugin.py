@@ -1,0 +1,5 @@
+"""The ``spmm.plugins`` entry point of the model families: importing it registers every family's
+models, resolvers and rule sets with the core (``spmm.load``, ``spmm.rulesets``).  Loaders import
+their heavy dependencies only when called."""
+
+from spmm.adapters.vision import registry as _vision  # noqa: F401

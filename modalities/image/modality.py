@@ -1,0 +1,100 @@
+"""The image modality: file paths, PIL images, arrays or tensors -> a batch in [−1, 1]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from spmm.errors import SpmmInputError
+from spmm.explainable import Explainable, Prepared
+from spmm.explanation import Explanation
+from spmm.load import register_modality
+from spmm.ruleset import RuleSet, get_ruleset
+
+from .explanation import ImageExplanation
+
+ImageSource = str | Path | np.ndarray | Image.Image
+RANGE_TOLERANCE = 1e-3
+
+
+def model_device(model: Any) -> torch.device:
+    """Where ``model``'s parameters live (CPU for parameter-free callables)."""
+    if isinstance(model, nn.Module):
+        for parameter in model.parameters():
+            return parameter.device
+    return torch.device("cpu")
+
+
+class ImageModality:
+    """Images as (B, 3, size, size) in [−1, 1] (SPEC §3).
+
+    size: side of the square input; preprocess: optional ``PIL image -> (C, H, W)`` tensor for
+    models with another input convention (then tensors are taken as given).
+    """
+
+    name = "image"
+
+    def __init__(self, size: int = 224, preprocess: Callable[[Image.Image], Tensor] | None = None) -> None:
+        self.size = size
+        self.preprocess = preprocess
+
+    def prepare(self, model: Any, inputs: Any, size: int | None = None) -> Prepared:
+        """inputs: one image or a list of paths / PIL images / uint8 arrays, or a tensor (B, C, H, W)
+        / (C, H, W) already in the model's convention."""
+        from spmm.modalities.image import load_image
+
+        if isinstance(inputs, Tensor):
+            x = inputs.unsqueeze(0) if inputs.dim() == 3 else inputs
+            if x.dim() != 4:
+                raise SpmmInputError(f"image tensors must be (B, C, H, W) or (C, H, W), got {tuple(inputs.shape)}")
+            if self.preprocess is None and x.is_floating_point() and x.numel() and x.abs().max() > 1 + RANGE_TOLERANCE:
+                raise SpmmInputError(
+                    f"image tensors must lie in [−1, 1] (SPEC §3), got values up to {float(x.abs().max()):.3g}; "
+                    "pass image files or PIL images to have them preprocessed"
+                )
+            sources = [f"image {i}" for i in range(x.shape[0])]
+        else:
+            items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            if not items:
+                raise SpmmInputError("no images given")
+            side = size or self.size
+            if self.preprocess is None:
+                x = torch.stack([load_image(item, side) for item in items])
+            else:
+                x = torch.stack([self.preprocess(_as_pil(item)) for item in items])
+            sources = [str(item) if isinstance(item, (str, Path)) else f"image {i}" for i, item in enumerate(items)]
+        return Prepared(x.to(model_device(model)), model, sources)
+
+    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
+        return {}
+
+    def explanation(self, base: Explanation, prepared: Prepared) -> ImageExplanation:
+        return base.recast(ImageExplanation)
+
+
+def _as_pil(item: ImageSource) -> Image.Image:
+    from spmm.modalities.image import load_pil
+
+    return load_pil(item)
+
+
+def wrap_image_model(
+    module: nn.Module,
+    labels: Sequence[str] | None = None,
+    preprocess: Callable[[Image.Image], Tensor] | None = None,
+    size: int = 224,
+    rules: RuleSet | str = "vision",
+    name: str = "",
+) -> Explainable:
+    """``spmm.load(module, modality="image", ...)``: a user's image classifier (inputs in [−1, 1]
+    unless ``preprocess`` says otherwise), explained with the vision rule set by default."""
+    ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
+    return Explainable(module, ImageModality(size, preprocess), ruleset, labels, name or type(module).__name__)
+
+
+register_modality("image", ImageModality, wrap_image_model)

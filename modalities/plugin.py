@@ -1,0 +1,3 @@
+"""The ``spmm.plugins`` entry point of the modalities: registers ``spmm.load(module, modality=...)``."""
+
+from spmm.modalities.image import modality as _image  # noqa: F401

@@ -1,0 +1,166 @@
+"""``Explainable``: a model together with its modality, rule set and labels — what ``spmm.load`` returns.
+
+``m.explain(inputs, target, method)`` takes what a user has (image paths, strings,
+waveforms), lets the modality turn it into the tensor the model is explained on,
+runs :func:`spmm.explain` with the model's own rule set, and lets the modality wrap
+the result in its :class:`~spmm.explanation.Explanation` subclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from spmm.errors import SpmmInputError
+from spmm.explanation import Explanation, Prediction
+from spmm.ruleset import RuleSet
+from spmm.targets import ClassTarget, class_targets, output_logits
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Inputs made ready for one explanation.
+
+    inputs: (B, ...) the tensor the attributions are computed on (pixels in [−1, 1], token
+        embeddings, time-frequency bins…).
+    model: maps ``inputs`` to the model output (may close over per-batch state such as an
+        attention mask or a clip's phase; implements ``take`` if it depends on the sample).
+    sources: per sample, a short name of what was given (file name, text).
+    context: whatever the modality needs to build its explanation (tokens, waveforms…).
+    """
+
+    inputs: Tensor
+    model: Callable[[Tensor], Any]
+    sources: list[str]
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Modality(Protocol):
+    """What a modality provides to :class:`Explainable` (implemented in ``spmm.modalities``)."""
+
+    name: str
+
+    def prepare(self, model: nn.Module, inputs: Any, **options: Any) -> Prepared:
+        """Turn what the user has into a :class:`Prepared` batch for ``model``."""
+
+    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
+        """Defaults of scale-dependent method parameters on this modality's inputs."""
+
+    def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
+        """Wrap the core result in the modality's :class:`Explanation` subclass."""
+
+
+@dataclasses.dataclass
+class Explainable:
+    """A model ready to be explained.
+
+    model: the ``nn.Module`` (or callable) the modality's prepared inputs go through.
+    modality: see :class:`Modality`.
+    rules: the :class:`RuleSet` every explanation of this model uses.
+    labels: class names in output order, when known.
+    name: the spec the model was loaded from.
+    multi_label: outputs are independent sigmoids (tags), not one softmax.
+    options: keyword defaults passed to ``modality.prepare`` (e.g. an image size).
+    """
+
+    model: Any
+    modality: Modality
+    rules: RuleSet
+    labels: Sequence[str] | None = None
+    name: str = ""
+    multi_label: bool = False
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def prepare(self, inputs: Any, **options: Any) -> Prepared:
+        """The modality's :class:`Prepared` batch for ``inputs``."""
+        return self.modality.prepare(self.model, inputs, **{**self.options, **options})
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Softmax (single-label) or sigmoid (multi-label) of logits (B, C)."""
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+
+    def predictions(self, output: Any, k: int = 5) -> list[list[Prediction]]:
+        """Per sample, the ``k`` most probable classes."""
+        logits = output_logits(output)
+        if logits.dim() != 2:
+            return [[] for _ in range(logits.shape[0])]
+        values, indices = self.probabilities(logits.detach().float()).topk(min(k, logits.shape[-1]), dim=-1)
+        return [
+            [Prediction(int(i), self.label(int(i)), float(v)) for v, i in zip(row_v.tolist(), row_i.tolist())]
+            for row_v, row_i in zip(values, indices)
+        ]
+
+    def label(self, index: int) -> str:
+        return str(self.labels[index]) if self.labels is not None and index < len(self.labels) else str(index)
+
+    def predict(self, inputs: Any, k: int = 5, **options: Any) -> list[list[Prediction]]:
+        """The top-``k`` predictions for ``inputs`` (no explanation)."""
+        prepared = self.prepare(inputs, **options)
+        with torch.no_grad():
+            return self.predictions(prepared.model(prepared.inputs), k)
+
+    def explain(
+        self,
+        inputs: Any,
+        target: ClassTarget | Callable[[Any], Tensor] = "top1",
+        method: str = "soft_pullback",
+        *,
+        top_k: int = 5,
+        prepare_options: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Explanation:
+        """Explain ``target`` on ``inputs`` with ``method`` under this model's rule set.
+
+        inputs: what the modality takes (image paths / PIL images / tensors; strings; audio
+            paths / waveforms).
+        target: ``"top1"`` (default), a class index, a label name, one of those per input, or a
+            callable mapping the model output to one score per input.
+        params: method parameters and :func:`spmm.explain` keywords (``seed``, ``temperatures``).
+        """
+        from spmm.explain import explain
+
+        if "rules" in params or "module_rules" in params:
+            raise SpmmInputError(
+                "this model carries its rule set (m.rules); change it with m.with_rules(...) instead of rules=/module_rules="
+            )
+        prepared = self.prepare(inputs, **(prepare_options or {}))
+        with torch.no_grad():
+            output = prepared.model(prepared.inputs)
+        resolved = target if callable(target) and not isinstance(target, Tensor) else class_targets(
+            target, output_logits(output), self.labels
+        )
+        params = {**self.modality.method_params(method, prepared.inputs), **params}
+        base = explain(prepared.model, prepared.inputs, resolved, method, rules=self.rules, **params)
+        base.predictions = self.predictions(base.output, top_k)
+        base.labels = self.labels
+        base.sources = prepared.sources
+        base.model_name = self.name
+        return self.modality.explanation(base, prepared)
+
+    def audit(self, inputs: Any, **options: Any):
+        """:func:`spmm.audit` of this model on ``inputs`` with its rule set."""
+        from spmm.audit import audit
+
+        prepared = self.prepare(inputs, **options)
+        rules = self.rules.for_model(self.model)
+        return audit(prepared.model, prepared.inputs, temperatures=rules.temperatures, module_rules=rules.module_rules)
+
+    def with_rules(self, rules: RuleSet | None = None, **temperatures: float) -> "Explainable":
+        """A copy explained with another rule set and/or temperature overrides."""
+        base = rules if rules is not None else self.rules
+        return dataclasses.replace(self, rules=base.updated(temperatures or None))
+
+    def to(self, device: torch.device | str) -> "Explainable":
+        """Move the model to ``device`` (in place) and return self."""
+        if isinstance(self.model, nn.Module):
+            self.model.to(device)
+        else:
+            raise SpmmInputError(f"cannot move a {type(self.model).__name__} to {device}")
+        return self
+
+    def __repr__(self) -> str:
+        classes = f", {len(self.labels)} labels" if self.labels is not None else ""
+        return f"Explainable({self.name or type(self.model).__name__!r}, {self.modality.name}, rules={self.rules.name!r}{classes})"
