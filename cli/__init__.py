@@ -1,9 +1,13 @@
-"""The ``spmm`` command: a thin layer over the public Python API."""
+"""The ``spmm`` command: a thin layer over ``spmm.load(...).explain(...)``.
+
+It lives outside the core (installed as ``spmm.cli``); the core never imports it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from spmm.errors import SpmmInputError
@@ -11,10 +15,8 @@ from spmm.errors import SpmmInputError
 # Each module defines register(subparsers), adding parsers whose ``func(args) -> int`` runs the command.
 COMMAND_MODULES = [
     "spmm.cli.commands.demo",
-    "spmm.cli.commands.vision",
+    "spmm.cli.commands.explain",
     "spmm.cli.commands.bench",
-    "spmm.cli.commands.text",
-    "spmm.cli.commands.audio",
 ]
 
 
@@ -26,11 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """No weight-loading progress bars or hub look-ups on every run (the CLI owns its process)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (SpmmInputError, FileNotFoundError) as error:
+    except (SpmmInputError, FileNotFoundError, NotADirectoryError, FileExistsError) as error:
         print(f"spmm {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -81,6 +81,8 @@ class Explanation:
 
     modality: ClassVar[str] = "tensor"
     units: ClassVar[str] = "input elements"
+    renderings: ClassVar[tuple[str, ...]] = ()
+    """Suffixes of the files a person looks at (``.png``, ``.html``, ``.wav``), written by the CLI."""
 
     def recast(self, cls: type["Explanation"], **fields: Any) -> "Explanation":
         """This explanation as the subclass ``cls`` (a modality's), with its extra ``fields``."""

@@ -1,4 +1,9 @@
-"""``spmm bench``: faithfulness tables (SPEC §4) and Focus on mosaics."""
+"""``spmm bench``: faithfulness tables (SPEC §4) and Focus, for any model ``spmm.load`` takes.
+
+The model's modality supplies the data source (a labelled image folder, a text CSV, a labelled
+audio folder), the feature groups and the metric settings; the explainers run under the model's
+own rule set, so the bench scores exactly the rules ``spmm explain`` draws.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +12,44 @@ import json
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from spmm.adapters.vision import load_model
+from spmm.bench.explainers import DEFAULT_EXPLAINERS, bench_explainers
 from spmm.errors import SpmmInputError
+
+from .common import load_model
+
+BENCH_KINDS = {
+    "faithfulness": ("metrics table on a labelled data set", 64),
+    "focus": ("Focus on mosaics built from a labelled data set", 40),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="benchmark explainers with faithfulness metrics")
     kinds = bench.add_subparsers(dest="bench_kind", required=True)
-    faithfulness = kinds.add_parser("faithfulness", help="metrics table on a labelled image folder")
-    _common(faithfulness, metrics_default="infidelity,faithfulness_correlation,faithfulness_estimate,"
-            "monotonicity_correlation,max_sensitivity,random_logit")
-    faithfulness.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    faithfulness.set_defaults(func=run_faithfulness)
-    focus = kinds.add_parser("focus", help="Focus on 2×2 mosaics built from a labelled image folder")
-    _common(focus, metrics_default="focus")
-    focus.add_argument("--n", type=int, default=40, help="number of mosaics (default 40)")
-    focus.set_defaults(func=run_focus)
+    for kind, (help_text, n) in BENCH_KINDS.items():
+        parser = kinds.add_parser(kind, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        _arguments(parser, n)
+        parser.set_defaults(func=run)
 
 
-def _common(parser: argparse.ArgumentParser, metrics_default: str) -> None:
-    from spmm.bench.vision import DEFAULT_EXPLAINERS
-
-    parser.add_argument("--model", default="tf_efficientnet_lite0", help="model name (default tf_efficientnet_lite0)")
-    parser.add_argument("--weights", help="state-dict checkpoint for the model")
-    parser.add_argument("--data", required=True, help="image folder, optionally with labels.csv (file,class_index,...)")
+def _arguments(parser: argparse.ArgumentParser, n: int) -> None:
+    parser.add_argument("--model", default="efficientnet-lite0", help="model spec (anything spmm.load takes)")
+    parser.add_argument("--weights", help="local checkpoint for the model")
+    parser.add_argument("--random-init", action="store_true", help="an untrained model")
+    parser.add_argument("--labels", default=None, help="comma-separated labels (zero-shot models)")
+    parser.add_argument("--data", required=True, help="labelled data: an image folder with labels.csv (file,class_index)")
+    parser.add_argument("--n", type=int, default=n, help="number of samples (faithfulness) or mosaics (focus)")
     parser.add_argument("--explainers", default=",".join(DEFAULT_EXPLAINERS), help="comma-separated method names")
-    parser.add_argument("--metrics", default=metrics_default, help="comma-separated metric names")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: cuda when available, else cpu)")
+    parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the kind's table)")
+    parser.add_argument("--batch-size", type=int, default=8, help="samples per explainer call")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (auto: cuda when available)")
     parser.add_argument("--explainer-params", default="{}", help='JSON, e.g. \'{"smoothgrad": {"samples": 10}}\'')
     parser.add_argument("--metric-params", default="{}", help='JSON, e.g. \'{"max_sensitivity": {"samples": 5}}\'')
     parser.add_argument("--out", required=True, help="output folder (checkpoints make the run resumable)")
-    parser.add_argument("--report-only", action="store_true", help="write the tables from existing checkpoints, compute nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the tables from existing checkpoints, compute nothing (missing rows are listed)")
 
 
 def _names(text: str) -> list[str]:
@@ -61,48 +69,54 @@ def _json(text: str, option: str) -> dict:
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise SpmmInputError(f"--device {name!r} is not a device (use cpu, cuda or cuda:N)") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SpmmInputError(f"--device {name}: this torch build sees no CUDA device; use --device cpu")
     return device
 
 
-def _run(args: argparse.Namespace, model: nn.Module, batches: list) -> int:
-    from spmm.bench.runner import run_benchmark, write_reports
-    from spmm.bench.vision import image_explainers, image_metric_specs
+def _check_counts(args: argparse.Namespace) -> None:
+    for option in ("n", "batch_size"):
+        value = getattr(args, option)
+        if value < 1:
+            raise SpmmInputError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
 
-    torch.manual_seed(args.seed)
+
+def run(args: argparse.Namespace) -> int:
+    from spmm.bench.runner import run_benchmark, write_reports
+
+    _check_counts(args)
+    kind = args.bench_kind
     explainer_params = _json(args.explainer_params, "--explainer-params")
     metric_params = _json(args.metric_params, "--metric-params")
-    explainers = image_explainers(_names(args.explainers), model, args.seed, explainer_params)
-    metrics = image_metric_specs(_names(args.metrics), batches[0].inputs.shape[1:], args.seed, metric_params)
-    scores = run_benchmark(model, batches, explainers, metrics, args.out, stop_after=0 if args.report_only else None)
+    device = _device(args.device)
+    model = load_model(args.model, args).to(device)
+    modality = model.modality
+    kinds = getattr(modality, "bench_kinds", {})
+    if kind not in kinds:
+        raise SpmmInputError(f"{args.model} is a {modality.name} model; its benchmarks: {', '.join(kinds) or 'none'}")
+    metric_names = _names(args.metrics) if args.metrics else list(kinds[kind])
+    if kind == "faithfulness" and "focus" in metric_names:
+        raise SpmmInputError("focus needs mosaics with known target segments: run `spmm bench focus` instead")
+    explainers = bench_explainers(_names(args.explainers), model.rules, args.seed, explainer_params)
+    batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed)
+    metrics = modality.bench_metrics(metric_names, batches, args.seed, metric_params)
+    run_settings = {
+        "kind": kind, "model": args.model, "weights": args.weights, "random_init": args.random_init,
+        "labels": args.labels, "data": str(Path(args.data).resolve()), "n": args.n, "seed": args.seed,
+        "batch_size": args.batch_size, "rules": model.rules.describe(),
+    }
+    scores = run_benchmark(model.model, batches, explainers, metrics, args.out, run_settings=run_settings,
+                           report_only=args.report_only)
     settings = {
-        "command": vars(args) | {"func": None},
+        "command": {k: v for k, v in vars(args).items() if k != "func"},
+        "run": run_settings,
         "metrics": {name: spec.metric.settings() for name, spec in metrics.items()},
         "explainer_params": explainer_params,
     }
-    print(write_reports(scores, args.out, settings))
+    print(write_reports(scores, args.out, settings, report_only=args.report_only))
     print(f"\nwrote {Path(args.out) / 'scores.csv'}, summary.csv, paired.csv, summary.md")
     return 0
-
-
-def run_faithfulness(args: argparse.Namespace) -> int:
-    from spmm.bench.vision import image_batches, labelled_images
-
-    if "focus" in _names(args.metrics):
-        raise SpmmInputError("focus needs mosaics with known target quadrants: run `spmm bench focus` instead")
-    files, classes = labelled_images(args.data, args.n)
-    model = load_model(args.model, args.weights).to(_device(args.device))
-    return _run(args, model, image_batches(model, files, classes, args.batch_size))
-
-
-def run_focus(args: argparse.Namespace) -> int:
-    from spmm.bench.vision import labelled_images, mosaic_batches
-
-    files, classes = labelled_images(args.data)
-    if classes is None:
-        raise SpmmInputError(f"Focus needs class labels: {args.data} has no labels.csv")
-    device = _device(args.device)
-    batches = [b.to(device) for b in mosaic_batches(files, classes, args.n, args.batch_size, args.seed)]
-    return _run(args, load_model(args.model, args.weights).to(device), batches)

@@ -20,6 +20,7 @@ class ImageExplanation(Explanation):
 
     modality: ClassVar[str] = "image"
     units: ClassVar[str] = "pixels"
+    renderings: ClassVar[tuple[str, ...]] = (".png",)
 
     def item_scores(self, index: int) -> Tensor:
         """(H, W): the signed attribution of each pixel (channels summed)."""

@@ -76,6 +76,27 @@ class ImageModality:
     def explanation(self, base: Explanation, prepared: Prepared) -> ImageExplanation:
         return base.recast(ImageExplanation)
 
+    # -- benchmark protocol (SPEC §4) -------------------------------------------
+    bench_kinds = {
+        "faithfulness": ["infidelity", "faithfulness_correlation", "faithfulness_estimate", "monotonicity_correlation",
+                         "max_sensitivity", "random_logit"],
+        "focus": ["focus"],
+    }
+    """``spmm bench KIND`` -> its default metrics (the paper's table; Focus on mosaics)."""
+
+    def bench_batches(self, model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int) -> list:
+        """Batches of a labelled image folder (``kind`` faithfulness) or of mosaics built from it (focus)."""
+        from .bench import bench_batches
+
+        return bench_batches(model, data, kind, n, batch_size, seed)
+
+    def bench_metrics(self, names: Sequence[str], batches: Sequence, seed: int,
+                      overrides: dict[str, dict[str, Any]] | None = None) -> dict:
+        """The SPEC §4 metric settings on these images."""
+        from .bench import image_metric_specs
+
+        return image_metric_specs(names, batches[0].inputs.shape[1:], seed, overrides)
+
 
 def _as_pil(item: ImageSource) -> Image.Image:
     from spmm.modalities.image import load_pil

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 
 import spmm
-from spmm.adapters.vision import VISION_MODULE_RULES, explain_image, gradcam_layer, load_model
+from spmm.adapters.vision import VISION_MODULE_RULES, VISION_RULES, gradcam_layer, load_model
 
 # (name, input side): small inputs keep the suite fast; ViT/DeiT are built for a 96 px (6×6) grid.
 ARCHITECTURES = [
@@ -25,6 +25,10 @@ def models() -> dict[str, nn.Module]:
     torch.manual_seed(0)
     sized = {"vit_small_patch16_224": {"img_size": 96}, "deit_small_patch16_224": {"img_size": 96}}
     return {name: load_model(name, random_init=True, **sized.get(name, {})) for name, _ in ARCHITECTURES}
+
+
+def explain_image(model: nn.Module, x: torch.Tensor, target, method: str, **params) -> spmm.Explanation:
+    return spmm.load(model, modality="image").explain(x, target, method, **params)
 
 
 @pytest.mark.parametrize(("name", "side"), ARCHITECTURES)
@@ -54,15 +58,18 @@ def test_gradcam_layer_is_a_spatial_map_and_keeps_logits(models, name, side):
     x = torch.rand(1, 3, side, side) * 2 - 1
     with torch.no_grad():
         before = model(x)
-    layer = gradcam_layer(model)
+    modules_before = dict(model.named_modules())
     seen = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
-    with torch.no_grad():
-        after = model(x)
-    handle.remove()
+    with gradcam_layer(model) as layer:
+        handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+        with torch.no_grad():
+            after = model(x)
+        handle.remove()
     assert torch.equal(before, after)
     assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][2] > 1 and seen[0][3] > 1
-    assert gradcam_layer(model) is layer  # installing the token tap is idempotent
+    modules_after = dict(model.named_modules())  # any token tap is gone again: the model is as it was
+    assert modules_after.keys() == modules_before.keys()
+    assert all(modules_after[k] is modules_before[k] for k in modules_before)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "vit_small_patch16_224"])
@@ -91,6 +98,19 @@ def test_squeeze_excite_pullback_is_the_constant_gate():
     torch.testing.assert_close(grad, grad_out * gate, rtol=1e-6, atol=1e-7)
     (exact,) = torch.autograd.grad(block(x), x, grad_out)
     assert not torch.allclose(exact, grad)
+
+
+def test_the_vision_rule_set_is_the_one_explain_uses():
+    model = load_model("efficientnet_b0", random_init=True)
+    explainable = spmm.load(model, modality="image")
+    assert explainable.rules is VISION_RULES and spmm.rulesets["vision"] is VISION_RULES
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with spmm.pullback_mode(module_rules=VISION_MODULE_RULES):
+        leaf = x.clone().requires_grad_(True)
+        (by_hand,) = torch.autograd.grad(model(leaf)[0, 3], leaf)
+    torch.testing.assert_close(explainable.explain(x, 3).attributions, by_hand)
+    plain = spmm.explain(model, x, 3).attributions  # the op rules alone leave the SE gates exact
+    assert (plain - by_hand).norm() > 1e-4 * by_hand.norm()
 
 
 def test_importing_the_adapter_registers_nothing_globally():

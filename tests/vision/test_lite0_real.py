@@ -9,11 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
-from spmm.adapters.vision import explain_image, load_efficientnet_lite0
+import spmm
+from spmm.adapters.vision import load_efficientnet_lite0
 from spmm.cli import main
 from spmm.modalities.image import load_images
 
 IMAGES = 3
+
+
+def explain_image(model, x, target, method, **params) -> spmm.Explanation:
+    return spmm.load(model, modality="image").explain(x, target, method, **params)
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +89,26 @@ def test_cli_explain_json_compare_and_counterfactual(sample, tmp_path, capsys):
     assert main(["explain", str(files[0]), str(files[1]), "--json", "--out", str(tmp_path)]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 2
-    for record, label in zip(records, labels):
-        probabilities = [p["probability"] for p in record["predictions"]]
+    for record in records:
+        assert record["schema"] == "spmm.explanation/1" and record["modality"] == "image"
+        assert record["model"] == "efficientnet-lite0" and record["rules"]["name"] == "vision"
+        (item,) = record["items"]
+        probabilities = [p["probability"] for p in item["predictions"]]
         assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
-        assert record["target"]["index"] == record["predictions"][0]["index"]
+        assert item["target"]["index"] == item["predictions"][0]["index"]
         assert record["method"] == "soft_pullback"
-        with Image.open(record["files"][0]) as figure:
+        png, saved = record["files"]
+        with Image.open(png) as figure:
             assert figure.size == (1500, 340)
-    assert records[0]["predictions"][0]["name"] == "tench" and labels[0] == 0
+        scores = json.loads(open(saved).read())["items"][0]["scores"]
+        assert len(scores) == 224 and len(scores[0]) == 224
+    assert records[0]["items"][0]["predictions"][0]["label"] == "tench" and labels[0] == 0
 
     assert main(["explain", str(files[0]), "--target", "goldfish", "--method", "gradient", "--json",
                  "--out", str(tmp_path)]) == 0
-    assert json.loads(capsys.readouterr().out)["target"] == {"index": 1, "name": "goldfish"}
+    record = json.loads(capsys.readouterr().out)
+    assert {k: record["items"][0]["target"][k] for k in ("index", "label")} == {"index": 1, "label": "goldfish"}
+    assert record["files"][0].endswith("-efficientnet-lite0-gradient-goldfish.png")
 
     assert main(["compare", str(files[0]), "--methods", "gradient,soft_pullback,guided_pb_cam",
                  "--out", str(tmp_path)]) == 0

@@ -1,5 +1,5 @@
-"""The vision protocol of SPEC §4: labelled image folders, mosaics, the feature groups each
-metric uses on images, and the explainers with their per-architecture settings."""
+"""The image protocol of SPEC §4 for ``spmm bench``: labelled image folders, mosaics and the
+feature groups each metric uses on images."""
 
 from __future__ import annotations
 
@@ -12,27 +12,11 @@ from torch import Tensor, nn
 
 from spmm.bench.runner import Batch, MetricSpec
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import ExplainFn, explainer
+from spmm.bench.explainers import per_name
 from spmm.metrics.groups import square_patches
 from spmm.metrics.registry import check_settings, list_metrics, make_metric
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
-
-DEFAULT_EXPLAINERS = [
-    "soft_pullback", "pullback_ascent", "smooth_pullback", "integrated_pullbacks",
-    "gradient", "gradient_ascent", "smoothgrad", "fusiongrad", "gradient_shap", "integrated_gradients",
-    "deeplift", "guided_gradcam",
-]
-"""The 12 explainers of SPEC §3: four SP variants and eight baselines."""
-
-DEFAULT_METRICS = [
-    "infidelity", "faithfulness_correlation", "faithfulness_estimate", "monotonicity_correlation",
-    "max_sensitivity", "random_logit",
-]
-"""The six metrics of the paper's table (Focus runs on mosaics: ``spmm bench focus``)."""
-
-CAM_METHODS = {"guided_gradcam", "guided_pb_cam"}
-
 
 def labelled_images(folder: str | Path, n: int | None = None) -> tuple[list[Path], list[int] | None]:
     """Image files of ``folder`` (sorted, first ``n``) and their class indices from ``labels.csv``
@@ -59,7 +43,7 @@ def image_batches(
 ) -> list[Batch]:
     """Batches of images in [−1, 1] on the model's device; targets are the labels, or the model's
     top-1 without labels."""
-    from spmm.modalities.image import load_images
+    from . import load_images
 
     device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
     batches = []
@@ -77,7 +61,7 @@ def image_batches(
 
 def mosaic_batches(files: Sequence[Path], classes: Sequence[int], count: int, batch_size: int, seed: int = 0) -> list[Batch]:
     """Batches of 2×2 mosaics (SPEC §4) with ``target_groups`` (B, 4) for Focus."""
-    from spmm.modalities.image.mosaic import build_mosaics
+    from .mosaic import build_mosaics
 
     mosaics = build_mosaics(files, classes, count, seed=seed)
     batches = []
@@ -97,7 +81,7 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
     """The SPEC §4 settings on images of sample ``shape`` (C, H, W): Infidelity on every patch of
     the 112 and 56 grids, FaithCorr on 56×56 patches, pixel groups with 3136 pixels per step for
     FaithEst/MonoCorr/deletion/insertion, Max-sensitivity radius 0.02, Focus on 2×2 quadrants."""
-    overrides = _per_name(overrides, list_metrics(), "metric")
+    overrides = per_name(overrides, list_metrics(), "metric")
     for name, settings in overrides.items():
         check_settings(name, settings)
     height = shape[-2]
@@ -126,36 +110,14 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
     return specs
 
 
-def image_explainers(
-    names: Sequence[str], model: nn.Module, seed: int = 0, params: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, ExplainFn]:
-    """Explain functions for ``names``; CAM methods get the vision adapter's GradCAM layer
-    (``spmm.adapters.vision.gradcam_layer``) unless ``params`` name one."""
-    from spmm.methods.registry import check_parameters, get_method, list_methods
-
-    known = list_methods()
-    params = _per_name(params, known, "explainer")
-    for name, extra in params.items():
-        check_parameters(get_method(name), extra)
-    explainers = {}
-    for name in names:
-        if name not in known:
-            raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
-        extra = dict(params.get(name, {}))
-        if name in CAM_METHODS and "layer" not in extra:
-            from spmm.adapters.vision import gradcam_layer
-
-            extra["layer"] = gradcam_layer(model)
-        explainers[name] = explainer(name, seed=seed, **extra)
-    return explainers
-
-
-def _per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) -> dict[str, dict[str, Any]]:
-    """Check that per-name parameters map known ``kind`` names to objects of settings."""
-    params = dict(params or {})
-    for name, value in params.items():
-        if name not in known:
-            raise SpmmInputError(f"parameters given for unknown {kind} {name!r}; available: {', '.join(sorted(known))}")
-        if not isinstance(value, Mapping):
-            raise SpmmInputError(f"parameters of {kind} {name!r} must be an object of settings, got {value!r}")
-    return params
+def bench_batches(model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int) -> list[Batch]:
+    """The batches of ``spmm bench KIND`` on a labelled image folder: the first ``n`` images
+    (``faithfulness``) or ``n`` 2×2 mosaics with their target quadrants (``focus``)."""
+    if kind == "focus":
+        files, classes = labelled_images(data)
+        if classes is None:
+            raise SpmmInputError(f"Focus needs class labels: {data} has no labels.csv")
+        device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
+        return [b.to(device) for b in mosaic_batches(files, classes, n, batch_size, seed)]
+    files, classes = labelled_images(data, n)
+    return image_batches(model, files, classes, batch_size)

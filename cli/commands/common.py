@@ -1,0 +1,171 @@
+"""What the commands share: the model spec, inputs, output file names and progress."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import spmm
+from spmm.errors import SpmmInputError
+from spmm.load import NAMED_MODELS, RESOLVERS, default_model, load_plugins
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif"}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model and the options spmm.load passes to the model's loader."""
+    parser.add_argument("--model", default=None,
+                        help="model spec: a registered name (spmm.list_models()), a torchvision/timm name, or a "
+                             "path; default: the first argument when it names a model, else the embedded default "
+                             "of the inputs' modality")
+    parser.add_argument("--weights", default=None, help="local checkpoint for the model (nothing is downloaded)")
+    parser.add_argument("--random-init", action="store_true", help="an untrained model (for trying things out)")
+    parser.add_argument("--labels", default=None,
+                        help="comma-separated labels (zero-shot models such as minilm-zero-shot; user models)")
+    parser.add_argument("--out", default="spmm-out", help="output folder")
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Options that shape how inputs are read (audio excerpts)."""
+    parser.add_argument("--offset", type=float, default=None, help="audio: start of the excerpt in seconds")
+    parser.add_argument("--duration", type=float, default=None, help="audio: excerpt length in seconds")
+
+
+def prepare_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {}
+    for name in ("offset", "duration"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def _names_a_model(text: str) -> bool:
+    load_plugins()
+    if text in NAMED_MODELS:
+        return True
+    if Path(text).is_file():
+        return False
+    return any(resolver.accepts(text) for resolver in RESOLVERS)
+
+
+def input_modality(item: str) -> str:
+    """The modality of one command-line input: image/audio files by suffix, anything else is text."""
+    suffix = Path(item).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    if Path(item).is_file():
+        raise SpmmInputError(f"cannot tell what {item} is from its suffix; name a model explicitly with --model")
+    return "text"
+
+
+def split_model_and_inputs(args: argparse.Namespace, items: Sequence[str], default_modality: str | None = None
+                           ) -> tuple[str, list[str]]:
+    """(model spec, inputs): ``--model``, else the first argument when it names a model, else the
+    embedded default of the inputs' modality (``default_modality`` for the modality aliases)."""
+    items = list(items)
+    if args.model is not None:
+        spec = args.model
+    elif items and _names_a_model(items[0]):
+        spec, items = items[0], items[1:]
+    else:
+        modalities = {default_modality} if default_modality else {input_modality(i) for i in items}
+        if len(modalities) != 1:
+            raise SpmmInputError("inputs of several modalities given; explain them in separate runs")
+        spec = default_model(modalities.pop())
+    if not items:
+        raise SpmmInputError("no inputs given")
+    for item in items:
+        if Path(item).suffix.lower() in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not Path(item).is_file():
+            raise FileNotFoundError(f"input file not found: {item}")
+    return spec, items
+
+
+def load_model(spec: str, args: argparse.Namespace) -> spmm.Explainable:
+    """``spmm.load(spec, ...)`` with the command-line loader options that were given."""
+    options: dict[str, Any] = {}
+    if args.weights is not None:
+        options["weights"] = args.weights
+    if args.random_init:
+        options["random_init"] = True
+    if args.labels is not None:
+        options["labels"] = [label.strip() for label in args.labels.split(",") if label.strip()]
+    return spmm.load(spec, **options)
+
+
+def check_methods(methods: Iterable[str]) -> list[str]:
+    methods = list(methods)
+    unknown = [m for m in methods if m not in spmm.list_methods()]
+    if unknown:
+        raise SpmmInputError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(spmm.list_methods())}")
+    if not methods:
+        raise SpmmInputError("no method given")
+    return methods
+
+
+def parse_target(text: str) -> int | str:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.")
+    return slug[:limit] or "input"
+
+
+class OutputFiles:
+    """Output names ``input-model-method-target.ext`` under one folder, never overwriting: a name
+    taken by an existing file or earlier in this run gets ``-2``, ``-3``…  The folder is checked
+    before any work."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise NotADirectoryError(f"--out {self.folder} exists and is not a folder")
+        for parent in self.folder.parents:
+            if parent.exists() and not parent.is_dir():
+                raise NotADirectoryError(f"--out {self.folder} lies under the file {parent}")
+        self.taken: set[Path] = set()
+
+    def stem(self, *parts: str) -> str:
+        return "-".join(_slug(Path(p).stem if i == 0 and Path(p).suffix else p) for i, p in enumerate(parts) if p)
+
+    def path(self, stem: str, suffix: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        candidate, counter = self.folder / f"{stem}{suffix}", 1
+        while candidate in self.taken or candidate.exists():
+            counter += 1
+            candidate = self.folder / f"{stem}-{counter}{suffix}"
+        self.taken.add(candidate)
+        return candidate
+
+
+def save_renderings(explanation: spmm.Explanation, files: OutputFiles, stem: str) -> list[str]:
+    """Write the explanation's renderings (PNG/HTML/WAV) and its JSON; returns the paths."""
+    written = [explanation.save(files.path(stem, suffix)) for suffix in explanation.renderings]
+    written.append(explanation.save(files.path(stem, ".json")))
+    return [str(p) for p in written]
+
+
+def print_record(explanation: spmm.Explanation, written: list[str], as_json: bool) -> None:
+    """One JSON line in the framework's schema (scores left to the saved .json), or a summary."""
+    if as_json:
+        record = explanation.to_dict(include_scores=False)
+        record["files"] = written
+        print(json.dumps(record))
+    else:
+        print(explanation.summary())
+        print(f"  wrote {', '.join(written)}")
+
+
+def progress(items: Sequence[Any], description: str):
+    """tqdm over ``items`` on stderr when there is more than one (no bar for a single step)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=description, disable=len(items) < 2, file=sys.stderr)

@@ -1,0 +1,141 @@
+"""``spmm explain``, ``spmm compare`` and ``spmm counterfactual`` for every modality
+(``explain-text`` and ``explain-audio`` are aliases with that modality's default model)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spmm.errors import SpmmInputError
+
+from .common import (
+    OutputFiles,
+    add_input_options,
+    add_model_arguments,
+    check_methods,
+    load_model,
+    parse_target,
+    prepare_options,
+    print_record,
+    progress,
+    save_renderings,
+    split_model_and_inputs,
+)
+
+DEFAULT_COMPARE = "gradient,smoothgrad,integrated_gradients,soft_pullback,pullback_ascent"
+
+
+def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="[MODEL] INPUT",
+                        help="optional model spec, then image/audio files or texts")
+    add_model_arguments(parser)
+    add_input_options(parser)
+    parser.add_argument("--method", default="soft_pullback", help="attribution method (spmm.list_methods())")
+    parser.add_argument("--target", default="top1", help="top1, a class index or a label name")
+    parser.add_argument("--seed", type=int, default=0, help="seed of stochastic methods")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per input (the framework's schema)")
+    return parser
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    explain = _explain_parser(subparsers, "explain", "explain a model's prediction on each input (any modality)")
+    explain.set_defaults(func=run_explain, modality=None)
+    text = _explain_parser(subparsers, "explain-text", "alias of explain for texts (default model: minilm-sst2)")
+    text.set_defaults(func=run_explain, modality="text")
+    audio = _explain_parser(subparsers, "explain-audio", "alias of explain for audio (default model: honk-res8)")
+    audio.set_defaults(func=run_explain, modality="audio")
+
+    compare = subparsers.add_parser("compare", help="one input explained by several methods, side by side",
+                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    compare.add_argument("inputs", nargs="+", metavar="[MODEL] INPUT", help="optional model spec, then one input")
+    add_model_arguments(compare)
+    add_input_options(compare)
+    compare.add_argument("--methods", default=DEFAULT_COMPARE, help="comma-separated method names")
+    compare.add_argument("--target", default="top1", help="top1, a class index or a label name")
+    compare.add_argument("--kind", default="signed", choices=("signed", "absolute", "input_x_attribution"),
+                         help="how image maps are drawn")
+    compare.add_argument("--seed", type=int, default=0, help="seed of stochastic methods")
+    compare.set_defaults(func=run_compare, modality=None)
+
+    counterfactual = subparsers.add_parser(
+        "counterfactual", help="PullbackAscent towards a class: x, x+δ and δ per step (images)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    counterfactual.add_argument("inputs", nargs="+", metavar="[MODEL] IMAGE", help="optional model spec, then one image")
+    add_model_arguments(counterfactual)
+    counterfactual.add_argument("--target", required=True, help="class index or label name to move towards")
+    counterfactual.add_argument("--steps", type=int, default=5, help="ascent steps K")
+    counterfactual.add_argument("--step-size", type=float, default=20.0, help="L2 step size α in [−1,1] units")
+    counterfactual.set_defaults(func=run_counterfactual, modality=None)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    check_methods([args.method])
+    files = OutputFiles(args.out)
+    spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
+    model = load_model(spec, args)
+    target = parse_target(args.target)
+    for item in progress(inputs, f"explain ({args.method})"):
+        explanation = model.explain([item], target, args.method, seed=args.seed,
+                                    prepare_options=prepare_options(args))
+        stem = files.stem(item, spec, args.method, explanation.target_label(0) or args.target)
+        print_record(explanation, save_renderings(explanation, files, stem), args.json)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from spmm.modalities.image import save_comparison_grid
+
+    methods = check_methods(m.strip() for m in args.methods.split(",") if m.strip())
+    files = OutputFiles(args.out)
+    spec, inputs = split_model_and_inputs(args, args.inputs)
+    if len(inputs) != 1:
+        raise SpmmInputError(f"compare takes one input, got {len(inputs)}")
+    model = load_model(spec, args)
+    target = parse_target(args.target)
+    explanations = {}
+    for method in progress(methods, "compare"):
+        explanations[method] = model.explain(inputs, target, method, seed=args.seed,
+                                             prepare_options=prepare_options(args))
+    first = next(iter(explanations.values()))
+    label = first.target_label(0) or args.target
+    if first.modality == "image":
+        path = save_comparison_grid(
+            first.inputs, {m: e.attributions for m, e in explanations.items()},
+            files.path(files.stem(inputs[0], spec, "compare", label), ".png"),
+            row_titles=[label], kind=args.kind, title=f"{Path(inputs[0]).name} — {spec}",
+        )
+        print(path)
+        return 0
+    for method, explanation in explanations.items():
+        written = save_renderings(explanation, files, files.stem(inputs[0], spec, method, label))
+        print(f"{method}: {', '.join(written)}")
+    return 0
+
+
+def run_counterfactual(args: argparse.Namespace) -> int:
+    from spmm.modalities.image import save_counterfactual_grid
+
+    if args.steps < 1:
+        raise SpmmInputError(f"--steps must be at least 1, got {args.steps}")
+    files = OutputFiles(args.out)
+    spec, inputs = split_model_and_inputs(args, args.inputs)
+    if len(inputs) != 1:
+        raise SpmmInputError(f"counterfactual takes one image, got {len(inputs)}")
+    model = load_model(spec, args)
+    if model.modality.name != "image":
+        raise SpmmInputError(f"counterfactual draws image trajectories; {spec} is a {model.modality.name} model")
+    explanation = model.explain(inputs, parse_target(args.target), "pullback_ascent", steps=args.steps,
+                                step_size=args.step_size)
+    label = explanation.target_label(0)
+    scores = explanation.extras["step_scores"][:, 0]
+    figure = save_counterfactual_grid(
+        {label: explanation.extras["trajectory"][:, 0]},
+        files.path(files.stem(inputs[0], spec, "counterfactual", label), ".png"),
+        step_scores={label: scores}, title=f"{Path(inputs[0]).name}: PullbackAscent towards '{label}'",
+    )
+    print(f"'{label}' logit per step: {', '.join(f'{float(s):.2f}' for s in scores)}")
+    print(figure)
+    return 0

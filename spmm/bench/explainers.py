@@ -1,0 +1,54 @@
+"""The explainers a benchmark scores: method names -> explain functions bound to the model's rule set."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from spmm.errors import SpmmInputError
+from spmm.methods.registry import check_parameters, get_method, list_methods
+from spmm.metrics.base import ExplainFn, explainer
+from spmm.ruleset import RuleSet
+
+DEFAULT_EXPLAINERS = [
+    "soft_pullback", "pullback_ascent", "smooth_pullback", "integrated_pullbacks",
+    "gradient", "gradient_ascent", "smoothgrad", "fusiongrad", "gradient_shap", "integrated_gradients",
+    "deeplift", "guided_gradcam",
+]
+"""The 12 explainers of SPEC §3: four SP variants and eight baselines."""
+
+
+def per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) -> dict[str, dict[str, Any]]:
+    """Check that per-name parameters map known ``kind`` names to objects of settings."""
+    params = dict(params or {})
+    for name, value in params.items():
+        if name not in known:
+            raise SpmmInputError(f"parameters given for unknown {kind} {name!r}; available: {', '.join(sorted(known))}")
+        if not isinstance(value, Mapping):
+            raise SpmmInputError(f"parameters of {kind} {name!r} must be an object of settings, got {value!r}")
+    return params
+
+
+def bench_explainers(
+    names: Sequence[str],
+    rules: RuleSet,
+    seed: int = 0,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    method_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, ExplainFn]:
+    """Explain functions for method ``names``, all under ``rules`` (the model's rule set, so the
+    bench scores the backward rules ``spmm explain`` draws; Grad-CAM methods read its layer).
+
+    ``params``: per-method parameters given by the user; ``method_defaults``: per-method defaults of
+    the modality (e.g. audio step sizes), overridden by ``params``.
+    """
+    known = list_methods()
+    params = per_name(params, known, "explainer")
+    for name, extra in params.items():
+        check_parameters(get_method(name), extra)
+    explainers = {}
+    for name in names:
+        if name not in known:
+            raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
+        settings = {**(method_defaults or {}).get(name, {}), **params.get(name, {})}
+        explainers[name] = explainer(name, seed=seed, rules=rules, **settings)
+    return explainers
