@@ -1,6 +1,6 @@
 """Reproduce the paper's qualitative image figures: method comparison, counterfactuals, accentuations.
 
-    python examples/vision_figures.py                       # embedded EfficientNet-Lite0
+    python examples/vision_figures.py                       # embedded EfficientNet-Lite0 (efficientnet-lite0)
     python examples/vision_figures.py --model resnet50 --weights resnet50.pth
     python examples/vision_figures.py --data /path/to/imagenet-sample --count 6 --out figures
 
@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from spmm.adapters.vision import explain_image, imagenet_class_names, load_model
+import spmm
 from spmm.modalities.image import (
-    load_images,
     save_accentuation_grid,
     save_comparison_grid,
     save_counterfactual_grid,
@@ -46,7 +45,7 @@ def sample_images(folder: Path, count: int) -> tuple[list[Path], list[int | str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of images (default: %(default)s)")
-    parser.add_argument("--model", default="tf_efficientnet_lite0", help="torchvision/timm model name")
+    parser.add_argument("--model", default="efficientnet-lite0", help="model spec (anything spmm.load takes)")
     parser.add_argument("--weights", default=None, help="checkpoint for --model (paper models: resnet50, vgg11_bn, pvt_v2_b1)")
     parser.add_argument("--count", type=int, default=4, help="number of images (default 4)")
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default ./figures)")
@@ -55,32 +54,31 @@ def main() -> None:
         parser.error(f"no image folder at {args.data}; pass --data")
 
     files, targets = sample_images(args.data, args.count)
-    images = load_images(files)
-    model = load_model(args.model, weights=args.weights)
-    names = imagenet_class_names()
+    model = spmm.load(args.model, **({"weights": args.weights} if args.weights else {}))
+    images = model.prepare(files).inputs
     tag = args.model.replace(":", "_")
 
-    maps, indices = {}, None
+    maps, explanation = {}, None
     for method in COMPARISON_METHODS:
-        explanation = explain_image(model, images, targets, method, seed=0)
+        explanation = model.explain(images, targets, method, seed=0)
         maps[method] = explanation.attributions
-        indices = explanation.target.indices.tolist()
-    row_titles = [names[i] for i in indices]
+    row_titles = [explanation.target_label(i) for i in range(len(files))]
     print(save_comparison_grid(images, maps, args.out / f"comparison_{tag}.png", row_titles,
                                title=f"Method comparison — {args.model}"))
 
     with torch.no_grad():
-        ranked = model(images[:1]).argsort(1, descending=True)[0]
+        ranked = model.model(images[:1]).argsort(1, descending=True)[0]
     alternatives = [int(ranked[1]), int(ranked[5])]  # the runner-up and a less likely class
     trajectories, scores = {}, {}
     for target in alternatives:
-        explanation = explain_image(model, images[:1], target, "pullback_ascent")
-        trajectories[names[target]] = explanation.extras["trajectory"][:, 0]
-        scores[names[target]] = explanation.extras["step_scores"][:, 0]
+        explanation = model.explain(images[:1], target, "pullback_ascent")
+        label = explanation.target_label(0)
+        trajectories[label] = explanation.extras["trajectory"][:, 0]
+        scores[label] = explanation.extras["step_scores"][:, 0]
     print(save_counterfactual_grid(trajectories, args.out / f"counterfactuals_{tag}.png", scores,
                                    title=f"Counterfactuals (PullbackAscent) from '{row_titles[0]}' — {args.model}"))
 
-    accentuation = explain_image(model, images, targets, "pullback_ascent")
+    accentuation = model.explain(images, targets, "pullback_ascent")
     print(save_accentuation_grid(images, images + accentuation.attributions, args.out / f"accentuations_{tag}.png",
                                  row_titles, title=f"Accentuations (PullbackAscent towards the label) — {args.model}"))
 

@@ -110,15 +110,25 @@ def resolve_source(name: str) -> tuple[str, str]:
     raise SpmmInputError(f"no torchvision or timm model called {name!r}{hint}")
 
 
+def _construct(build: Any, name: str, **model_kwargs: Any) -> nn.Module:
+    """``build(**model_kwargs)``, with a constructor's complaint about an option as a one-line error."""
+    try:
+        return build(**model_kwargs)
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise SpmmInputError(f"{name} does not take the option(s) {sorted(model_kwargs)}: {error}") from error
+
+
 def _build(source: str, name: str, **model_kwargs: Any) -> tuple[nn.Module, tuple, tuple, dict | None]:
     """An untrained model, its input mean/std and (timm) pretrained config."""
     if source == "timm":
-        model = timm.create_model(name, pretrained=False, **model_kwargs)
+        model = _construct(functools.partial(timm.create_model, name, pretrained=False), name, **model_kwargs)
         cfg = dict(model.pretrained_cfg)
         return model, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)), cfg
     import torchvision
 
-    model = torchvision.models.get_model(name, weights=None, **model_kwargs)
+    model = _construct(functools.partial(torchvision.models.get_model, name, weights=None), name, **model_kwargs)
     try:
         transform = torchvision.models.get_model_weights(name).DEFAULT.transforms()
         mean, std = tuple(transform.mean), tuple(transform.std)

@@ -32,10 +32,13 @@ def _explainable(model: Any, name: str, labels: Sequence[str] | None, size: int 
 
 @register_model("efficientnet-lite0", "image", "ImageNet EfficientNet-Lite0 (embedded weights, 1000 classes)",
                 default=True)
-def load_lite0() -> Explainable:
-    from .models import load_efficientnet_lite0
+def load_lite0(weights: str | Path | None = None, random_init: bool = False,
+               labels: Sequence[str] | None = None) -> Explainable:
+    """The embedded weights, or (``weights``) a local checkpoint of the same architecture."""
+    from .models import load_model
 
-    return _explainable(load_efficientnet_lite0(), "efficientnet-lite0", None)
+    model = load_model("tf_efficientnet_lite0", weights=weights, random_init=random_init)
+    return _explainable(model, "efficientnet-lite0", labels)
 
 
 def _is_classifier_name(spec: str) -> bool:

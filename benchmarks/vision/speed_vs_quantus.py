@@ -19,7 +19,7 @@ import torch
 
 import spmm
 from spmm.adapters.vision import load_efficientnet_lite0
-from spmm.bench.vision import image_batches, labelled_images
+from spmm.modalities.image.bench import image_batches, labelled_images
 from spmm.metrics import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, MaxSensitivity, MonotonicityCorrelation,
     FeatureGroups, RandomLogit, explainer, square_patches,

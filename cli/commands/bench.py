@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     _check_counts(args)
     kind = args.bench_kind
+    if kind == "faithfulness" and "focus" in _names(args.metrics or ""):
+        raise SpmmInputError("focus needs mosaics with known target segments: run `spmm bench focus` instead")
     explainer_params = _json(args.explainer_params, "--explainer-params")
     metric_params = _json(args.metric_params, "--metric-params")
     device = _device(args.device)
@@ -99,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
     if kind not in kinds:
         raise SpmmInputError(f"{args.model} is a {modality.name} model; its benchmarks: {', '.join(kinds) or 'none'}")
     metric_names = _names(args.metrics) if args.metrics else list(kinds[kind])
-    if kind == "faithfulness" and "focus" in metric_names:
-        raise SpmmInputError("focus needs mosaics with known target segments: run `spmm bench focus` instead")
     explainers = bench_explainers(_names(args.explainers), model.rules, args.seed, explainer_params)
     batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed)
     metrics = modality.bench_metrics(metric_names, batches, args.seed, metric_params)

@@ -3,9 +3,10 @@ import csv
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
-from spmm.bench.vision import image_explainers, image_metric_specs, labelled_images, mosaic_batches
+from spmm.adapters.vision import VISION_RULES
+from spmm.bench.explainers import bench_explainers
+from spmm.modalities.image.bench import image_batches, image_metric_specs, labelled_images, mosaic_batches
 from spmm.cli import main
 from spmm.errors import SpmmInputError
 from spmm.modalities.image.mosaic import build_mosaics
@@ -71,7 +72,7 @@ def test_metric_settings_are_checked_before_any_work(overrides, message):
 ])
 def test_explainer_parameters_are_checked_before_any_work(params, message):
     with pytest.raises(SpmmInputError, match=message):
-        image_explainers(["gradient"], nn.Identity(), params=params)
+        bench_explainers(["gradient"], VISION_RULES, params=params)
 
 
 def test_focus_without_mosaics_is_a_clear_error(tmp_path, capsys):
@@ -105,8 +106,6 @@ def test_batches_move_every_tensor_to_the_device():
 
 
 def test_labelled_imagenet_sample_gives_label_targets(shared_data):
-    from spmm.bench.vision import image_batches
-
     folder = shared_data / "imagenet-sample"
     files, classes = labelled_images(folder, n=3)
     with (folder / "labels.csv").open() as handle:
