@@ -37,9 +37,12 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
+    from spmm.cli.commands.common import method_progress
+
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with method_progress():
+            return int(args.func(args) or 0)
     except (SpmmInputError, FileNotFoundError, NotADirectoryError, FileExistsError) as error:
         print(f"spmm {args.command}: error: {error}", file=sys.stderr)
         return 2

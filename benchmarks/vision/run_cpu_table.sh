@@ -8,13 +8,11 @@ OUT=${1:-/tmp/spmm-bench}
 N=${2:-4}
 MOSAICS=${3:-16}
 DATA=${SPMM_SHARED_DATA:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/data}/imagenet-sample
-EXPLAINER_PARAMS='{"smoothgrad": {"samples": 10}, "smooth_pullback": {"samples": 10}, "integrated_gradients": {"steps": 16}, "integrated_pullbacks": {"steps": 16}, "gradient_shap": {"samples": 10}, "fusiongrad": {"model_samples": 4, "input_samples": 4}}'
-METRIC_PARAMS='{"infidelity": {"draws": 1}, "monotonicity_correlation": {"samples": 2}, "max_sensitivity": {"samples": 3}}'
 # the explainers the paper's table reports first, so that a partial run covers them
 EXPLAINERS=soft_pullback,gradient,guided_gradcam,pullback_ascent,smoothgrad,integrated_gradients,smooth_pullback,integrated_pullbacks,gradient_ascent,deeplift,gradient_shap,fusiongrad
 export OMP_NUM_THREADS=1
-spmm bench faithfulness --model tf_efficientnet_lite0 --data "$DATA" --n "$N" --batch-size 4 --explainers "$EXPLAINERS" \
-  --explainer-params "$EXPLAINER_PARAMS" --metric-params "$METRIC_PARAMS" --out "$OUT/faithfulness" &
-spmm bench focus --model tf_efficientnet_lite0 --data "$DATA" --n "$MOSAICS" --batch-size 8 --explainers "$EXPLAINERS" \
-  --explainer-params "$EXPLAINER_PARAMS" --out "$OUT/focus" &
+spmm bench faithfulness --model efficientnet-lite0 --data "$DATA" --n "$N" --batch-size 4 --explainers "$EXPLAINERS" \
+  --preset cpu-small --out "$OUT/faithfulness" &
+spmm bench focus --model efficientnet-lite0 --data "$DATA" --n "$MOSAICS" --batch-size 8 --explainers "$EXPLAINERS" \
+  --preset cpu-small --out "$OUT/focus" &
 wait

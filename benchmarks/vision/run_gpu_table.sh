@@ -19,7 +19,7 @@ BUDGET=${3:-3600}
 N=${N:-64}; MOSAICS=${MOSAICS:-40}; SPEED_N=${SPEED_N:-16}; DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT/logs"
 SPMM="python3 -m spmm.cli"
-COMMON=(--model tf_efficientnet_lite0 --data "$DATA" --device "$DEVICE" --seed 0)
+COMMON=(--model efficientnet-lite0 --data "$DATA" --device "$DEVICE" --seed 0)
 ALL=soft_pullback,gradient,guided_gradcam,pullback_ascent,smoothgrad,integrated_gradients,smooth_pullback,integrated_pullbacks,gradient_ascent,deeplift,gradient_shap,fusiongrad
 EXPLAINER_GROUPS=(smoothgrad smooth_pullback fusiongrad integrated_gradients,integrated_pullbacks
                   gradient_shap,pullback_ascent,gradient_ascent)

@@ -18,6 +18,21 @@ from spmm.errors import SpmmInputError
 
 from .common import load_model
 
+PRESETS = {
+    "spec": {"explainer_params": {}, "metric_params": {}},
+    "cpu-small": {
+        "explainer_params": {
+            "smoothgrad": {"samples": 10}, "smooth_pullback": {"samples": 10}, "integrated_gradients": {"steps": 16},
+            "integrated_pullbacks": {"steps": 16}, "gradient_shap": {"samples": 10},
+            "fusiongrad": {"model_samples": 4, "input_samples": 4},
+        },
+        "metric_params": {"infidelity": {"draws": 1}, "monotonicity_correlation": {"samples": 2},
+                          "max_sensitivity": {"samples": 3}},
+    },
+}
+"""``--preset``: ``spec`` = SPEC §3/§4 settings; ``cpu-small`` = fewer samples/draws, sized for a 2-core CPU
+(the settings of benchmarks/vision/run_cpu_table.sh).  --explainer-params/--metric-params override a preset."""
+
 BENCH_KINDS = {
     "faithfulness": ("metrics table on a labelled data set", 64),
     "focus": ("Focus on mosaics built from a labelled data set", 40),
@@ -45,6 +60,8 @@ def _arguments(parser: argparse.ArgumentParser, n: int) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="samples per explainer call")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (auto: cuda when available)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="spec",
+                        help="spec: SPEC settings; cpu-small: fewer samples and draws for a 2-core CPU")
     parser.add_argument("--explainer-params", default="{}", help='JSON, e.g. \'{"smoothgrad": {"samples": 10}}\'')
     parser.add_argument("--metric-params", default="{}", help='JSON, e.g. \'{"max_sensitivity": {"samples": 5}}\'')
     parser.add_argument("--out", required=True, help="output folder (checkpoints make the run resumable)")
@@ -64,6 +81,14 @@ def _json(text: str, option: str) -> dict:
     if not isinstance(value, dict):
         raise SpmmInputError(f"{option} must be a JSON object")
     return value
+
+
+def _merged(preset: dict, given: dict) -> dict:
+    """Per-name settings of a preset updated by the user's (a user's name not in the preset is kept as given)."""
+    merged = {name: dict(settings) for name, settings in preset.items()}
+    for name, settings in given.items():
+        merged[name] = {**merged.get(name, {}), **settings} if isinstance(settings, dict) else settings
+    return merged
 
 
 def _device(name: str) -> torch.device:
@@ -92,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
     kind = args.bench_kind
     if kind == "faithfulness" and "focus" in _names(args.metrics or ""):
         raise SpmmInputError("focus needs mosaics with known target segments: run `spmm bench focus` instead")
-    explainer_params = _json(args.explainer_params, "--explainer-params")
-    metric_params = _json(args.metric_params, "--metric-params")
+    preset = PRESETS[args.preset]
+    explainer_params = _merged(preset["explainer_params"], _json(args.explainer_params, "--explainer-params"))
+    metric_params = _merged(preset["metric_params"], _json(args.metric_params, "--metric-params"))
     device = _device(args.device)
     model = load_model(args.model, args).to(device)
     modality = model.modality

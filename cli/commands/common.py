@@ -169,3 +169,16 @@ def progress(items: Sequence[Any], description: str):
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=description, disable=len(items) < 2, file=sys.stderr)
+
+
+def _method_bar(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=description, total=total, leave=False, file=sys.stderr)
+
+
+def method_progress():
+    """Show the long loops inside methods (ascent steps, FusionGrad model samples) as bars on stderr."""
+    from spmm.progress import reporting
+
+    return reporting(_method_bar)

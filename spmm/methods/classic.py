@@ -16,6 +16,7 @@ from captum.attr import GradientShap, GuidedGradCam, IntegratedGradients, NoiseT
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from spmm import progress
 from spmm.errors import SpmmInputError
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import register_method
@@ -73,7 +74,7 @@ def fusiongrad(
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     total = torch.zeros_like(inputs)
-    for _ in range(model_samples):
+    for _ in progress.steps(range(model_samples), "model samples", model_samples):
         with torch.no_grad():
             noisy = {name: p * (1.0 + weight_noise * torch.randn_like(p)) for name, p in params.items()}
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spmm import progress
 from spmm.errors import SpmmInputError
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import register_method
@@ -53,7 +54,7 @@ def ascent(
         raise SpmmInputError("clipping needs bounds=(low, high)")
     x = inputs.detach()
     trajectory, step_scores = [x], []
-    for step in range(steps):
+    for step in progress.steps(range(steps), "ascent steps", steps):
         grad, scores = context.gradient(x)
         step_scores.append(scores)
         x = x + step_size * grad / _per_sample_norm(grad)
