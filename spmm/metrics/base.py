@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+import hashlib
+import json
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
 import torch
 from torch import Tensor
@@ -57,8 +60,28 @@ class Metric:
         chunk = getattr(self, "chunk", None)
         return chunk if chunk is not None else (64 if device.type == "cuda" else 4)
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(int(getattr(self, "seed", 0)))
+    def _sample_generators(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[torch.Generator]:
+        """One CPU generator per sample from (``seed``, the sample's id, the metric's name); ids
+        default to the positions 0..B−1 in the batch.  See :func:`sample_generator`."""
+        if sample_ids is not None and len(sample_ids) != batch:
+            raise SpmmInputError(f"got {len(sample_ids)} sample ids for a batch of {batch} samples")
+        ids = range(batch) if sample_ids is None else sample_ids
+        return [sample_generator(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
+
+
+def sample_generator(seed: int, sample: Hashable, metric: str) -> torch.Generator:
+    """The CPU generator of one sample's random draws in one metric, seeded with the first 8 bytes
+    (little-endian) of sha256 of the JSON list ``[seed, metric, str(sample)]``: a sample's draws
+    do not depend on the batch it is in, on the chunk size or on the device."""
+    digest = hashlib.sha256(json.dumps([seed, metric, str(sample)]).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def uniform_draws(generators: Sequence[torch.Generator], count: int, shape: Sequence[int], low: float, high: float) -> Tensor:
+    """U(low, high) noise (B, count, *shape) in float32 on the CPU: sample b's ``count`` draws come,
+    one after the other, from ``generators[b]`` (CPU draws are sequential, so drawing them in
+    chunks gives the same values)."""
+    return torch.stack([torch.rand((count, *shape), generator=g) for g in generators]) * (high - low) + low
 
 
 def check_counts(**counts: int | None) -> None:
@@ -77,6 +100,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return repr(value)
+
+
+def check_attributions(attributions: Tensor) -> tuple[Tensor, Tensor]:
+    """Attributions (B, ...) with every sample that holds NaN or inf set to 0, and which samples
+    are finite (B,) bool; one warning when some are not.  Metrics score the zeroed samples, then
+    give them NaN (:func:`nan_unless`): never a plausible number."""
+    finite = attributions.detach().flatten(1).isfinite().all(1)
+    if bool(finite.all()):
+        return attributions, finite
+    warnings.warn(
+        f"{int((~finite).sum())} of {finite.numel()} attributions hold NaN or inf: their scores are NaN",
+        RuntimeWarning, stacklevel=3,
+    )
+    return attributions.where(finite.view(-1, *[1] * (attributions.dim() - 1)), 0.0), finite
+
+
+def nan_unless(scores: Tensor, finite: Tensor) -> Tensor:
+    """Scores (B,) with NaN where ``finite`` (B,) is False."""
+    return scores.where(finite.to(scores.device), float("nan"))
 
 
 def check_batch(inputs: Tensor, targets: Tensor, attributions: Tensor | None = None) -> Tensor:
@@ -126,7 +168,7 @@ def group_perturbation_logits(
     groups: "FeatureGroups",
     masks: Tensor,
     baseline: "Baseline",
-    generator: torch.Generator | None = None,
+    generators: Sequence[torch.Generator] | None = None,
     chunk: int = 64,
     attributions: Tensor | None = None,
     repeats: int = 1,
@@ -136,22 +178,25 @@ def group_perturbation_logits(
     inputs: (B, ...); masks: (B, M, G) bool, each used for ``repeats`` consecutive perturbations
     (K = M·repeats, e.g. fresh noise draws of one step); returns logits (B, K) and, when
     ``attributions`` (B, ...) are given, ⟨attributions, inputs − perturbed⟩ (B, K).  Noise
-    baselines are drawn perturbation by perturbation, so the draws do not depend on ``chunk``;
-    other baselines are broadcast, never copied per perturbation.
+    baselines are drawn with ``generators`` (one per sample, see :func:`uniform_draws`), so the
+    draws depend neither on ``chunk`` nor on the other samples of the batch; other baselines
+    are broadcast, never copied per perturbation.
     """
-    from spmm.metrics.groups import baseline_values, is_random
+    from spmm.metrics.groups import baseline_values, noise_of
 
     batch, count = masks.shape[0], masks.shape[1] * repeats
     step = max(1, chunk // batch)
-    one = (batch, 1, *inputs.shape[1:])
-    fixed = None if is_random(baseline) else baseline_values(baseline, inputs.new_empty(one))
+    noise = noise_of(baseline)
+    if noise is not None and (generators is None or len(generators) != batch):
+        raise SpmmInputError("a noise baseline needs one generator per sample")
+    fixed = None if noise is not None else baseline_values(baseline, inputs.new_empty(batch, 1, *inputs.shape[1:]))
     logits, dots = [], []
     for start in range(0, count, step):
         stop = min(count, start + step)
         selected = masks.index_select(1, torch.arange(start, stop, device=masks.device) // repeats)
-        fill = fixed if fixed is not None else torch.cat(
-            [baseline_values(baseline, inputs.new_empty(one), generator) for _ in range(start, stop)], 1
-        )
+        fill = fixed if fixed is not None else uniform_draws(
+            generators, stop - start, inputs.shape[1:], noise.low, noise.high
+        ).to(inputs)
         perturbed = groups.replace(inputs, selected, fill)
         flat = perturbed.flatten(0, 1)
         values = target_logits(model, flat, targets.repeat_interleave(stop - start), chunk, check=start == 0)

@@ -41,3 +41,15 @@ def cnn() -> nn.Module:
 def images() -> torch.Tensor:
     generator = torch.Generator().manual_seed(3)
     return torch.rand((4, 1, 8, 8), generator=generator, dtype=torch.float64) * 2 - 1
+
+
+def generators_for(seed: int, ids, metric: str) -> list[torch.Generator]:
+    """The per-sample generators the metrics document, derived here independently:
+    seed = first 8 bytes (little-endian) of sha256(JSON [seed, metric, str(id)])."""
+    import hashlib
+    import json
+
+    return [
+        torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(json.dumps([seed, metric, str(i)]).encode()).digest()[:8], "little"))
+        for i in ids
+    ]

@@ -64,10 +64,10 @@ def test_max_sensitivity_agrees_with_the_same_noise(batch):
     grad = explainer("gradient")
     a = grad(model, x, y)
     ours = MaxSensitivity(samples=4, radius=0.05, seed=3)(model, x, y, a, explain_fn=grad).scores
-    generator = torch.Generator().manual_seed(3)
+    generators = [spmm.metrics.sample_generator(3, i, "max_sensitivity") for i in range(4)]  # ids: positions
 
     def same_noise(arr, indices, **kwargs):
-        noise = (torch.rand((arr.shape[0], 1, *x.shape[1:]), generator=generator) * 2 - 1) * 0.05
+        noise = torch.cat([torch.rand((1, *x.shape[1:]), generator=g) for g in generators]) * 0.1 - 0.05
         return arr + noise.reshape(arr.shape[0], -1).numpy()
 
     theirs = _quantus(quantus.MaxSensitivity(nr_samples=4, perturb_func=same_noise, normalise=False, abs=False, **QUANTUS_COMMON),
