@@ -60,6 +60,17 @@ class Metric:
         chunk = getattr(self, "chunk", None)
         return chunk if chunk is not None else (64 if device.type == "cuda" else 4)
 
+    def _perturbation_logits(
+        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, groups: "FeatureGroups", masks: Tensor,
+        sample_ids: Sequence[Hashable] | None, repeats: int = 1,
+    ) -> tuple[Tensor, Tensor | None]:
+        """:func:`group_perturbation_logits` with this metric's ``baseline``, fresh per-sample
+        generators and its chunk size (for metrics that perturb once per call)."""
+        return group_perturbation_logits(
+            model, inputs, targets, groups, masks, self.baseline,  # type: ignore[attr-defined]
+            self._sample_generators(inputs.shape[0], sample_ids), self._chunk(inputs.device), repeats=repeats,
+        )
+
     def _sample_generators(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[torch.Generator]:
         """One CPU generator per sample from (``seed``, the sample's id, the metric's name); ids
         default to the positions 0..B−1 in the batch.  See :func:`sample_generator`."""
@@ -119,6 +130,13 @@ def check_attributions(attributions: Tensor) -> tuple[Tensor, Tensor]:
 def nan_unless(scores: Tensor, finite: Tensor) -> Tensor:
     """Scores (B,) with NaN where ``finite`` (B,) is False."""
     return scores.where(finite.to(scores.device), float("nan"))
+
+
+def checked(inputs: Tensor, targets: Tensor, attributions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`check_batch` then :func:`check_attributions`: targets (B,) long, attributions (B, ...)
+    with non-finite samples zeroed, and which samples are finite (B,) bool."""
+    targets = check_batch(inputs, targets, attributions)
+    return (targets, *check_attributions(attributions))
 
 
 def check_batch(inputs: Tensor, targets: Tensor, attributions: Tensor | None = None) -> Tensor:

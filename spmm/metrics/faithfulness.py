@@ -16,8 +16,7 @@ from torch import Tensor
 
 from spmm.errors import SpmmInputError
 from spmm.metrics.base import (
-    Metric, MetricResult, check_attributions, check_batch, check_counts, group_perturbation_logits, nan_unless,
-    target_logits,
+    Metric, MetricResult, check_counts, checked, group_perturbation_logits, nan_unless, target_logits,
 )
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise
 from spmm.metrics.statistics import pearson, spearman
@@ -92,10 +91,9 @@ class Infidelity(Metric):
         groups: FeatureGroups | Sequence[FeatureGroups], sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
         """Perturbations of empty groups are left out of β* and of the mean."""
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         partitions = [groups] if isinstance(groups, FeatureGroups) else list(groups)
-        generators = self._sample_generators(inputs.shape[0], sample_ids)
+        generators = self._sample_generators(inputs.shape[0], sample_ids)  # one stream per sample across all draws
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         a_all, b_all, real = [], [], []
         baseline = UniformNoise(self.low, self.high)
@@ -136,14 +134,10 @@ class FaithfulnessCorrelation(Metric):
         groups: FeatureGroups, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
         """The correlation runs over the non-empty groups of each sample."""
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         masks = torch.eye(groups.count, dtype=torch.bool, device=inputs.device).expand(inputs.shape[0], -1, -1)
-        logits, _ = group_perturbation_logits(
-            model, inputs, targets, groups, masks, self.baseline, self._sample_generators(inputs.shape[0], sample_ids),
-            self._chunk(inputs.device),
-        )
+        logits, _ = self._perturbation_logits(model, inputs, targets, groups, masks, sample_ids)
         drops = original.unsqueeze(1) - logits
         present = groups.present(inputs.shape[0], inputs.device)
         scores = pearson(_group_scores(attributions, groups, self.abs), drops, present)
@@ -171,17 +165,13 @@ class FaithfulnessEstimate(Metric):
         groups: FeatureGroups, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
         """Blocks made of empty groups only are left out of the correlation."""
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         scores = _group_scores(attributions, groups, self.abs)
         present = groups.present(inputs.shape[0], inputs.device)
         step_of_group, steps = _step_of_group(_order(scores, present, descending=True), self.groups_per_step)
         masks = _step_masks(step_of_group, steps, cumulative=False)
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
-        logits, _ = group_perturbation_logits(
-            model, inputs, targets, groups, masks, self.baseline, self._sample_generators(inputs.shape[0], sample_ids),
-            self._chunk(inputs.device),
-        )
+        logits, _ = self._perturbation_logits(model, inputs, targets, groups, masks, sample_ids)
         correlation = pearson(
             _block_sums(scores, step_of_group, steps), original.unsqueeze(1) - logits,
             _real_steps(present, self.groups_per_step, steps),
@@ -216,18 +206,14 @@ class MonotonicityCorrelation(Metric):
         groups: FeatureGroups, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
         """Empty groups are ordered last; blocks made of them only are left out of the correlation."""
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         scores = _group_scores(attributions, groups, self.abs)
         present = groups.present(inputs.shape[0], inputs.device)
         step_of_group, steps = _step_of_group(_order(scores, present, descending=False), self.groups_per_step)
         masks = _step_masks(step_of_group, steps, cumulative=False)
         scored = probability_model(model) if self.probability else model
         original = target_logits(scored, inputs, targets, self._chunk(inputs.device)).double()
-        logits, _ = group_perturbation_logits(
-            scored, inputs, targets, groups, masks, self.baseline, self._sample_generators(inputs.shape[0], sample_ids),
-            self._chunk(inputs.device), repeats=self.samples,
-        )
+        logits, _ = self._perturbation_logits(scored, inputs, targets, groups, masks, sample_ids, repeats=self.samples)
         squared = ((logits.double() - original.unsqueeze(1)) ** 2).view(-1, steps, self.samples).mean(-1)
         inverse = torch.where(original.abs() >= self.eps, 1.0 / original.abs().clamp_min(1e-300), torch.ones_like(original))
         variances = squared * inverse.pow(2).unsqueeze(1)
@@ -255,8 +241,7 @@ class _PerturbationCurve(Metric):
     ) -> MetricResult:
         """A sample with n non-empty groups has K = ⌈n / groups_per_step⌉ steps on [0, 1]; its
         ``extras["curve"]`` is NaN after step K."""
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         present = groups.present(inputs.shape[0], inputs.device)
         order = _order(groups.sum(attributions), present, descending=True)
         step_of_group, steps = _step_of_group(order, self.groups_per_step)
@@ -265,10 +250,7 @@ class _PerturbationCurve(Metric):
         removed = torch.cat([nothing, removed], 1)  # step 0: the untouched input
         masks = removed if self.deletes else ~removed
         scored = probability_model(model) if self.probability else model
-        values, _ = group_perturbation_logits(
-            scored, inputs, targets, groups, masks, self.baseline, self._sample_generators(inputs.shape[0], sample_ids),
-            self._chunk(inputs.device),
-        )
+        values, _ = self._perturbation_logits(scored, inputs, targets, groups, masks, sample_ids)
         real = _real_steps(present, self.groups_per_step, steps)
         used = real.sum(1, keepdim=True).double()  # K per sample
         curve = values.double().masked_fill(~torch.cat([torch.ones_like(real[:, :1]), real], 1), float("nan"))
@@ -334,8 +316,7 @@ class _TopFractions(Metric):
         self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
         groups: FeatureGroups, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         scores = groups.sum(attributions * inputs if self.times_input else attributions).double()
         present = groups.present(inputs.shape[0], inputs.device)
         position = _positions(_order(scores, present, descending=True))
@@ -346,10 +327,7 @@ class _TopFractions(Metric):
         masks = top if self.removes_top else present.unsqueeze(1) & ~top
         scored = probability_model(model) if self.probability else model
         original = target_logits(scored, inputs, targets, self._chunk(inputs.device)).double()
-        values, _ = group_perturbation_logits(
-            scored, inputs, targets, groups, masks, self.baseline, self._sample_generators(inputs.shape[0], sample_ids),
-            self._chunk(inputs.device),
-        )
+        values, _ = self._perturbation_logits(scored, inputs, targets, groups, masks, sample_ids)
         drops = original.unsqueeze(1) - values.double()
         return MetricResult(nan_unless(drops.mean(1), finite), self.settings(), {"drops": drops})
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import Metric, MetricResult, check_attributions, check_batch, nan_unless
+from spmm.metrics.base import Metric, MetricResult, checked, nan_unless
 from spmm.metrics.groups import FeatureGroups
 
 
@@ -35,8 +35,7 @@ class Focus(Metric):
         self, model: Callable[[Tensor], Any] | None, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
         groups: FeatureGroups, target_groups: Tensor,
     ) -> MetricResult:
-        check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        _, attributions, finite = checked(inputs, targets, attributions)
         if target_groups.shape != (inputs.shape[0], groups.count):
             raise SpmmInputError(
                 f"target_groups must have shape ({inputs.shape[0]}, {groups.count}), got {tuple(target_groups.shape)}"

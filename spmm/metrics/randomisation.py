@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_attributions, check_batch, nan_unless
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, checked, nan_unless
 from spmm.metrics.statistics import pearson, spearman
 from spmm.targets import output_logits
 
@@ -34,8 +34,7 @@ class RandomLogit(Metric):
         self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *,
         explain_fn: ExplainFn, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         with torch.no_grad():
             classes = output_logits(model(inputs[:1])).shape[-1]
         if classes < 2:
@@ -71,8 +70,7 @@ class ModelParameterRandomisation(Metric):
     def __call__(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, attributions: Tensor, *, explain_fn: ExplainFn,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         randomised = copy.deepcopy(model).eval()
         modules = dict(randomised.named_modules())
         names = self.layers if self.layers is not None else [

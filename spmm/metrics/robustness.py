@@ -8,9 +8,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import (
-    ExplainFn, Metric, MetricResult, check_attributions, check_batch, check_counts, nan_unless, uniform_draws,
-)
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_counts, checked, nan_unless, uniform_draws
 from spmm.targets import output_logits
 
 
@@ -41,8 +39,7 @@ class MaxSensitivity(Metric):
         self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *,
         explain_fn: ExplainFn, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
-        attributions, finite = check_attributions(attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         # re-explain at most as many inputs at once as the batch holds: explainers that expand each
         # input (50 SmoothGrad samples, 50 IG steps) then need no more memory than the original explanation
         batch = inputs.shape[0]
