@@ -5,7 +5,8 @@ attributions, ...)``, per-sample scores in the returned :class:`MetricResult`, a
 ``name`` / ``higher_is_better`` / ``category`` as class attributes.
 """
 
-from spmm.metrics.base import ExplainFn, Metric, MetricResult, explainer, sample_generator
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, explainer
+from spmm.metrics.draws import SampleStream
 from spmm.metrics.faithfulness import (
     Comprehensiveness, DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC,
     MonotonicityCorrelation, Sufficiency,
@@ -20,7 +21,7 @@ from spmm.metrics.statistics import paired_bootstrap_ci, pearson, spearman
 __all__ = [
     "Baseline", "Comprehensiveness", "DeletionAUC", "ExplainFn", "FaithfulnessCorrelation", "FaithfulnessEstimate",
     "FeatureGroups", "Focus", "Infidelity", "InsertionAUC", "METRICS", "MaxSensitivity", "Metric", "MetricResult",
-    "ModelParameterRandomisation", "MonotonicityCorrelation", "PointingGame", "RandomLogit", "Sufficiency",
+    "ModelParameterRandomisation", "MonotonicityCorrelation", "PointingGame", "RandomLogit", "SampleStream", "Sufficiency",
     "UniformNoise", "baseline_values", "explainer", "list_metrics", "make_metric", "paired_bootstrap_ci", "pearson",
-    "sample_generator", "segments", "spearman", "square_patches",
+    "segments", "spearman", "square_patches",
 ]

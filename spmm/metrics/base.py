@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
@@ -12,6 +10,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
+from spmm.metrics.draws import SampleStream, uniform
 from spmm.targets import output_logits
 
 if TYPE_CHECKING:
@@ -65,34 +64,19 @@ class Metric:
         sample_ids: Sequence[Hashable] | None, repeats: int = 1,
     ) -> tuple[Tensor, Tensor | None]:
         """:func:`group_perturbation_logits` with this metric's ``baseline``, fresh per-sample
-        generators and its chunk size (for metrics that perturb once per call)."""
+        streams and its chunk size (for metrics that perturb once per call)."""
         return group_perturbation_logits(
             model, inputs, targets, groups, masks, self.baseline,  # type: ignore[attr-defined]
-            self._sample_generators(inputs.shape[0], sample_ids), self._chunk(inputs.device), repeats=repeats,
+            self._sample_streams(inputs.shape[0], sample_ids), self._chunk(inputs.device), repeats=repeats,
         )
 
-    def _sample_generators(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[torch.Generator]:
-        """One CPU generator per sample from (``seed``, the sample's id, the metric's name); ids
-        default to the positions 0..B−1 in the batch.  See :func:`sample_generator`."""
+    def _sample_streams(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[SampleStream]:
+        """One random stream per sample from (``seed``, the sample's id, the metric's name); ids
+        default to the positions 0..B−1 in the batch.  See :mod:`spmm.metrics.draws`."""
         if sample_ids is not None and len(sample_ids) != batch:
             raise SpmmInputError(f"got {len(sample_ids)} sample ids for a batch of {batch} samples")
         ids = range(batch) if sample_ids is None else sample_ids
-        return [sample_generator(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
-
-
-def sample_generator(seed: int, sample: Hashable, metric: str) -> torch.Generator:
-    """The CPU generator of one sample's random draws in one metric, seeded with the first 8 bytes
-    (little-endian) of sha256 of the JSON list ``[seed, metric, str(sample)]``: a sample's draws
-    do not depend on the batch it is in, on the chunk size or on the device."""
-    digest = hashlib.sha256(json.dumps([seed, metric, str(sample)]).encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
-
-
-def uniform_draws(generators: Sequence[torch.Generator], count: int, shape: Sequence[int], low: float, high: float) -> Tensor:
-    """U(low, high) noise (B, count, *shape) in float32 on the CPU: sample b's ``count`` draws come,
-    one after the other, from ``generators[b]`` (CPU draws are sequential, so drawing them in
-    chunks gives the same values)."""
-    return torch.stack([torch.rand((count, *shape), generator=g) for g in generators]) * (high - low) + low
+        return [SampleStream(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
 
 
 def check_counts(**counts: int | None) -> None:
@@ -186,7 +170,7 @@ def group_perturbation_logits(
     groups: "FeatureGroups",
     masks: Tensor,
     baseline: "Baseline",
-    generators: Sequence[torch.Generator] | None = None,
+    streams: Sequence[SampleStream] | None = None,
     chunk: int = 64,
     attributions: Tensor | None = None,
     repeats: int = 1,
@@ -196,7 +180,7 @@ def group_perturbation_logits(
     inputs: (B, ...); masks: (B, M, G) bool, each used for ``repeats`` consecutive perturbations
     (K = M·repeats, e.g. fresh noise draws of one step); returns logits (B, K) and, when
     ``attributions`` (B, ...) are given, ⟨attributions, inputs − perturbed⟩ (B, K).  Noise
-    baselines are drawn with ``generators`` (one per sample, see :func:`uniform_draws`), so the
+    baselines are drawn from ``streams`` (one per sample, :mod:`spmm.metrics.draws`), so the
     draws depend neither on ``chunk`` nor on the other samples of the batch; other baselines
     are broadcast, never copied per perturbation.
     """
@@ -205,16 +189,16 @@ def group_perturbation_logits(
     batch, count = masks.shape[0], masks.shape[1] * repeats
     step = max(1, chunk // batch)
     noise = noise_of(baseline)
-    if noise is not None and (generators is None or len(generators) != batch):
-        raise SpmmInputError("a noise baseline needs one generator per sample")
+    if noise is not None and (streams is None or len(streams) != batch):
+        raise SpmmInputError("a noise baseline needs one random stream per sample")
     fixed = None if noise is not None else baseline_values(baseline, inputs.new_empty(batch, 1, *inputs.shape[1:]))
     logits, dots = [], []
     for start in range(0, count, step):
         stop = min(count, start + step)
         selected = masks.index_select(1, torch.arange(start, stop, device=masks.device) // repeats)
-        fill = fixed if fixed is not None else uniform_draws(
-            generators, stop - start, inputs.shape[1:], noise.low, noise.high
-        ).to(inputs)
+        fill = fixed if fixed is not None else uniform(
+            streams, stop - start, inputs.shape[1:], inputs.device, noise.low, noise.high
+        ).to(inputs.dtype)
         perturbed = groups.replace(inputs, selected, fill)
         flat = perturbed.flatten(0, 1)
         values = target_logits(model, flat, targets.repeat_interleave(stop - start), chunk, check=start == 0)

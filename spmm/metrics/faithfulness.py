@@ -5,7 +5,7 @@ deletion/insertion curves, and ERASER's comprehensiveness and sufficiency.
 Empty groups (groups without elements in a sample, see :class:`FeatureGroups`) are left out:
 they are ordered after every non-empty group, perturbations and steps made of empty groups
 only are masked out of correlations, means and areas, and top-k fractions count the non-empty
-groups only.  Random draws come from one generator per sample (``sample_ids``)."""
+groups only.  Random draws come from one stream per sample (``sample_ids``, :mod:`spmm.metrics.draws`)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class Infidelity(Metric):
         """Perturbations of empty groups are left out of β* and of the mean."""
         targets, attributions, finite = checked(inputs, targets, attributions)
         partitions = [groups] if isinstance(groups, FeatureGroups) else list(groups)
-        generators = self._sample_generators(inputs.shape[0], sample_ids)  # one stream per sample across all draws
+        streams = self._sample_streams(inputs.shape[0], sample_ids)  # one stream per sample across all draws
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         a_all, b_all, real = [], [], []
         baseline = UniformNoise(self.low, self.high)
@@ -101,7 +101,7 @@ class Infidelity(Metric):
             for partition in partitions:
                 masks = torch.eye(partition.count, dtype=torch.bool, device=inputs.device).expand(inputs.shape[0], -1, -1)
                 logits, dots = group_perturbation_logits(
-                    model, inputs, targets, partition, masks, baseline, generators, self._chunk(inputs.device), attributions
+                    model, inputs, targets, partition, masks, baseline, streams, self._chunk(inputs.device), attributions
                 )
                 a_all.append(dots.double())
                 b_all.append((original.unsqueeze(1) - logits).double())

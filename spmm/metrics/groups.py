@@ -173,7 +173,7 @@ def baseline_values(baseline: Baseline, like: Tensor) -> Tensor:
 
     A number gives a constant; a tensor shaped like the inputs (B, ...), or like one sample, is
     broadcast over the K perturbations.  Noise baselines are drawn per sample instead
-    (:func:`spmm.metrics.base.uniform_draws`).
+    (:mod:`spmm.metrics.draws`).
     """
     if noise_of(baseline) is not None:
         raise SpmmInputError("noise baselines are drawn per sample, not materialised here")

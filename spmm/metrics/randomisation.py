@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.metrics.base import ExplainFn, Metric, MetricResult, checked, nan_unless
+from spmm.metrics.draws import uniform
 from spmm.metrics.statistics import pearson, spearman
 from spmm.targets import output_logits
 
@@ -18,7 +19,7 @@ from spmm.targets import output_logits
 class RandomLogit(Metric):
     """Pearson correlation between the explanation of the target and that of a random
     other class (uniform over the ``classes − 1`` others, drawn from the sample's own
-    generator: ``seed``, its id in ``sample_ids``, the metric's name).  A class-sensitive
+    stream: ``seed``, its id in ``sample_ids``, the metric's name).  A class-sensitive
     method scores low.  Lower is better.
     """
 
@@ -39,9 +40,8 @@ class RandomLogit(Metric):
             classes = output_logits(model(inputs[:1])).shape[-1]
         if classes < 2:
             raise SpmmInputError("random logit needs a model with at least 2 classes")
-        shift = torch.cat([
-            torch.randint(1, classes, (1,), generator=g) for g in self._sample_generators(inputs.shape[0], sample_ids)
-        ]).to(targets.device)
+        draw = uniform(self._sample_streams(inputs.shape[0], sample_ids), 1, (), inputs.device).view(-1)
+        shift = 1 + (draw * (classes - 1)).long()  # uniform over 1..classes−1
         others = (targets + shift) % classes
         explained = explain_fn(model, inputs, others).detach()
         scores = pearson(attributions.flatten(1), explained.flatten(1))

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_counts, checked, nan_unless, uniform_draws
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_counts, checked, nan_unless
+from spmm.metrics.draws import uniform
 from spmm.targets import output_logits
 
 
@@ -16,7 +17,7 @@ class MaxSensitivity(Metric):
     """Largest relative change of the explanation under small input noise.
 
     ``samples`` times, every element of x gets U(−radius, radius) noise added (drawn from the
-    sample's own generator: ``seed``, its id in ``sample_ids``, the metric's name) and the
+    sample's own stream: ``seed``, its id in ``sample_ids``, the metric's name) and the
     sample is re-explained; score = max over draws of ‖a(x̃) − a(x)‖ / ‖a(x)‖ (Frobenius
     norms over the whole sample).  With ``skip_changed_predictions``, draws that change
     the predicted class are left out (NaN when none is left).  Lower is better.
@@ -44,8 +45,10 @@ class MaxSensitivity(Metric):
         # input (50 SmoothGrad samples, 50 IG steps) then need no more memory than the original explanation
         batch = inputs.shape[0]
         chunk = self.chunk if self.chunk is not None else min(batch, self._chunk(inputs.device))
-        generators = self._sample_generators(batch, sample_ids)
-        noise = uniform_draws(generators, self.samples, inputs.shape[1:], -self.radius, self.radius).to(inputs)
+        streams = self._sample_streams(batch, sample_ids)
+        noise = torch.cat([  # one draw at a time: the same values as all at once, in less memory
+            uniform(streams, 1, inputs.shape[1:], inputs.device, -self.radius, self.radius) for _ in range(self.samples)
+        ], 1).to(inputs.dtype)
         noisy = (inputs.unsqueeze(1) + noise).reshape(batch * self.samples, *inputs.shape[1:])
         repeated = targets.repeat_interleave(self.samples)
         explained = torch.cat([

@@ -91,3 +91,22 @@ def test_paired_bootstrap_ci_agrees_with_scipy_and_the_normal_approximation():
     assert all(np.isnan(paired_bootstrap_ci(a[:1], b[:1])))
     with pytest.raises(SpmmInputError, match="two vectors"):
         paired_bootstrap_ci(a.reshape(6, 10), b.reshape(6, 10))
+
+
+def test_stream_draws_follow_the_documented_formula_and_look_uniform():
+    from spmm.metrics import SampleStream
+    from spmm.metrics.draws import uniform
+    from tests.metrics.conftest import ReferenceStream
+
+    streams = [SampleStream(4, "img", "infidelity"), SampleStream(4, 7, "infidelity")]
+    first = uniform(streams, 2, (3, 5), "cpu", -1.0, 1.0)
+    second = uniform(streams, 1, (3, 5), "cpu", -1.0, 1.0)  # the counter moves on
+    for b, sample in enumerate(["img", 7]):
+        reference = ReferenceStream(4, sample, "infidelity")
+        expected = torch.stack([reference.next((3, 5), -1.0, 1.0) for _ in range(3)])
+        torch.testing.assert_close(torch.cat([first[b], second[b]]), expected, rtol=0, atol=0)
+    many = uniform([SampleStream(0, "x", "m")], 40, (5000,), "cpu").flatten().double().numpy()
+    assert scipy.stats.kstest(many, "uniform").pvalue > 1e-3
+    pairs = many.reshape(40, 5000)
+    assert abs(np.corrcoef(pairs[:-1].ravel(), pairs[1:].ravel())[0, 1]) < 0.01  # draw p vs p + 1
+    assert abs(np.corrcoef(pairs[:, :-1].ravel(), pairs[:, 1:].ravel())[0, 1]) < 0.01  # element e vs e + 1
