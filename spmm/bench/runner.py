@@ -2,9 +2,9 @@
 
 Every (batch, explainer) pair is written to its own checkpoint CSV as soon as it is done, named
 by a key: sha256 of the canonical JSON of everything its scores depend on — the caller's
-``run_settings`` (model, data, n, seed, batch size, ...), the explainer's name, method and
-parameters, every metric's class, settings and fixed call arguments, and the batch's sample
-ids and per-batch metric arguments.  A run reads only the checkpoints of its own keys, so one table never mixes settings, and
+``run_settings`` (model spec, data path, n, seed, batch size, ...), the model's weights, the
+explainer's name, method and parameters, every metric's class, settings and fixed call
+arguments, and the batch's sample ids, inputs, targets and per-batch metric arguments.  A run reads only the checkpoints of its own keys, so one table never mixes settings, and
 an interrupted run picks up where it stopped and gives the same table.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
 from spmm.errors import SpmmInputError
@@ -82,29 +82,44 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def explainer_settings(name: str, explain_fn: ExplainFn) -> dict[str, Any]:
-    """What identifies an explainer in checkpoint keys: its name, and the ``method`` and ``params``
-    of :func:`spmm.metrics.base.explainer` functions (other callables: their qualified name)."""
+def _explainer_settings(name: str, explain_fn: ExplainFn) -> dict[str, Any]:
+    """An explainer's name, and the ``method`` and ``params`` of :func:`spmm.metrics.base.explainer`
+    functions (other callables: their qualified name)."""
     if hasattr(explain_fn, "method"):
         return {"name": name, "method": explain_fn.method, "params": getattr(explain_fn, "params", {})}
     return {"name": name, "function": f"{getattr(explain_fn, '__module__', '')}.{getattr(explain_fn, '__qualname__', '')}"}
 
 
-def metric_settings(metrics: Mapping[str, "MetricSpec"]) -> dict[str, Any]:
-    """What identifies the metrics in checkpoint keys: each one's class, settings and fixed call arguments."""
+def _model_settings(model: Callable[[Tensor], Any]) -> dict[str, Any]:
+    """A model's class and, for modules, every parameter and buffer, so other weights never reuse a checkpoint."""
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    return {"class": kind, "state": model.state_dict()} if isinstance(model, nn.Module) else {"class": kind}
+
+
+def checkpoint_keys(
+    model: Callable[[Tensor], Any], batches: Sequence[Batch], explainers: Mapping[str, ExplainFn],
+    metrics: Mapping[str, "MetricSpec"], run_settings: Mapping[str, Any],
+) -> dict[tuple[int, str], str]:
+    """The key of every (batch index, explainer name): sha256 (hex) of the canonical JSON (sorted
+    keys, no spaces, :func:`canonical`) of the digests of the run settings, the model (class,
+    parameters, buffers), the metrics (class, ``settings()`` and fixed call arguments of each),
+    the explainer (name, method, parameters) and the batch (sample ids, inputs, targets,
+    per-batch metric arguments).  Each part is hashed once."""
+    shared = _digest({
+        "run": run_settings, "model": _model_settings(model),
+        "metrics": {
+            name: {"class": f"{type(spec.metric).__module__}.{type(spec.metric).__qualname__}",
+                   "settings": spec.metric.settings(), "call_kwargs": spec.call_kwargs}
+            for name, spec in metrics.items()
+        },
+    })
+    batch_parts = [
+        _digest({"samples": list(b.ids), "inputs": b.inputs, "targets": b.targets, "kwargs": b.metric_kwargs}) for b in batches
+    ]
     return {
-        name: {"class": f"{type(spec.metric).__module__}.{type(spec.metric).__qualname__}",
-               "settings": spec.metric.settings(), "call_kwargs": spec.call_kwargs}
-        for name, spec in metrics.items()
+        (index, name): _digest({"shared": shared, "explainer": _explainer_settings(name, fn), "batch": part})
+        for index, part in enumerate(batch_parts) for name, fn in explainers.items()
     }
-
-
-def checkpoint_key(run_settings: Mapping[str, Any], explainer: Mapping[str, Any], metrics: Mapping[str, Any], batch: Batch) -> str:
-    """sha256 (hex) of the canonical JSON (sorted keys, no spaces) of the run settings, the
-    explainer's and the metrics' settings (:func:`explainer_settings`, :func:`metric_settings`),
-    the batch's sample ids and its per-batch metric arguments."""
-    return _digest({"run": run_settings, "explainer": explainer, "metrics": metrics, "samples": list(batch.ids),
-                    "batch_kwargs": batch.metric_kwargs})
 
 
 def _checkpoint_path(folder: Path, key: str) -> Path:
@@ -126,7 +141,7 @@ def run_benchmark(
     """Score every explainer with every metric on every batch; returns the per-sample scores of
     this run's checkpoints (columns sample, explainer, metric, score; NaN where a metric gave NaN).
 
-    Checkpoints live under ``out/checkpoints``, keyed by :func:`checkpoint_key`; only those of
+    Checkpoints live under ``out/checkpoints``, keyed by :func:`checkpoint_keys`; only those of
     this run's keys are reused and read.  ``run_settings``: JSON-able settings that are not in
     the explainers or metrics (model spec, data path, n, seed, batch size, ...).
     ``report_only``: compute nothing, only read the existing checkpoints.  ``stop_after`` (for
@@ -140,12 +155,7 @@ def run_benchmark(
     out = Path(out)
     batches = list(batches)
     _check_arguments(metrics, batches)
-    run = dict(run_settings or {})
-    metric_part = metric_settings(metrics)
-    keys = {
-        (b, name): checkpoint_key(run, explainer_settings(name, fn), metric_part, batches[b])
-        for b in range(len(batches)) for name, fn in explainers.items()
-    }
+    keys = checkpoint_keys(model, batches, explainers, metrics, dict(run_settings or {}))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     done = 0
     bar = tqdm(keys.items(), desc="benchmark", disable=not progress)

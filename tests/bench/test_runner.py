@@ -113,6 +113,20 @@ def test_changed_settings_are_scored_again_into_the_same_folder(tmp_path, change
     assert not np.allclose(_sorted(first)["score"], _sorted(second)["score"])  # the change matters
 
 
+def test_other_weights_or_other_inputs_under_the_same_ids_are_scored_again(tmp_path):
+    model, batches, explainers, metrics = light_setup()
+    first = run_benchmark(model, batches, explainers, metrics, tmp_path, progress=False)
+    with torch.no_grad():
+        model[0].weight.mul_(-1.0)
+    flipped = run_benchmark(model, batches, explainers, metrics, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(flipped, run_benchmark(model, batches, explainers, metrics, tmp_path / "fresh", progress=False))
+    assert not np.allclose(_sorted(first)["score"], _sorted(flipped)["score"])
+    shifted = [Batch(b.ids, b.inputs.flip(-1), b.targets) for b in batches]
+    moved = run_benchmark(model, shifted, explainers, metrics, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(moved, run_benchmark(model, shifted, explainers, metrics, tmp_path / "fresh2", progress=False))
+    assert not np.allclose(_sorted(flipped)["score"], _sorted(moved)["score"])
+
+
 def _refusing(explainers):
     """Explainers with the same method and parameters (so the same checkpoint keys) that fail when called."""
     def refusing(fn):
