@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from spmm.errors import SpmmInputError
 from spmm.metrics.registry import METRICS
 from spmm.metrics.statistics import paired_bootstrap_ci
 
@@ -41,6 +42,9 @@ def paired_differences(
     favour / against it (by the metric's direction).  With fewer than
     :data:`MIN_PAIRED_SAMPLES` pairs there is no CI (NaN) and neither flag is set."""
     columns = ["explainer", "metric", "n", "mean_diff", "ci_low", "ci_high", "reference_better", "reference_worse"]
+    repeated = scores.duplicated(["metric", "sample", "explainer"])
+    if repeated.any():
+        raise SpmmInputError(f"sample ids must be unique per explainer and metric; repeated: {sorted(set(scores.loc[repeated, 'sample']))[:5]}")
     wide = scores.pivot(index=["metric", "sample"], columns="explainer", values="score")
     if reference not in wide.columns:
         return pd.DataFrame(columns=columns)

@@ -267,3 +267,10 @@ def test_paired_marks_both_directions_and_gives_no_ci_below_ten_samples():
         assert f"(n = {n}: n < 10, no CI)" in text and "*" not in text and "†" not in text
     ten = paired_differences(table("infidelity", sp[:10], sp[:10] + 3.0 + rng.normal(0, 0.01, 10))).iloc[0]
     assert ten["reference_better"] and ten["ci_low"] > 2.9
+
+
+def test_repeated_sample_ids_cannot_be_paired():
+    scores = pd.DataFrame([{"sample": "a", "explainer": e, "metric": "infidelity", "score": 1.0}
+                           for e in ("soft_pullback", "gradient", "gradient")])
+    with pytest.raises(SpmmInputError, match="unique"):
+        paired_differences(scores)
