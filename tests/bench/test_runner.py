@@ -1,10 +1,12 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from spmm.bench.runner import Batch, MetricSpec, run_benchmark, write_reports
+from spmm.bench.runner import Batch, MetricSpec, canonical, checkpoint_keys, run_benchmark, write_reports
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
 from spmm.errors import SpmmInputError
 from spmm.metrics import (
@@ -274,3 +276,27 @@ def test_repeated_sample_ids_cannot_be_paired():
                            for e in ("soft_pullback", "gradient", "gradient")])
     with pytest.raises(SpmmInputError, match="unique"):
         paired_differences(scores)
+
+
+def test_checkpoint_keys_are_the_same_in_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import json; from tests.bench.test_runner import light_setup; from spmm.bench.runner import checkpoint_keys\n"
+        "model, batches, explainers, metrics = light_setup()\n"
+        "keys = checkpoint_keys(model, batches, explainers, metrics, {'n': 6, 'data': 'x'})\n"
+        "print(json.dumps(sorted(keys.values())))"
+    )
+    model, batches, explainers, metrics = light_setup()
+    ours = sorted(checkpoint_keys(model, batches, explainers, metrics, {"n": 6, "data": "x"}).values())
+    theirs = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert json.loads(theirs) == ours and len(set(ours)) == 4
+
+
+def test_canonical_hashes_tensors_and_refuses_unstable_reprs():
+    first = canonical({"b": torch.arange(3), 1: (square_patches((1, 4, 4), 2), 0.5)})
+    assert first["b"]["shape"] == [3] and first["b"]["sha256"] != canonical(torch.arange(1, 4))["sha256"]
+    assert first["1"][0]["count"] == 4 and first["1"][1] == 0.5
+    with pytest.raises(SpmmInputError, match="stable repr"):
+        canonical({"target": object()})
