@@ -1,12 +1,17 @@
 """Resumable benchmark runner: batches × explainers × metrics -> per-sample scores.
 
-Every (batch, explainer) pair is written to its own checkpoint CSV as soon as it is done,
-so an interrupted run picks up where it stopped and gives the same table.
+Every (batch, explainer) pair is written to its own checkpoint CSV as soon as it is done, named
+by a key: sha256 of the canonical JSON of everything its scores depend on — the caller's
+``run_settings`` (model spec, data path, n, seed, batch size, ...), the model's weights, the
+explainer's name, method and parameters, every metric's class, settings and fixed call
+arguments, and the batch's sample ids, inputs, targets and per-batch metric arguments.  A run reads only the checkpoints of its own keys, so one table never mixes settings, and
+an interrupted run picks up where it stopped and gives the same table.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -14,11 +19,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
 from spmm.errors import SpmmInputError
 from spmm.metrics.base import ExplainFn, Metric
+
+SCORE_COLUMNS = ["sample", "explainer", "metric", "score"]
+MISSING_COLUMNS = ["batch", "explainer", "samples", "key"]
 
 
 @dataclasses.dataclass
@@ -45,8 +53,77 @@ class MetricSpec:
     call_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _checkpoint_path(folder: Path, batch_index: int, explainer: str) -> Path:
-    return folder / "checkpoints" / f"batch{batch_index:05d}_{explainer}.csv"
+def canonical(value: Any) -> Any:
+    """``value`` as plain JSON data that is the same in every process: mappings (keys as
+    strings), sequences, numbers, strings, None; tensors as dtype, shape and sha256 of their
+    bytes; dataclasses (e.g. :class:`~spmm.metrics.groups.FeatureGroups`) as their fields;
+    anything else as its repr, which must not hold a memory address."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Tensor):
+        data = value.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()
+        return {"dtype": str(value.dtype), "shape": list(value.shape), "sha256": hashlib.sha256(data).hexdigest()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": type(value).__name__, **{f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    text = repr(value)
+    if " at 0x" in text:
+        raise SpmmInputError(f"cannot key a benchmark checkpoint on {text}: give it a stable repr or plain settings")
+    return text
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _explainer_settings(name: str, explain_fn: ExplainFn) -> dict[str, Any]:
+    """An explainer's name, and the ``method`` and ``params`` of :func:`spmm.metrics.base.explainer`
+    functions (other callables: their qualified name)."""
+    if hasattr(explain_fn, "method"):
+        return {"name": name, "method": explain_fn.method, "params": getattr(explain_fn, "params", {})}
+    return {"name": name, "function": f"{getattr(explain_fn, '__module__', '')}.{getattr(explain_fn, '__qualname__', '')}"}
+
+
+def _model_settings(model: Callable[[Tensor], Any]) -> dict[str, Any]:
+    """A model's class and, for modules, every parameter and buffer, so other weights never reuse a checkpoint."""
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    return {"class": kind, "state": model.state_dict()} if isinstance(model, nn.Module) else {"class": kind}
+
+
+def checkpoint_keys(
+    model: Callable[[Tensor], Any], batches: Sequence[Batch], explainers: Mapping[str, ExplainFn],
+    metrics: Mapping[str, "MetricSpec"], run_settings: Mapping[str, Any],
+) -> dict[tuple[int, str], str]:
+    """The key of every (batch index, explainer name): sha256 (hex) of the canonical JSON (sorted
+    keys, no spaces, :func:`canonical`) of the digests of the run settings, the model (class,
+    parameters, buffers), the metrics (class, ``settings()`` and fixed call arguments of each),
+    the explainer (name, method, parameters) and the batch (sample ids, inputs, targets,
+    per-batch metric arguments).  Each part is hashed once."""
+    shared = _digest({
+        "run": run_settings, "model": _model_settings(model),
+        "metrics": {
+            name: {"class": f"{type(spec.metric).__module__}.{type(spec.metric).__qualname__}",
+                   "settings": spec.metric.settings(), "call_kwargs": spec.call_kwargs}
+            for name, spec in metrics.items()
+        },
+    })
+    batch_parts = [
+        _digest({"samples": list(b.ids), "inputs": b.inputs, "targets": b.targets, "kwargs": b.metric_kwargs}) for b in batches
+    ]
+    return {
+        (index, name): _digest({"shared": shared, "explainer": _explainer_settings(name, fn), "batch": part})
+        for index, part in enumerate(batch_parts) for name, fn in explainers.items()
+    }
+
+
+def _checkpoint_path(folder: Path, key: str) -> Path:
+    return folder / "checkpoints" / f"{key}.csv"
 
 
 def run_benchmark(
@@ -57,33 +134,43 @@ def run_benchmark(
     out: str | Path,
     progress: bool = True,
     stop_after: int | None = None,
+    *,
+    run_settings: Mapping[str, Any] | None = None,
+    report_only: bool = False,
 ) -> pd.DataFrame:
-    """Score every explainer with every metric on every batch; returns all per-sample scores.
+    """Score every explainer with every metric on every batch; returns the per-sample scores of
+    this run's checkpoints (columns sample, explainer, metric, score; NaN where a metric gave NaN).
 
-    Results are checkpointed under ``out/checkpoints``; existing checkpoints are reused.
-    ``stop_after`` (for tests) stops after that many new (batch, explainer) pairs, as an
-    interruption would.  Columns of the result: sample, explainer, metric, score.
+    Checkpoints live under ``out/checkpoints``, keyed by :func:`checkpoint_keys`; only those of
+    this run's keys are reused and read.  ``run_settings``: JSON-able settings that are not in
+    the explainers or metrics (model spec, data path, n, seed, batch size, ...).
+    ``report_only``: compute nothing, only read the existing checkpoints.  ``stop_after`` (for
+    tests) stops after that many new (batch, explainer) pairs, as an interruption would.  The
+    pairs without a checkpoint are listed in ``out/missing.csv`` (columns batch, explainer,
+    samples, key), which :func:`write_reports` reports.  Metrics that take ``sample_ids`` get
+    the batch's ids, so their random draws follow the samples.
     """
     from tqdm.auto import tqdm
 
     out = Path(out)
     batches = list(batches)
     _check_arguments(metrics, batches)
+    keys = checkpoint_keys(model, batches, explainers, metrics, dict(run_settings or {}))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    jobs = [(b, e) for b in range(len(batches)) for e in explainers]
     done = 0
-    for batch_index, name in tqdm(jobs, desc="benchmark", disable=not progress):
-        path = _checkpoint_path(out, batch_index, name)
-        if path.exists():
+    bar = tqdm(keys.items(), desc="benchmark", disable=not progress)
+    for (batch_index, name), key in bar:
+        path = _checkpoint_path(out, key)
+        if report_only or path.exists() or (stop_after is not None and done >= stop_after):
             continue
-        if stop_after is not None and done >= stop_after:
-            break
         batch = batches[batch_index]
         explain_fn = explainers[name]
+        bar.set_postfix_str(f"{name}: explaining")
         attributions = explain_fn(model, batch.inputs, batch.targets).detach()
         rows = []
         for metric_name, spec in metrics.items():
-            kwargs = {**spec.call_kwargs, **_relevant(spec.metric, batch.metric_kwargs)}
+            bar.set_postfix_str(f"{name}: {metric_name}")
+            kwargs = {**spec.call_kwargs, **_relevant(spec.metric, {**batch.metric_kwargs, "sample_ids": batch.ids})}
             if spec.metric.needs_explain_fn:
                 kwargs["explain_fn"] = explain_fn
             result = spec.metric(model, batch.inputs, batch.targets, attributions, **kwargs)
@@ -92,10 +179,15 @@ def run_benchmark(
                 for sample, score in zip(batch.ids, result.scores.tolist())
             ]
         tmp = path.with_suffix(".tmp")
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+        pd.DataFrame(rows, columns=SCORE_COLUMNS).to_csv(tmp, index=False)
         tmp.replace(path)
         done += 1
-    scores = collect_scores(out)
+    missing = [
+        {"batch": b, "explainer": name, "samples": len(batches[b].ids), "key": key}
+        for (b, name), key in keys.items() if not _checkpoint_path(out, key).exists()
+    ]
+    pd.DataFrame(missing, columns=MISSING_COLUMNS).to_csv(out / "missing.csv", index=False)
+    scores = collect_scores(out, keys.values())
     rank = {name: i for i, name in enumerate(explainers)} | {name: len(explainers) + i for i, name in enumerate(metrics)}
     return scores.sort_values(["explainer", "metric"], key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
 
@@ -122,28 +214,45 @@ def _check_arguments(metrics: Mapping[str, MetricSpec], batches: Sequence[Batch]
                 raise SpmmInputError(f"metric {name!r} needs {', '.join(missing)}, which these batches do not provide")
 
 
-def collect_scores(out: str | Path) -> pd.DataFrame:
-    """All checkpointed per-sample scores under ``out`` in a stable order."""
-    files = sorted((Path(out) / "checkpoints").glob("batch*.csv"))
+def collect_scores(out: str | Path, keys: Iterable[str]) -> pd.DataFrame:
+    """The per-sample scores of the checkpoints of ``keys`` under ``out`` that exist, in the order of ``keys``."""
+    files = [p for p in (_checkpoint_path(Path(out), key) for key in keys) if p.exists()]
     if not files:
-        return pd.DataFrame(columns=["sample", "explainer", "metric", "score"])
+        return pd.DataFrame(columns=SCORE_COLUMNS)
     return pd.concat([pd.read_csv(f, dtype={"sample": str}) for f in files], ignore_index=True)
 
 
-def write_reports(scores: pd.DataFrame, out: str | Path, settings: Mapping[str, Any], reference: str = "soft_pullback") -> str:
-    """Write scores.csv, summary.csv, paired.csv, settings.json and summary.md; return the markdown."""
+def write_reports(
+    scores: pd.DataFrame, out: str | Path, settings: Mapping[str, Any], reference: str = "soft_pullback",
+    *, report_only: bool = False,
+) -> str:
+    """Write scores.csv, summary.csv, paired.csv, settings.json and summary.md; return the markdown.
+
+    summary.md names the (batch, explainer) pairs that ``out/missing.csv`` (written by
+    :func:`run_benchmark`) lists as missing.  ``report_only`` leaves settings.json as it is:
+    the settings of the run that computed the scores.
+    """
     out = Path(out)
     scores.to_csv(out / "scores.csv", index=False)
     summary = summary_table(scores)
     summary.to_csv(out / "summary.csv", index=False)
     paired = paired_differences(scores, reference)
     paired.to_csv(out / "paired.csv", index=False)
-    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
-    text = "\n\n".join([
+    if not report_only:
+        (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
+    parts = []
+    missing_file = out / "missing.csv"
+    missing = pd.read_csv(missing_file) if missing_file.exists() else pd.DataFrame(columns=MISSING_COLUMNS)
+    if not missing.empty:
+        pairs = ", ".join(f"batch {r.batch} × {r.explainer}" for r in missing.itertuples())
+        parts.append(f"**Missing: {len(missing)} (batch, explainer) pairs not computed for these settings "
+                     f"(see missing.csv): {pairs}.**")
+    parts += [
         f"## Summary (mean ± std over samples; best in bold)\n\n{summary_markdown(summary)}",
         f"## Paired differences vs {reference} (mean [95% bootstrap CI]; * = {reference} significantly better, "
-        f"† = significantly worse)"
+        f"† = significantly worse; no CI below 10 paired samples)"
         f"\n\n{paired_markdown(paired, reference)}",
-    ])
+    ]
+    text = "\n\n".join(parts)
     (out / "summary.md").write_text(text + "\n")
     return text

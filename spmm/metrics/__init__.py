@@ -6,19 +6,22 @@ attributions, ...)``, per-sample scores in the returned :class:`MetricResult`, a
 """
 
 from spmm.metrics.base import ExplainFn, Metric, MetricResult, explainer
+from spmm.metrics.draws import SampleStream
 from spmm.metrics.faithfulness import (
-    DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC, MonotonicityCorrelation,
+    Comprehensiveness, DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC,
+    MonotonicityCorrelation, Sufficiency,
 )
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise, baseline_values, segments, square_patches
-from spmm.metrics.localisation import Focus
+from spmm.metrics.localisation import Focus, PointingGame
 from spmm.metrics.randomisation import ModelParameterRandomisation, RandomLogit
 from spmm.metrics.registry import METRICS, list_metrics, make_metric
 from spmm.metrics.robustness import MaxSensitivity
-from spmm.metrics.statistics import pearson, spearman
+from spmm.metrics.statistics import paired_bootstrap_ci, pearson, spearman
 
 __all__ = [
-    "Baseline", "DeletionAUC", "ExplainFn", "FaithfulnessCorrelation", "FaithfulnessEstimate", "FeatureGroups", "Focus",
-    "Infidelity", "InsertionAUC", "METRICS", "MaxSensitivity", "Metric", "MetricResult", "ModelParameterRandomisation",
-    "MonotonicityCorrelation", "RandomLogit", "UniformNoise", "baseline_values", "explainer", "list_metrics",
-    "make_metric", "pearson", "segments", "spearman", "square_patches",
+    "Baseline", "Comprehensiveness", "DeletionAUC", "ExplainFn", "FaithfulnessCorrelation", "FaithfulnessEstimate",
+    "FeatureGroups", "Focus", "Infidelity", "InsertionAUC", "METRICS", "MaxSensitivity", "Metric", "MetricResult",
+    "ModelParameterRandomisation", "MonotonicityCorrelation", "PointingGame", "RandomLogit", "SampleStream", "Sufficiency",
+    "UniformNoise", "baseline_values", "explainer", "list_metrics", "make_metric", "paired_bootstrap_ci", "pearson",
+    "segments", "spearman", "square_patches",
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
 import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
+from spmm.metrics.draws import SampleStream, uniform
 from spmm.targets import output_logits
 
 if TYPE_CHECKING:
@@ -57,8 +59,24 @@ class Metric:
         chunk = getattr(self, "chunk", None)
         return chunk if chunk is not None else (64 if device.type == "cuda" else 4)
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(int(getattr(self, "seed", 0)))
+    def _perturbation_logits(
+        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, groups: "FeatureGroups", masks: Tensor,
+        sample_ids: Sequence[Hashable] | None, repeats: int = 1,
+    ) -> tuple[Tensor, Tensor | None]:
+        """:func:`group_perturbation_logits` with this metric's ``baseline``, fresh per-sample
+        streams and its chunk size (for metrics that perturb once per call)."""
+        return group_perturbation_logits(
+            model, inputs, targets, groups, masks, self.baseline,  # type: ignore[attr-defined]
+            self._sample_streams(inputs.shape[0], sample_ids), self._chunk(inputs.device), repeats=repeats,
+        )
+
+    def _sample_streams(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[SampleStream]:
+        """One random stream per sample from (``seed``, the sample's id, the metric's name); ids
+        default to the positions 0..B−1 in the batch.  See :mod:`spmm.metrics.draws`."""
+        if sample_ids is not None and len(sample_ids) != batch:
+            raise SpmmInputError(f"got {len(sample_ids)} sample ids for a batch of {batch} samples")
+        ids = range(batch) if sample_ids is None else sample_ids
+        return [SampleStream(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
 
 
 def check_counts(**counts: int | None) -> None:
@@ -77,6 +95,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return repr(value)
+
+
+def check_attributions(attributions: Tensor) -> tuple[Tensor, Tensor]:
+    """Attributions (B, ...) with every sample that holds NaN or inf set to 0, and which samples
+    are finite (B,) bool; one warning when some are not.  Metrics score the zeroed samples, then
+    give them NaN (:func:`nan_unless`): never a plausible number."""
+    finite = attributions.detach().flatten(1).isfinite().all(1)
+    if bool(finite.all()):
+        return attributions, finite
+    warnings.warn(
+        f"{int((~finite).sum())} of {finite.numel()} attributions hold NaN or inf: their scores are NaN",
+        RuntimeWarning, stacklevel=3,
+    )
+    return attributions.where(finite.view(-1, *[1] * (attributions.dim() - 1)), 0.0), finite
+
+
+def nan_unless(scores: Tensor, finite: Tensor) -> Tensor:
+    """Scores (B,) with NaN where ``finite`` (B,) is False."""
+    return scores.where(finite.to(scores.device), float("nan"))
+
+
+def checked(inputs: Tensor, targets: Tensor, attributions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`check_batch` then :func:`check_attributions`: targets (B,) long, attributions (B, ...)
+    with non-finite samples zeroed, and which samples are finite (B,) bool."""
+    targets = check_batch(inputs, targets, attributions)
+    return (targets, *check_attributions(attributions))
 
 
 def check_batch(inputs: Tensor, targets: Tensor, attributions: Tensor | None = None) -> Tensor:
@@ -126,7 +170,7 @@ def group_perturbation_logits(
     groups: "FeatureGroups",
     masks: Tensor,
     baseline: "Baseline",
-    generator: torch.Generator | None = None,
+    streams: Sequence[SampleStream] | None = None,
     chunk: int = 64,
     attributions: Tensor | None = None,
     repeats: int = 1,
@@ -136,22 +180,25 @@ def group_perturbation_logits(
     inputs: (B, ...); masks: (B, M, G) bool, each used for ``repeats`` consecutive perturbations
     (K = M·repeats, e.g. fresh noise draws of one step); returns logits (B, K) and, when
     ``attributions`` (B, ...) are given, ⟨attributions, inputs − perturbed⟩ (B, K).  Noise
-    baselines are drawn perturbation by perturbation, so the draws do not depend on ``chunk``;
-    other baselines are broadcast, never copied per perturbation.
+    baselines are drawn from ``streams`` (one per sample, :mod:`spmm.metrics.draws`), so the
+    draws depend neither on ``chunk`` nor on the other samples of the batch; other baselines
+    are broadcast, never copied per perturbation.
     """
-    from spmm.metrics.groups import baseline_values, is_random
+    from spmm.metrics.groups import baseline_values, noise_of
 
     batch, count = masks.shape[0], masks.shape[1] * repeats
     step = max(1, chunk // batch)
-    one = (batch, 1, *inputs.shape[1:])
-    fixed = None if is_random(baseline) else baseline_values(baseline, inputs.new_empty(one))
+    noise = noise_of(baseline)
+    if noise is not None and (streams is None or len(streams) != batch):
+        raise SpmmInputError("a noise baseline needs one random stream per sample")
+    fixed = None if noise is not None else baseline_values(baseline, inputs.new_empty(batch, 1, *inputs.shape[1:]))
     logits, dots = [], []
     for start in range(0, count, step):
         stop = min(count, start + step)
         selected = masks.index_select(1, torch.arange(start, stop, device=masks.device) // repeats)
-        fill = fixed if fixed is not None else torch.cat(
-            [baseline_values(baseline, inputs.new_empty(one), generator) for _ in range(start, stop)], 1
-        )
+        fill = fixed if fixed is not None else uniform(
+            streams, stop - start, inputs.shape[1:], inputs.device, noise.low, noise.high
+        ).to(inputs.dtype)
         perturbed = groups.replace(inputs, selected, fill)
         flat = perturbed.flatten(0, 1)
         values = target_logits(model, flat, targets.repeat_interleave(stop - start), chunk, check=start == 0)

@@ -18,7 +18,6 @@ from torch import Tensor
 from spmm.errors import SpmmInputError
 
 
-
 @dataclasses.dataclass(frozen=True)
 class UniformNoise:
     """Baseline drawn afresh for every element and perturbation: U(low, high)."""
@@ -34,27 +33,45 @@ U(−1, 1)) or a tensor shaped like the inputs (B, ...) or like one sample."""
 
 @dataclasses.dataclass(frozen=True)
 class FeatureGroups:
-    """A partition of one sample's elements into ``count`` groups.
+    """A partition of each sample's elements into at most ``count`` groups.
 
-    labels: long tensor broadcastable to one sample's shape (e.g. (1, H, W) for
-        images (C, H, W): all channels of a pixel share its group), values 0..count−1.
-    count: number of groups G.
+    labels: long tensor, values −1..count−1.  Shared by every sample (``per_sample`` False):
+        broadcastable to one sample's shape (e.g. (1, H, W) for images (C, H, W): all
+        channels of a pixel share its group).  One partition per sample (``per_sample``
+        True): a leading batch dim, (B, ...) with (...) broadcastable to one sample's shape
+        (e.g. (B, L, 1) word labels of (B, L, D) token embeddings).
+    count: number of groups G (for per-sample partitions the largest number of groups).
+    per_sample: whether ``labels`` carry the leading batch dim.
+
+    Label −1 puts an element in no group: it is never summed and never perturbed (special
+    and padding tokens).  A group without elements in a sample is *empty* there
+    (:meth:`present` is False); metrics leave empty groups out of correlations, rankings and
+    means instead of treating them as features with zero attribution and zero effect.
     """
 
     labels: Tensor
     count: int
+    per_sample: bool = False
 
     def __post_init__(self) -> None:
         if self.labels.dtype != torch.long:
             raise SpmmInputError(f"group labels must be a long tensor, got {self.labels.dtype}")
-        if self.labels.numel() and (self.labels.min() < 0 or self.labels.max() >= self.count):
-            raise SpmmInputError(f"group labels must lie in 0..{self.count - 1}")
+        if self.labels.numel() and (self.labels.min() < -1 or self.labels.max() >= self.count):
+            raise SpmmInputError(f"group labels must lie in 0..{self.count - 1} (or −1 for no group)")
+        if self.per_sample and self.labels.dim() < 1:
+            raise SpmmInputError("per-sample group labels need a leading batch dim (B, ...)")
 
     def check(self, inputs: Tensor) -> None:
-        """Raise :class:`SpmmInputError` unless the labels broadcast to one sample of ``inputs`` (B, ...)."""
+        """Raise :class:`SpmmInputError` unless the labels fit ``inputs`` (B, ...): broadcastable
+        to one sample, after a leading dim of B for per-sample labels."""
         sample = inputs.shape[1:]
+        labels = self.labels.shape
+        if self.per_sample:
+            if labels[0] != inputs.shape[0]:
+                raise SpmmInputError(f"per-sample feature groups for {labels[0]} samples do not fit a batch of {inputs.shape[0]}")
+            labels = labels[1:]
         try:
-            shape = torch.broadcast_shapes(self.labels.shape, sample)
+            shape = torch.broadcast_shapes(labels, sample)
         except RuntimeError:
             shape = None
         if shape != sample:
@@ -62,22 +79,45 @@ class FeatureGroups:
                 f"feature groups of shape {tuple(self.labels.shape)} do not fit inputs of sample shape {tuple(sample)}"
             )
 
-    def _flat_labels(self, sample_shape: torch.Size, device: torch.device) -> Tensor:
-        return self.labels.to(device).expand(sample_shape).reshape(-1)
+    def _labels(self, device: torch.device, rank: int) -> Tensor:
+        """Labels (B or 1, *S) with S padded to ``rank`` sample dims and −1 mapped to the extra
+        index G (a column that is dropped or never selected)."""
+        labels = self.labels.to(device)
+        labels = labels if self.per_sample else labels.unsqueeze(0)
+        labels = labels.view(labels.shape[0], *([1] * (rank - labels.dim() + 1)), *labels.shape[1:])
+        return labels.where(labels >= 0, self.count)
 
     def sum(self, values: Tensor) -> Tensor:
-        """Per-group sums: values (B, ...) -> (B, G)."""
+        """Per-group sums: values (B, ...) -> (B, G); 0 for empty groups."""
         self.check(values)
-        labels = self._flat_labels(values.shape[1:], values.device)
-        out = values.new_zeros(values.shape[0], self.count)
-        return out.index_add_(1, labels, values.reshape(values.shape[0], -1))
+        batch = values.shape[0]
+        labels = self._labels(values.device, values.dim() - 1)
+        labels = labels.expand(labels.shape[0], *values.shape[1:]).reshape(labels.shape[0], -1)
+        out = values.new_zeros(batch, self.count + 1)
+        if self.per_sample:
+            out.scatter_add_(1, labels, values.reshape(batch, -1))
+        else:
+            out.index_add_(1, labels[0], values.reshape(batch, -1))
+        return out[:, : self.count]
+
+    def present(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
+        """(batch, G) bool: whether each group has at least one element in each sample."""
+        labels = self._labels(torch.device(device), self.labels.dim() - int(self.per_sample)).flatten(1)
+        found = torch.zeros(labels.shape[0], self.count + 1, dtype=torch.bool, device=labels.device)
+        found.scatter_(1, labels, True)
+        return found[:, : self.count].expand(batch, -1)
 
     def element_mask(self, group_mask: Tensor, sample_shape: Sequence[int]) -> Tensor:
-        """Group selection (..., G) bool -> element selection (..., *S) bool, S the labels' shape
-        padded to the sample's rank: broadcastable to (..., *sample_shape) without copying
-        along the dims the labels share (e.g. colour channels)."""
-        labels = self.labels.to(group_mask.device)
-        return group_mask[..., labels.view(*([1] * (len(sample_shape) - labels.dim())), *labels.shape)]
+        """Group selection (B, K, G) bool -> element selection (B, K, *S) bool, S the labels' shape
+        padded to the sample's rank: broadcastable to (B, K, *sample_shape) without copying
+        along the dims the labels share (e.g. colour channels).  Elements in no group are never selected."""
+        labels = self._labels(group_mask.device, len(sample_shape))
+        padded = torch.cat([group_mask, group_mask.new_zeros(*group_mask.shape[:-1], 1)], -1)
+        if not self.per_sample:
+            return padded[..., labels[0]]
+        batch, perturbations = group_mask.shape[:2]
+        index = labels.reshape(batch, 1, -1).expand(batch, perturbations, -1)
+        return padded.gather(2, index).view(batch, perturbations, *labels.shape[1:])
 
     def replace(self, inputs: Tensor, group_mask: Tensor, baseline: Tensor) -> Tensor:
         """Replace the selected groups by the baseline.
@@ -118,25 +158,26 @@ def segments(shape: Sequence[int], size: int = 1, dim: int = 0) -> FeatureGroups
     return FeatureGroups((torch.arange(length) // size).view(view), -(-length // size))
 
 
-def is_random(baseline: Baseline) -> bool:
-    """Whether ``baseline`` is noise drawn afresh for every perturbation."""
-    return isinstance(baseline, (str, UniformNoise))
-
-
-def baseline_values(baseline: Baseline, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Materialise a baseline of the shape of perturbed inputs ``like`` (B, K, ...).
-
-    A number gives a constant; noise is drawn for every element with ``generator``; a tensor shaped like the inputs (B, ...), or like one sample, is broadcast
-    over the K perturbations.
-    """
-    if isinstance(baseline, Tensor):
-        value = baseline.to(like)
-        return (value.unsqueeze(1) if value.dim() == like.dim() - 1 else value).expand(like.shape)
+def noise_of(baseline: Baseline) -> UniformNoise | None:
+    """The noise a baseline draws afresh for every perturbation (``"uniform"`` is U(−1, 1)),
+    or None for a constant or tensor baseline."""
     if isinstance(baseline, str):
         if baseline != "uniform":
             raise SpmmInputError(f"unknown baseline {baseline!r}; use a number, 'uniform', UniformNoise or a tensor")
-        baseline = UniformNoise()
-    if isinstance(baseline, UniformNoise):
-        noise = torch.rand(like.shape, generator=generator, device=generator.device if generator else "cpu")
-        return (baseline.low + (baseline.high - baseline.low) * noise).to(like)
+        return UniformNoise()
+    return baseline if isinstance(baseline, UniformNoise) else None
+
+
+def baseline_values(baseline: Baseline, like: Tensor) -> Tensor:
+    """A constant or tensor baseline at the shape of perturbed inputs ``like`` (B, K, ...).
+
+    A number gives a constant; a tensor shaped like the inputs (B, ...), or like one sample, is
+    broadcast over the K perturbations.  Noise baselines are drawn per sample instead
+    (:mod:`spmm.metrics.draws`).
+    """
+    if noise_of(baseline) is not None:
+        raise SpmmInputError("noise baselines are drawn per sample, not materialised here")
+    if isinstance(baseline, Tensor):
+        value = baseline.to(like)
+        return (value.unsqueeze(1) if value.dim() == like.dim() - 1 else value).expand(like.shape)
     return torch.full((), float(baseline), dtype=like.dtype, device=like.device).expand(like.shape)

@@ -4,21 +4,23 @@ randomisation (Adebayo et al. 2018)."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_batch
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, checked, nan_unless
+from spmm.metrics.draws import uniform
 from spmm.metrics.statistics import pearson, spearman
 from spmm.targets import output_logits
 
 
 class RandomLogit(Metric):
     """Pearson correlation between the explanation of the target and that of a random
-    other class (uniform over the ``classes − 1`` others, drawn with ``seed``).  A
-    class-sensitive method scores low.  Lower is better.
+    other class (uniform over the ``classes − 1`` others, drawn from the sample's own
+    stream: ``seed``, its id in ``sample_ids``, the metric's name).  A class-sensitive
+    method scores low.  Lower is better.
     """
 
     name = "random_logit"
@@ -30,18 +32,20 @@ class RandomLogit(Metric):
         self.seed = seed
 
     def __call__(
-        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *, explain_fn: ExplainFn,
+        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *,
+        explain_fn: ExplainFn, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         with torch.no_grad():
             classes = output_logits(model(inputs[:1])).shape[-1]
         if classes < 2:
             raise SpmmInputError("random logit needs a model with at least 2 classes")
-        shift = torch.randint(1, classes, targets.shape, generator=self._generator(inputs.device), device=inputs.device)
+        draw = uniform(self._sample_streams(inputs.shape[0], sample_ids), 1, (), inputs.device).view(-1)
+        shift = 1 + (draw * (classes - 1)).long()  # uniform over 1..classes−1
         others = (targets + shift) % classes
         explained = explain_fn(model, inputs, others).detach()
         scores = pearson(attributions.flatten(1), explained.flatten(1))
-        return MetricResult(scores, self.settings(), {"other_targets": others})
+        return MetricResult(nan_unless(scores, finite), self.settings(), {"other_targets": others})
 
 
 class ModelParameterRandomisation(Metric):
@@ -66,7 +70,7 @@ class ModelParameterRandomisation(Metric):
     def __call__(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, attributions: Tensor, *, explain_fn: ExplainFn,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         randomised = copy.deepcopy(model).eval()
         modules = dict(randomised.named_modules())
         names = self.layers if self.layers is not None else [
@@ -75,7 +79,7 @@ class ModelParameterRandomisation(Metric):
         missing = [n for n in names if n not in modules]
         if missing:
             raise SpmmInputError(f"model has no module(s) named {missing}")
-        generator = self._generator(torch.device("cpu"))
+        generator = torch.Generator().manual_seed(self.seed)
         original = attributions.flatten(1)
         original = original.abs() if self.abs else original
         correlations = []
@@ -88,4 +92,4 @@ class ModelParameterRandomisation(Metric):
             explained = explain_fn(randomised, inputs, targets).detach().flatten(1)
             correlations.append(spearman(original, explained.abs() if self.abs else explained))
         curve = torch.stack(correlations)
-        return MetricResult(curve[-1], {**self.settings(), "layers": names}, {"correlations": curve})
+        return MetricResult(nan_unless(curve[-1], finite), {**self.settings(), "layers": names}, {"correlations": curve})

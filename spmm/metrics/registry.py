@@ -8,9 +8,10 @@ from typing import Any, Mapping
 from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.metrics.base import Metric
 from spmm.metrics.faithfulness import (
-    DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC, MonotonicityCorrelation,
+    Comprehensiveness, DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC,
+    MonotonicityCorrelation, Sufficiency,
 )
-from spmm.metrics.localisation import Focus
+from spmm.metrics.localisation import Focus, PointingGame
 from spmm.metrics.randomisation import ModelParameterRandomisation, RandomLogit
 from spmm.metrics.robustness import MaxSensitivity
 
@@ -18,7 +19,8 @@ METRICS: dict[str, type[Metric]] = {
     cls.name: cls
     for cls in (
         Infidelity, FaithfulnessCorrelation, FaithfulnessEstimate, MonotonicityCorrelation, MaxSensitivity,
-        RandomLogit, Focus, DeletionAUC, InsertionAUC, ModelParameterRandomisation,
+        RandomLogit, Focus, DeletionAUC, InsertionAUC, ModelParameterRandomisation, Comprehensiveness, Sufficiency,
+        PointingGame,
     )
 }
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Hashable, Sequence
 
 import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_batch, check_counts
+from spmm.metrics.base import ExplainFn, Metric, MetricResult, check_counts, checked, nan_unless
+from spmm.metrics.draws import uniform
 from spmm.targets import output_logits
 
 
 class MaxSensitivity(Metric):
     """Largest relative change of the explanation under small input noise.
 
-    ``samples`` times, every element of x gets U(−radius, radius) noise added and the
+    ``samples`` times, every element of x gets U(−radius, radius) noise added (drawn from the
+    sample's own stream: ``seed``, its id in ``sample_ids``, the metric's name) and the
     sample is re-explained; score = max over draws of ‖a(x̃) − a(x)‖ / ‖a(x)‖ (Frobenius
     norms over the whole sample).  With ``skip_changed_predictions``, draws that change
     the predicted class are left out (NaN when none is left).  Lower is better.
@@ -35,18 +37,18 @@ class MaxSensitivity(Metric):
         )
 
     def __call__(
-        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *, explain_fn: ExplainFn,
+        self, model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor, attributions: Tensor, *,
+        explain_fn: ExplainFn, sample_ids: Sequence[Hashable] | None = None,
     ) -> MetricResult:
-        targets = check_batch(inputs, targets, attributions)
-        generator = self._generator(inputs.device)
+        targets, attributions, finite = checked(inputs, targets, attributions)
         # re-explain at most as many inputs at once as the batch holds: explainers that expand each
         # input (50 SmoothGrad samples, 50 IG steps) then need no more memory than the original explanation
         batch = inputs.shape[0]
         chunk = self.chunk if self.chunk is not None else min(batch, self._chunk(inputs.device))
-        noise = torch.cat([
-            (torch.rand((batch, 1, *inputs.shape[1:]), generator=generator, device=inputs.device) * 2 - 1) * self.radius
-            for _ in range(self.samples)
-        ], 1)
+        streams = self._sample_streams(batch, sample_ids)
+        noise = torch.cat([  # one draw at a time: the same values as all at once, in less memory
+            uniform(streams, 1, inputs.shape[1:], inputs.device, -self.radius, self.radius) for _ in range(self.samples)
+        ], 1).to(inputs.dtype)
         noisy = (inputs.unsqueeze(1) + noise).reshape(batch * self.samples, *inputs.shape[1:])
         repeated = targets.repeat_interleave(self.samples)
         explained = torch.cat([
@@ -63,4 +65,4 @@ class MaxSensitivity(Metric):
             scores = torch.where(ratios.isnan().all(1), torch.full_like(ratios[:, 0], float("nan")), ratios.nan_to_num(-1.0).max(1).values)
         else:
             scores = ratios.max(1).values
-        return MetricResult(scores, self.settings(), {"ratios": ratios})
+        return MetricResult(nan_unless(scores, finite), self.settings(), {"ratios": ratios})

@@ -41,3 +41,37 @@ def cnn() -> nn.Module:
 def images() -> torch.Tensor:
     generator = torch.Generator().manual_seed(3)
     return torch.rand((4, 1, 8, 8), generator=generator, dtype=torch.float64) * 2 - 1
+
+
+def _fmix32(x: int) -> int:
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+class ReferenceStream:
+    """The documented per-sample draws, written here in plain Python integers: keys k0, k1 from
+    sha256(JSON [seed, metric, str(id)]); draw p, element e ->
+    (fmix32((fmix32(e ^ fmix32(k0 ^ fmix32(p + k1))) + k0) mod 2³²) >> 8) / 2²⁴."""
+
+    def __init__(self, seed: int, sample, metric: str) -> None:
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps([seed, metric, str(sample)]).encode()).digest()
+        self.k0, self.k1 = int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little")
+        self.drawn = 0
+
+    def next(self, shape, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+        """One draw of ``shape`` (float32, U(low, high))."""
+        h = _fmix32(self.k0 ^ _fmix32((self.drawn + self.k1) & 0xFFFFFFFF))
+        self.drawn += 1
+        count = int(torch.Size(shape).numel())
+        unit = [(_fmix32((_fmix32(e ^ h) + self.k0) & 0xFFFFFFFF) >> 8) / 2**24 for e in range(count)]
+        return (low + (high - low) * torch.tensor(unit, dtype=torch.float32)).view(*shape)
+
+
+def streams_for(seed: int, ids, metric: str) -> list[ReferenceStream]:
+    return [ReferenceStream(seed, i, metric) for i in ids]

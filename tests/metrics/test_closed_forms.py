@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from spmm.errors import SpmmInputError
+from tests.metrics.conftest import streams_for
 from spmm.metrics import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, InsertionAUC, MaxSensitivity,
     ModelParameterRandomisation, MonotonicityCorrelation, RandomLogit, explainer, square_patches,
@@ -31,14 +32,14 @@ def test_infidelity_matches_a_hand_written_loop(cnn):
     targets = torch.tensor([0, 1])
     attributions = torch.randn_like(x)
     groups = square_patches((1, 8, 8), 4)
-    ours = Infidelity(draws=3, seed=5)(cnn, x, targets, attributions, groups=groups).scores
-    generator = torch.Generator().manual_seed(5)
+    ours = Infidelity(draws=3, seed=5)(cnn, x, targets, attributions, groups=groups, sample_ids=["a", "b"]).scores
+    streams = streams_for(5, ["a", "b"], "infidelity")
     with torch.no_grad():
         f = cnn(x)[[0, 1], targets]
         a, b = [], []
         for _ in range(3):
             for g in range(4):
-                noise = torch.rand((2, 1, 1, 8, 8), generator=generator)[:, 0] * 2 - 1
+                noise = torch.stack([stream.next((1, 8, 8), -1.0, 1.0) for stream in streams])
                 mask = groups.labels.expand(1, 8, 8) == g
                 perturbed = torch.where(mask, noise, x)
                 a.append(((x - perturbed) * attributions).flatten(1).sum(1))
@@ -168,7 +169,7 @@ def test_monotonicity_with_noise_matches_a_hand_written_loop_on_colour_patches()
     attributions = torch.randn_like(x)
     patches = square_patches((3, 8, 8), 2)  # 16 patches, labels (1, 8, 8)
     ours = MonotonicityCorrelation(groups_per_step=3, samples=4, seed=9, chunk=7)(model, x, targets, attributions, groups=patches)
-    generator = torch.Generator().manual_seed(9)
+    streams = streams_for(9, [0, 1], "monotonicity_correlation")  # no sample ids: positions
     labels = patches.labels.expand(3, 8, 8)
     sums = torch.stack([attributions.abs()[:, labels == g].sum(1) for g in range(16)], 1).double()
     order = torch.sort(sums, dim=1, stable=True).indices
@@ -178,7 +179,7 @@ def test_monotonicity_with_noise_matches_a_hand_written_loop_on_colour_patches()
         drops = torch.zeros(2, len(steps), dtype=torch.float64)
         for k, chosen in enumerate(steps):
             for _ in range(4):
-                noise = torch.rand((2, 1, 3, 8, 8), generator=generator)[:, 0] * 2 - 1
+                noise = torch.stack([stream.next((3, 8, 8), -1.0, 1.0) for stream in streams])
                 mask = torch.stack([torch.isin(labels, chosen[i]) for i in range(2)])
                 q = torch.softmax(model(torch.where(mask, noise, x)).double(), 1)[[0, 1], targets]
                 drops[:, k] += (q - p) ** 2 / 4

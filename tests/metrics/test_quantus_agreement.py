@@ -11,6 +11,7 @@ from spmm.metrics import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, MaxSensitivity,
     MonotonicityCorrelation, RandomLogit, explainer, square_patches,
 )
+from tests.metrics.conftest import streams_for
 
 quantus = pytest.importorskip("quantus", reason="Quantus (test-only dependency) is not installed")
 
@@ -64,10 +65,10 @@ def test_max_sensitivity_agrees_with_the_same_noise(batch):
     grad = explainer("gradient")
     a = grad(model, x, y)
     ours = MaxSensitivity(samples=4, radius=0.05, seed=3)(model, x, y, a, explain_fn=grad).scores
-    generator = torch.Generator().manual_seed(3)
+    streams = streams_for(3, range(4), "max_sensitivity")  # no sample ids: positions
 
     def same_noise(arr, indices, **kwargs):
-        noise = (torch.rand((arr.shape[0], 1, *x.shape[1:]), generator=generator) * 2 - 1) * 0.05
+        noise = torch.stack([stream.next(x.shape[1:], -0.05, 0.05) for stream in streams])
         return arr + noise.reshape(arr.shape[0], -1).numpy()
 
     theirs = _quantus(quantus.MaxSensitivity(nr_samples=4, perturb_func=same_noise, normalise=False, abs=False, **QUANTUS_COMMON),

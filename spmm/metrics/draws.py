@@ -1,0 +1,70 @@
+"""Per-sample random draws of metrics, counter-based: a sample's draws depend only on (seed, its
+id, the metric's name) and on how many draws its stream gave before — not on the other samples
+of the batch, on the chunk size or on the device.
+
+Each sample has a :class:`SampleStream` with two 32-bit keys k0, k1 (the first 8 bytes of
+sha256 of the JSON list ``[seed, metric, str(id)]``, two little-endian words) and a counter.
+Draw number p of the stream (counting from 0), an array of N elements, gives element e
+(row-major)::
+
+    h = fmix32(k0 ^ fmix32((p + k1) mod 2³²))
+    u = (fmix32((fmix32(e ^ h) + k0) mod 2³²) >> 8) / 2²⁴        in [0, 1)
+
+with fmix32 the 32-bit finaliser of MurmurHash3.  All arithmetic is exact in int64, so every
+device gives the same bits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Hashable, Sequence
+
+import torch
+from torch import Tensor
+
+_LOW32 = 0xFFFFFFFF
+
+
+def _times_(x: Tensor, constant: int) -> Tensor:
+    """x ← (x · constant) mod 2³² in place, for int64 x in [0, 2³²): in two 16-bit halves, so no
+    product overflows int64 and every device computes the same exact value."""
+    high = (x * (constant >> 16)).bitwise_and_(0xFFFF).bitwise_left_shift_(16)
+    return x.mul_(constant & 0xFFFF).add_(high).bitwise_and_(_LOW32)
+
+
+def fmix32_(x: Tensor) -> Tensor:
+    """MurmurHash3's 32-bit finaliser, in place on int64 values in [0, 2³²): a bijection with full avalanche."""
+    x ^= x >> 16
+    _times_(x, 0x85EBCA6B)
+    x ^= x >> 13
+    _times_(x, 0xC2B2AE35)
+    x ^= x >> 16
+    return x
+
+
+class SampleStream:
+    """The random draws of one sample in one metric (see the module docstring)."""
+
+    def __init__(self, seed: int, sample: Hashable, metric: str) -> None:
+        digest = hashlib.sha256(json.dumps([seed, metric, str(sample)]).encode()).digest()
+        self.keys = (int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little"))
+        self.drawn = 0
+
+
+def uniform(
+    streams: Sequence[SampleStream], count: int, shape: Sequence[int], device: torch.device | str,
+    low: float = 0.0, high: float = 1.0,
+) -> Tensor:
+    """The next ``count`` draws of every stream, U(low, high): (B, count, *shape) float32 on ``device``.
+    Every stream moves on by ``count`` draws, so two calls give what one call for both would."""
+    keys = torch.tensor([s.keys for s in streams], dtype=torch.long, device=device).view(-1, 1, 2)
+    first = torch.tensor([s.drawn for s in streams], dtype=torch.long, device=device).view(-1, 1)
+    draw = first + torch.arange(count, device=device)  # (B, count)
+    mixed = fmix32_(fmix32_((draw + keys[..., 1]).bitwise_and_(_LOW32)).bitwise_xor_(keys[..., 0])).unsqueeze(-1)
+    elements = torch.arange(int(torch.Size(shape).numel()), dtype=torch.long, device=device)
+    bits = fmix32_(fmix32_(elements ^ mixed).add_(keys[..., :1]).bitwise_and_(_LOW32))
+    for stream in streams:
+        stream.drawn += count
+    unit = bits.bitwise_right_shift_(8).float().mul_(2.0**-24)
+    return unit.mul_(high - low).add_(low).view(len(streams), count, *shape)
