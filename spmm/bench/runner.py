@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import types
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -56,8 +57,9 @@ class MetricSpec:
 def canonical(value: Any) -> Any:
     """``value`` as plain JSON data that is the same in every process: mappings (keys as
     strings), sequences, numbers, strings, None; tensors as dtype, shape and sha256 of their
-    bytes; dataclasses (e.g. :class:`~spmm.metrics.groups.FeatureGroups`) as their fields;
-    anything else as its repr, which must not hold a memory address."""
+    bytes; dataclasses (e.g. :class:`~spmm.metrics.groups.FeatureGroups`, a
+    :class:`~spmm.RuleSet`) as their fields; classes and functions (module rules) by their qualified
+    names; anything else as its repr, which must not hold a memory address."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Mapping):
@@ -71,6 +73,8 @@ def canonical(value: Any) -> Any:
         return {"dtype": str(value.dtype), "shape": list(value.shape), "sha256": hashlib.sha256(data).hexdigest()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"type": type(value).__name__, **{f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return f"{value.__module__}.{value.__qualname__}"
     text = repr(value)
     if " at 0x" in text:
         raise SpmmInputError(f"cannot key a benchmark checkpoint on {text}: give it a stable repr or plain settings")

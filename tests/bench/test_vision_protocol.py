@@ -115,3 +115,30 @@ def test_labelled_imagenet_sample_gives_label_targets(shared_data):
     batches = image_batches(None, files, classes, batch_size=2)
     assert [b.inputs.shape for b in batches] == [(2, 3, 224, 224), (1, 3, 224, 224)]
     assert batches[0].targets.tolist() == classes[:2] and batches[0].inputs.abs().max() <= 1
+
+
+def test_cli_reruns_into_one_folder_never_reuse_stale_rows(tmp_path, capsys):
+    """--n, --metrics and a metric parameter change between runs into one --out: each table holds
+    exactly the rows of its own settings; --report-only computes nothing and keeps settings.json."""
+    import pandas as pd
+
+    folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
+    out = tmp_path / "o"
+    base = ["bench", "faithfulness", "--model", "resnet18", "--random-init", "--data", str(folder),
+            "--explainers", "gradient", "--batch-size", "2", "--out", str(out)]
+
+    def table(*extra):
+        assert main(base + list(extra)) == 0
+        capsys.readouterr()
+        return pd.read_csv(out / "scores.csv")
+
+    first = table("--n", "2", "--metrics", "deletion_auc")
+    assert sorted(first["sample"]) == ["img0.png", "img1.png"] and set(first["metric"]) == {"deletion_auc"}
+    more = table("--n", "3", "--metrics", "deletion_auc,random_logit")
+    assert len(more) == 6 and set(more["metric"]) == {"deletion_auc", "random_logit"}
+    steps = table("--n", "3", "--metrics", "deletion_auc", "--metric-params", '{"deletion_auc": {"groups_per_step": 512}}')
+    assert len(steps) == 3
+    assert not steps.set_index("sample")["score"].equals(more[more.metric == "deletion_auc"].set_index("sample")["score"])
+    settings = (out / "settings.json").read_text()
+    assert main(base + ["--n", "3", "--metrics", "random_logit,infidelity", "--report-only"]) == 0
+    assert "Missing" in capsys.readouterr().out and (out / "settings.json").read_text() == settings
