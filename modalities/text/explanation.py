@@ -74,10 +74,15 @@ class TextExplanation(Explanation):
             raise SpmmInputError("this text explanation has no tokenised batch")
         return self.batch
 
+    def _row_scores(self, index: int) -> Tensor:
+        """(L,) token scores of text ``index``."""
+        row = slice(index, index + 1)
+        return token_scores(self.attributions[row], self.inputs[row], self.score)[0]
+
     def words(self, index: int) -> SpanScores:
         """The scored words of text ``index`` with their character spans."""
         batch = self._batch()
-        return word_scores(batch.texts[index], self.token_scores()[index], batch.word_ids[index], batch.offsets[index])
+        return word_scores(batch.texts[index], self._row_scores(index), batch.word_ids[index], batch.offsets[index])
 
     def item_scores(self, index: int) -> Tensor:
         """(words,): the score of each scored word of text ``index``."""
@@ -89,7 +94,6 @@ class TextExplanation(Explanation):
         words = self.words(index)
         real = batch.attention_mask[index].bool().tolist()
         return {
-            "text": batch.texts[index],
             "words": words.units,
             "spans": [list(span) for span in words.spans],
             "tokens": [token for token, keep in zip(batch.tokens[index], real) if keep],
@@ -107,18 +111,18 @@ class TextExplanation(Explanation):
             raise SpmmInputError("give either by=... or regex=..., not both")
         if regex is None and by not in AGGREGATIONS:
             raise SpmmInputError(f"texts aggregate by {', '.join(map(repr, AGGREGATIONS))} or regex=..., not {by!r}")
-        batch, tokens = self._batch(), self.token_scores()
+        batch = self._batch()
         result = []
         for i, text in enumerate(batch.texts):
-            parts = (batch.word_ids[i], batch.offsets[i])
+            parts = (text, self._row_scores(i), batch.word_ids[i], batch.offsets[i])
             if regex is not None:
-                result.append(region_scores(text, tokens[i], *parts, pattern_regions(text, regex)))
+                result.append(region_scores(*parts, pattern_regions(text, regex)))
             elif by == "sentences":
-                result.append(region_scores(text, tokens[i], *parts, sentence_regions(text)))
+                result.append(region_scores(*parts, sentence_regions(text)))
             elif by == "tokens":
-                result.append(piece_scores(text, tokens[i], *parts, batch.tokens[i]))
+                result.append(piece_scores(*parts, batch.tokens[i]))
             else:
-                result.append(word_scores(text, tokens[i], *parts))
+                result.append(word_scores(*parts))
         return result
 
     # -- renderings -------------------------------------------------------------

@@ -4,6 +4,8 @@ the JSON schema, truncation, HTML, terminal output and the ``text`` rule set."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -13,7 +15,6 @@ import spmm
 from spmm.explanation import SCHEMA
 from spmm.load import default_model
 from spmm.modalities.text.datasets import read_sst2
-from spmm.modalities.text.explanation import colour_allowed
 
 SENTENCE = "a gripping , funny film"
 ITEM_KEYS = {"input", "target", "predictions", "shape", "scores", "extra"}
@@ -130,19 +131,18 @@ def test_html_has_coloured_words_and_a_legend(explained, tmp_path):
 
 
 def test_show_writes_no_ansi_under_no_color(explained, capsys, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # as if printing to a terminal
+    explained.show()
+    assert "\x1b[48;2;" in capsys.readouterr().out
     monkeypatch.setenv("NO_COLOR", "1")
     explained.show()
     out = capsys.readouterr().out
     assert "\x1b" not in out and "gripping[" in out and "explained 'positive'" in out
-
-    class Terminal:
-        def isatty(self) -> bool:
-            return True
-
-    assert not colour_allowed(Terminal())
     monkeypatch.delenv("NO_COLOR")
-    assert colour_allowed(Terminal()) and not colour_allowed(object())
-    assert "\x1b[48;2;" in explained.terminal(colour=True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)  # piped
+    explained.show()
+    assert "\x1b" not in capsys.readouterr().out
 
 
 def test_aggregations_sum_the_token_scores(explained):
@@ -194,3 +194,10 @@ def test_top_labels_on_real_sst2_sentences(sst2, shared_data):
             assert sst2.labels[int(logits.argmax())] == predicted[i]
     gold = [sst2.labels[labels[i]] for i in picks]
     assert sum(p == g for p, g in zip(predicted, gold)) >= 7, list(zip(predicted, gold, ex.sources))
+
+
+def test_registration_does_not_import_transformers():
+    code = ("import sys, spmm, spmm.adapters.text, spmm.modalities.text.modality; spmm.list_models(); "
+            "spmm.get_ruleset('text'); assert 'transformers' not in sys.modules, 'transformers imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
