@@ -66,7 +66,7 @@ class TextExplanation(Explanation):
         return dataclasses.replace(self, score=kind)
 
     def token_scores(self) -> Tensor:
-        """(B, L) token scores of kind :attr:`score` (zero on special and padding tokens)."""
+        """(B, L) token scores of kind :attr:`score` (zero on the tokens held fixed: padding, special tokens)."""
         return token_scores(self.attributions, self.inputs, self.score)
 
     def _batch(self) -> TextBatch:

@@ -161,7 +161,9 @@ def replace_groups(input_ids: Tensor, groups: Tensor, removed: Tensor, replaceme
     return torch.where(hit, torch.full_like(input_ids, replacement_id), input_ids)
 
 
-def delete_groups(input_ids: Tensor, attention_mask: Tensor, groups: Tensor, removed: Tensor, pad_id: int):
+def delete_groups(
+    input_ids: Tensor, attention_mask: Tensor, groups: Tensor, removed: Tensor, pad_id: int
+) -> tuple[Tensor, Tensor]:
     """Delete the tokens of the ``removed`` groups (the rest moves left, the tail is padding).
 
     Returns (input_ids, attention_mask): (B, L) each.
