@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from spmm.adapters.text_models import SST2_HEAD, SentenceEncoder, embed_sentences, load_minilm
-from spmm.modalities.text_datasets import SST2_LABELS, read_sst2
+from spmm.adapters.text.models import SST2_HEAD, SentenceEncoder, embed_sentences, load_minilm
+from spmm.modalities.text.datasets import SST2_LABELS, read_sst2
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_SUBSET = 600

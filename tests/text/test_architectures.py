@@ -7,8 +7,8 @@ import torch
 import transformers as hf
 
 import spmm
-from spmm.adapters.text import EmbeddingModel, HFOutput, NextTokenLogit, embed, use_attention
-from spmm.adapters.text_rules import TEXT_TEMPERATURES, text_module_rules
+from spmm.adapters.text import NextTokenLogit
+from spmm.modalities.text import EmbeddingModel, HFOutput, embed, use_attention
 
 SMALL = dict(vocab_size=120)
 ARCHITECTURES = {
@@ -45,14 +45,14 @@ def build(name: str, attention: str):
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_forward_unchanged_and_nothing_unhandled(name, attention):
     model, wrapped, embeddings, _ = build(name, attention)
-    rules = text_module_rules(model)
+    rules = spmm.get_ruleset("text").for_model(wrapped)
     with torch.no_grad():
         plain = wrapped(embeddings)
     x = embeddings.clone().requires_grad_(True)
-    with spmm.pullback_mode(rules, **TEXT_TEMPERATURES):
+    with rules.mode():
         under_rules = wrapped(x)
     torch.testing.assert_close(under_rules.detach(), plain, rtol=1e-5, atol=1e-5)
-    report = spmm.audit(wrapped, embeddings, temperatures=TEXT_TEMPERATURES, module_rules=rules)
+    report = spmm.audit(wrapped, embeddings, temperatures=rules.temperatures, module_rules=rules.module_rules)
     assert report.unhandled == [], str(report)
     assert report.handled, "the audit saw no rule at all"
 
@@ -64,8 +64,7 @@ def test_soft_pullback_runs_and_differs_from_gradient(name):
         target = NextTokenLogit(torch.tensor([7, 9]), mask.sum(1) - 1)
     else:
         target = 1
-    rules = text_module_rules(model)
-    sp = spmm.explain(wrapped, embeddings, target, "soft_pullback", module_rules=rules).attributions
+    sp = spmm.explain(wrapped, embeddings, target, "soft_pullback", rules="text").attributions
     grad = spmm.explain(wrapped, embeddings, target, "gradient").attributions
     assert torch.isfinite(sp).all()
     assert sp[0].abs().sum() > 0

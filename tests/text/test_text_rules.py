@@ -1,21 +1,23 @@
-"""The adapter's module rules against closed forms (float64)."""
+"""The text rule set's module rules and temperatures against closed forms (float64)."""
 
 from __future__ import annotations
 
 import torch
 import transformers as hf
+import pytest
 from torch import nn
 
 import spmm
-from spmm.adapters.text_rules import L2Normalize, text_module_rules
+from spmm.adapters.text import L2Normalize
 
 
-def _sp_jacobian(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    rules = text_module_rules(module)
+def _sp_jacobian(module: nn.Module, x: torch.Tensor, ruleset: spmm.RuleSet | str = "text") -> torch.Tensor:
+    rules = spmm.get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
+    rules = rules.for_model(module)
     rows = []
     for j in range(module(x).numel()):
         xi = x.clone().requires_grad_(True)
-        with spmm.pullback_mode(rules):
+        with rules.mode():
             out = module(xi)
         (grad,) = torch.autograd.grad(out.flatten()[j], xi)
         rows.append(grad.flatten())
@@ -50,15 +52,17 @@ def test_l2_normalisation_holds_the_norm_constant():
     torch.testing.assert_close(_sp_jacobian(L2Normalize(), x), torch.eye(2, dtype=torch.float64) / 5.0)
 
 
-def test_gated_mlp_product_rule_with_soft_silu():
+@pytest.mark.parametrize("overrides, silu_temperature", [(None, 1.0), ({"silu": 1.6}, 1.6)])
+def test_gated_mlp_product_rule_with_soft_silu(overrides, silu_temperature):
+    """The text rule set's SiLU temperature is 1.0 (SPEC §2); an override reaches the gate."""
     torch.manual_seed(0)
     config = hf.LlamaConfig(hidden_size=4, intermediate_size=5, num_attention_heads=2, num_key_value_heads=2)
     mlp = hf.models.llama.modeling_llama.LlamaMLP(config).double()
     x = torch.randn(1, 4, dtype=torch.float64)
     g, u = mlp.gate_proj(x), mlp.up_proj(x)
-    silu_temperature = 1.6  # pullback_mode default (vision); the text adapter passes 1.0
     d_gate = torch.sigmoid(g / silu_temperature)
     # d out / d x = W_down · diag(u·σ(g/T)) · W_gate + W_down · diag(silu(g)) · W_up
     expected = mlp.down_proj.weight @ (torch.diag((u * d_gate).flatten()) @ mlp.gate_proj.weight
                                        + torch.diag(nn.functional.silu(g).flatten()) @ mlp.up_proj.weight)
-    torch.testing.assert_close(_sp_jacobian(mlp, x).detach(), expected.detach())
+    rules = spmm.get_ruleset("text").updated(overrides)
+    torch.testing.assert_close(_sp_jacobian(mlp, x, rules).detach(), expected.detach())

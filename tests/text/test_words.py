@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from spmm import SpmmInputError
-from spmm.adapters.text import encode_texts
 from spmm.modalities import text as text_modality
+from spmm.modalities.text import encode_texts, render
+from spmm.modalities.text.words import pattern_regions, piece_scores, region_scores, sentence_regions
 
 
 def test_word_scores_sum_the_right_pieces(minilm_tokenizer):
@@ -18,7 +17,7 @@ def test_word_scores_sum_the_right_pieces(minilm_tokenizer):
     assert batch.tokens[0] == ["[CLS]", "token", "##ization", "rocks", "!", "[SEP]"]
     scores = torch.tensor([100.0, 1.0, 2.0, 4.0, 8.0, 16.0])
     words = text_modality.word_scores(batch.texts[0], scores, batch.word_ids[0], batch.offsets[0])
-    assert words.words == ["Tokenization", "rocks", "!"]
+    assert words.units == ["Tokenization", "rocks", "!"]
     assert words.scores == [3.0, 4.0, 8.0]
     assert words.spans == [(0, 12), (13, 18), (18, 19)]
 
@@ -30,10 +29,10 @@ def test_multi_piece_words_and_punctuation(minilm_tokenizer):
     scores = torch.zeros(batch.input_ids.shape[1])
     scores[:17] = torch.arange(17, dtype=torch.float)
     words = text_modality.word_scores(text, scores, batch.word_ids[0], batch.offsets[0])
-    assert words.words == ["it", "'", "s", "unbelievably", "good", ",", "isn", "'", "t", "it", "?"]
+    assert words.units == ["it", "'", "s", "unbelievably", "good", ",", "isn", "'", "t", "it", "?"]
     assert words.scores == [1.0, 2.0, 3.0, 4.0 + 5 + 6 + 7 + 8, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
     short = text_modality.word_scores("ok", torch.ones(scores.shape[0]), batch.word_ids[1], batch.offsets[1])
-    assert short.words == ["ok"] and short.scores == [1.0]  # special tokens and padding left out
+    assert short.units == ["ok"] and short.scores == [1.0]  # special tokens and padding left out
 
 
 def test_token_scores_closed_forms():
@@ -72,20 +71,38 @@ def test_groups_replace_and_delete(minilm_tokenizer):
 def test_segments_and_pointing_share():
     text, spans = text_modality.concatenate_segments(["good film", "bad plot"])
     assert text == "good film bad plot" and spans == [(0, 9), (10, 18)]
-    words = text_modality.WordScores(text, ["good", "film", "bad", "plot"], [3.0, 1.0, -2.0, 1.0],
+    words = text_modality.SpanScores(text, ["good", "film", "bad", "plot"], [3.0, 1.0, -2.0, 1.0],
                                      [(0, 4), (5, 9), (10, 13), (14, 18)])
     assert text_modality.pointing_share(words, spans[0]) == pytest.approx(4.0 / 5.0)
     assert text_modality.pointing_share(words, spans[1]) == pytest.approx(1.0 / 5.0)
 
 
 def test_rendering():
-    words = text_modality.WordScores("a <b> c", ["a", "<b>", "c"], [1.0, -0.5, 0.0], [(0, 1), (2, 5), (6, 7)])
-    page = text_modality.render_html(words)
+    scored = text_modality.SpanScores("a <b> c", ["a", "<b>", "c"], [1.0, -0.5, 0.0], [(0, 1), (2, 5), (6, 7)])
+    page = render.render_html(scored, note="truncated")
     assert 'title="+1"' in page and "&lt;b&gt;" in page and 'title="-0.5"' in page
     assert "rgb(255,0,0)" in page  # the strongest positive word is full red
     assert "rgb(128,128,255)" in page  # half-strength negative is light blue
-    terminal = text_modality.render_terminal(words)
+    assert 'class="spmm-legend"' in page and "+1" in page and "-1" in page  # legend spans −max..+max
+    assert "<em>truncated</em>" in page
+    terminal = render.render_terminal(scored)
     assert "\x1b[48;2;255;0;0m" in terminal and terminal.count("\x1b[0m") == 3
-    record = json.loads(text_modality.to_json(words, label="positive"))
-    assert record == {"label": "positive", "text": "a <b> c", "words": ["a", "<b>", "c"],
-                      "scores": [1.0, -0.5, 0.0], "spans": [[0, 1], [2, 5], [6, 7]]}
+    plain = render.render_terminal(scored, colour=False)
+    assert plain == "a[+1] <b>[-0.5] c[+0]"
+
+
+def test_sentence_and_pattern_regions_sum_their_tokens(minilm_tokenizer):
+    text = "Great acting. Terrible, dull plot! ok"
+    batch = encode_texts(minilm_tokenizer, [text])
+    assert sentence_regions(text) == [(0, 13), (14, 34), (35, 37)]
+    scores = torch.arange(batch.input_ids.shape[1], dtype=torch.float)  # [CLS] great acting . terrible , dull plot ! ok [SEP]
+    sentences = region_scores(text, scores, batch.word_ids[0], batch.offsets[0], sentence_regions(text))
+    assert sentences.units == ["Great acting.", "Terrible, dull plot!", "ok"]
+    assert sentences.scores == [1.0 + 2 + 3, 4.0 + 5 + 6 + 7 + 8, 9.0]
+    matches = region_scores(text, scores, batch.word_ids[0], batch.offsets[0],
+                                  pattern_regions(text, r"[A-Z]\w+"))
+    assert matches.units == ["Great", "Terrible"] and matches.scores == [1.0, 4.0]
+    pieces = piece_scores(text, scores, batch.word_ids[0], batch.offsets[0], batch.tokens[0])
+    assert pieces.units[:3] == ["great", "acting", "."] and pieces.scores == [float(i) for i in range(1, 10)]
+    with pytest.raises(SpmmInputError, match="regular expression"):
+        pattern_regions(text, "(")

@@ -3,9 +3,8 @@
 Activations written as arithmetic (``NewGELUActivation`` uses tanh and pow,
 ``QuickGELUActivation`` a sigmoid) and RMS norms written as ``x * rsqrt(mean(x²))``
 never reach the pullback mode as one op.  :func:`text_module_rules` looks at the
-module types a model actually contains and returns the rules for them, to pass
-as ``module_rules=`` to :func:`spmm.explain` / :func:`spmm.audit` (nothing is
-registered globally).  Rotary position embeddings need no rule: cos/sin depend on
+module types a model actually contains and returns the rules for them; the ``text``
+rule set (:mod:`.registry`) resolves it for each model (nothing is registered globally).  Rotary position embeddings need no rule: cos/sin depend on
 positions only, so ``q·cos + rotate(q)·sin`` is linear in the input.
 
 Two extensions of the expected-gate idea (ours, not in the paper):
@@ -18,12 +17,11 @@ Two extensions of the expected-gate idea (ours, not in the paper):
 
 from __future__ import annotations
 
-from typing import Mapping
-
 import torch
 from torch import Tensor, nn
 
-from spmm import Temperatures, gate_module_rule, keep_forward
+from spmm.rules.registry import gate_module_rule, keep_forward
+from spmm.temperatures import Temperatures
 
 # Activation classes (bare class names) computing x·g(x) with g ≈ Φ: they get the GELU gate.
 GELU_LIKE_ACTIVATIONS = (
@@ -40,10 +38,6 @@ TANH_CLASSIFICATION_HEADS = (
 )
 # Attribute names of a gated MLP: down(act(gate(x)) * up(x)).
 GATED_MLP_PARTS = ("gate_proj", "up_proj", "down_proj", "act_fn")
-
-TEXT_TEMPERATURES = {"silu": 1.0}
-"""Temperature overrides for text models (SPEC §2: SiLU uses 1.0 for text, 1.6 for vision)."""
-
 
 def rms_norm_rule(module: nn.Module, inputs: tuple, output: Tensor, temperatures: Temperatures) -> Tensor:
     """RMSNorm with its root-mean-square held constant: the backward is grad · gain / rms(x)."""
@@ -145,11 +139,4 @@ def text_module_rules(model: nn.Module) -> dict[type, object]:
             rules[cls] = tanh_head_rule
         elif all(hasattr(module, part) for part in GATED_MLP_PARTS):
             rules[cls] = gated_mlp_rule
-    return rules
-
-
-def merged_rules(model: nn.Module, extra: Mapping | None = None) -> dict:
-    """The adapter rules for ``model`` updated with the user's ``extra`` rules."""
-    rules = text_module_rules(model)
-    rules.update(extra or {})
     return rules

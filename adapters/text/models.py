@@ -6,16 +6,14 @@
 - :class:`SentenceClassifier`: encoder + linear head; :func:`load_sst2_classifier` loads the
   head shipped in ``spmm/adapters/data`` (trained by ``examples/train_text_head.py``).
 - :class:`ZeroShotClassifier`: logits = cosine similarity to label descriptions
-  (:func:`agnews_zero_shot` for the four AG News topics).
+  (:data:`AG_NEWS_DESCRIPTIONS` for the four AG News topics).
 
-Every classifier maps (inputs_embeds (B, L, D), attention_mask (B, L)) -> logits (B, C),
-the body shape :func:`spmm.adapters.text.explain_text` expects; ``embedding_source``
-is the encoder's ``BertModel``.
+Every classifier is a text body (inputs_embeds (B, L, D), attention_mask (B, L)) -> logits (B, C)
+with ``get_input_embeddings()`` and ``labels``; :mod:`.registry` makes them ``spmm.load`` models.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from importlib import resources
@@ -26,9 +24,10 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from spmm import SpmmInputError
-from spmm.adapters.text import encode_texts, use_attention
-from spmm.adapters.text_rules import L2Normalize
+from spmm.errors import SpmmInputError
+from spmm.modalities.text import encode_texts, use_attention
+
+from .rules import L2Normalize
 
 DATA_DIR = Path(str(resources.files("spmm.adapters") / "data"))
 SST2_HEAD = "sst2_minilm_head"
@@ -40,6 +39,7 @@ AG_NEWS_DESCRIPTIONS = {
     "Business": "This news article is about business, companies, markets and the economy.",
     "Sci/Tech": "This news article is about science, technology, computers and the internet.",
 }
+"""The AG News topics and the descriptions the zero-shot classifier compares texts with."""
 
 
 def minilm_path() -> Path:
@@ -138,23 +138,14 @@ def embed_sentences(tokenizer: Any, encoder: SentenceEncoder, texts: Sequence[st
     return map_texts(tokenizer, encoder, texts, batch_size)
 
 
-@dataclasses.dataclass
-class TextClassifier:
-    """A tokenizer and a classifier body, with the label names and any recorded facts."""
-
-    tokenizer: Any
-    model: nn.Module
-    labels: list[str]
-    info: dict
-
-    def logits(self, texts: Sequence[str], batch_size: int = 64) -> Tensor:
-        """Logits (N, C) of ``texts``."""
-        return map_texts(self.tokenizer, self.model, texts, batch_size)
+def sst2_head_info(data_dir: Path = DATA_DIR) -> dict[str, Any]:
+    """What ``examples/train_text_head.py`` recorded about the shipped SST-2 head: labels, accuracies."""
+    return json.loads((data_dir / f"{SST2_HEAD}.json").read_text())
 
 
-def load_sst2_classifier(attention: str = "eager", data_dir: Path = DATA_DIR) -> TextClassifier:
-    """The SST-2 sentiment classifier: frozen MiniLM + the shipped linear head (labels negative/positive)."""
-    head_file, info_file = data_dir / f"{SST2_HEAD}.safetensors", data_dir / f"{SST2_HEAD}.json"
+def load_sst2_classifier(attention: str = "eager", data_dir: Path = DATA_DIR) -> tuple[Any, SentenceClassifier]:
+    """(tokenizer, SST-2 sentiment classifier): frozen MiniLM + the shipped linear head (labels negative/positive)."""
+    head_file = data_dir / f"{SST2_HEAD}.safetensors"
     if not head_file.is_file():
         raise FileNotFoundError(f"{head_file} is missing; train it with examples/train_text_head.py")
     tokenizer, bert = load_minilm(attention)
@@ -162,27 +153,20 @@ def load_sst2_classifier(attention: str = "eager", data_dir: Path = DATA_DIR) ->
     head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
     head.load_state_dict(state)
     head.requires_grad_(False)
-    info = json.loads(info_file.read_text())
-    model = SentenceClassifier(SentenceEncoder(bert), head, info["labels"]).eval()
-    return TextClassifier(tokenizer, model, info["labels"], info)
+    return tokenizer, SentenceClassifier(SentenceEncoder(bert), head, sst2_head_info(data_dir)["labels"]).eval()
 
 
 def load_zero_shot_classifier(
     descriptions: dict[str, str] | Sequence[str], attention: str = "eager"
-) -> TextClassifier:
-    """Zero-shot classifier over ``descriptions`` ({label: description} or label names used as descriptions)."""
+) -> tuple[Any, ZeroShotClassifier]:
+    """(tokenizer, zero-shot classifier) over ``descriptions`` ({label: description} or label names used
+    as their own descriptions)."""
     if not isinstance(descriptions, dict):
-        descriptions = {label: label for label in descriptions}
+        descriptions = {str(label).strip(): str(label).strip() for label in descriptions}
     labels = [label.strip() for label in descriptions]
     if len(labels) < 2 or any(not label for label in labels):
         raise SpmmInputError(f"zero-shot classification needs at least two non-empty labels, got {labels}")
     tokenizer, bert = load_minilm(attention)
     encoder = SentenceEncoder(bert).eval()
     label_embeddings = embed_sentences(tokenizer, encoder, list(descriptions.values()))
-    model = ZeroShotClassifier(encoder, label_embeddings, labels).eval()
-    return TextClassifier(tokenizer, model, labels, {"descriptions": dict(descriptions)})
-
-
-def agnews_zero_shot(attention: str = "eager") -> TextClassifier:
-    """Zero-shot AG News topic classifier (World, Sports, Business, Sci/Tech)."""
-    return load_zero_shot_classifier(AG_NEWS_DESCRIPTIONS, attention)
+    return tokenizer, ZeroShotClassifier(encoder, label_embeddings, labels).eval()

@@ -1,4 +1,4 @@
-"""Text as a modality: token and word scores from embedding attributions, rendering, feature groups.
+"""Token, word and span scores from embedding attributions; word and token feature groups.
 
 Token scores (SPEC §5): signed ⟨attr, embedding − baseline⟩ or unsigned ‖attr‖.  Word
 scores sum the scores of a word's sub-tokens, grouped by the fast tokenizer's
@@ -9,14 +9,15 @@ Special and padding tokens never enter word scores.
 from __future__ import annotations
 
 import dataclasses
-import html
-import json
+import re
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from spmm import SpmmInputError
+from spmm.errors import SpmmInputError
+
+from .batch import TextBatch
 
 TOKEN_SCORE_KINDS = ("signed", "norm", "sum")
 
@@ -42,29 +43,37 @@ def token_scores(attributions: Tensor, embeddings: Tensor, kind: str = "signed",
     raise SpmmInputError(f"unknown token score kind {kind!r}; choose from {TOKEN_SCORE_KINDS}")
 
 
+SENTENCE = re.compile(r"[^\s.!?][^.!?]*(?:[.!?]+|$)")
+"""A sentence: from its first character to its closing run of ``.``, ``!`` or ``?`` (or the end)."""
+
+
 @dataclasses.dataclass
-class WordScores:
-    """The words of one text with their scores and character spans (start, end)."""
+class SpanScores:
+    """Pieces of one text (words, tokens, sentences…) with their scores and character spans (start, end)."""
 
     text: str
-    words: list[str]
+    units: list[str]
     scores: list[float]
     spans: list[tuple[int, int]]
 
     def as_dict(self) -> dict:
-        return {"words": self.words, "scores": self.scores, "spans": [list(s) for s in self.spans]}
+        return {"units": self.units, "scores": self.scores, "spans": [list(s) for s in self.spans]}
+
+
+def _check_lengths(scores: Tensor, word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]]) -> None:
+    if len(word_ids) != scores.shape[0] or len(offsets) != scores.shape[0]:
+        raise SpmmInputError(f"{scores.shape[0]} token scores for {len(word_ids)} word ids and {len(offsets)} offsets")
 
 
 def word_scores(
     text: str, scores: Tensor, word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]]
-) -> WordScores:
+) -> SpanScores:
     """Sum the token ``scores`` (L,) of each word of ``text``.
 
     Tokens whose ``word_ids`` entry is None (special tokens, padding) are left out;
     a word's span runs from its first token's start to its last token's end.
     """
-    if len(word_ids) != scores.shape[0] or len(offsets) != scores.shape[0]:
-        raise SpmmInputError(f"{scores.shape[0]} token scores for {len(word_ids)} word ids and {len(offsets)} offsets")
+    _check_lengths(scores, word_ids, offsets)
     totals: dict[int, float] = {}
     spans: dict[int, list[int]] = {}
     for position, word in enumerate(word_ids):
@@ -79,17 +88,52 @@ def word_scores(
             spans[word] = [start, end]
     order = sorted(totals)
     word_spans = [(spans[w][0], spans[w][1]) for w in order]
-    return WordScores(text, [text[s:e] for s, e in word_spans], [totals[w] for w in order], word_spans)
+    return SpanScores(text, [text[s:e] for s, e in word_spans], [totals[w] for w in order], word_spans)
 
 
-def batch_word_scores(batch, scores: Tensor) -> list[WordScores]:
-    """:func:`word_scores` for every text of a :class:`~spmm.adapters.text.TextBatch`; scores (B, L)."""
-    return [
-        word_scores(text, scores[i], batch.word_ids[i], batch.offsets[i]) for i, text in enumerate(batch.texts)
-    ]
+def piece_scores(
+    text: str, scores: Tensor, word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]], tokens: Sequence[str]
+) -> SpanScores:
+    """The token ``scores`` (L,) of ``text``'s own tokens (special and padding tokens left out)."""
+    _check_lengths(scores, word_ids, offsets)
+    kept = [p for p, word in enumerate(word_ids) if word is not None]
+    return SpanScores(text, [tokens[p] for p in kept], [float(scores[p]) for p in kept], [tuple(offsets[p]) for p in kept])
 
 
-def word_groups(batch) -> Tensor:
+def region_scores(
+    text: str,
+    scores: Tensor,
+    word_ids: Sequence[int | None],
+    offsets: Sequence[tuple[int, int]],
+    regions: Sequence[tuple[int, int]],
+) -> SpanScores:
+    """Sum the token ``scores`` (L,) of each character region (start, end) of ``text``: a token
+    belongs to the region its first character lies in.  Regions holding no scored token (e.g.
+    cut off by truncation) are left out."""
+    _check_lengths(scores, word_ids, offsets)
+    kept = []
+    for start, end in regions:
+        inside = [p for p, word in enumerate(word_ids) if word is not None and start <= offsets[p][0] < end]
+        if inside:
+            kept.append(((start, end), sum(float(scores[p]) for p in inside)))
+    return SpanScores(text, [text[s:e] for (s, e), _ in kept], [total for _, total in kept], [span for span, _ in kept])
+
+
+def pattern_regions(text: str, pattern: str | re.Pattern) -> list[tuple[int, int]]:
+    """The (start, end) spans of the non-empty matches of ``pattern`` in ``text``."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise SpmmInputError(f"invalid regular expression {pattern!r}: {error}") from error
+    return [match.span() for match in compiled.finditer(text) if match.end() > match.start()]
+
+
+def sentence_regions(text: str) -> list[tuple[int, int]]:
+    """The (start, end) spans of ``text``'s sentences (see :data:`SENTENCE`)."""
+    return pattern_regions(text, SENTENCE)
+
+
+def word_groups(batch: TextBatch) -> Tensor:
     """(B, L) long: the word index of each token, −1 for special and padding tokens (feature groups)."""
     groups = torch.full(tuple(batch.input_ids.shape), -1, dtype=torch.long)
     for i, ids in enumerate(batch.word_ids):
@@ -99,7 +143,7 @@ def word_groups(batch) -> Tensor:
     return groups
 
 
-def token_groups(batch) -> Tensor:
+def token_groups(batch: TextBatch) -> Tensor:
     """(B, L) long: the token's own index among the attributable tokens, −1 for special/padding."""
     groups = torch.full(tuple(batch.input_ids.shape), -1, dtype=torch.long)
     for i in range(len(batch)):
@@ -117,7 +161,9 @@ def replace_groups(input_ids: Tensor, groups: Tensor, removed: Tensor, replaceme
     return torch.where(hit, torch.full_like(input_ids, replacement_id), input_ids)
 
 
-def delete_groups(input_ids: Tensor, attention_mask: Tensor, groups: Tensor, removed: Tensor, pad_id: int):
+def delete_groups(
+    input_ids: Tensor, attention_mask: Tensor, groups: Tensor, removed: Tensor, pad_id: int
+) -> tuple[Tensor, Tensor]:
     """Delete the tokens of the ``removed`` groups (the rest moves left, the tail is padding).
 
     Returns (input_ids, attention_mask): (B, L) each.
@@ -151,66 +197,9 @@ def concatenate_segments(texts: Sequence[str], separator: str = " ") -> tuple[st
     return "".join(pieces), spans
 
 
-def pointing_share(words: WordScores, segment: tuple[int, int]) -> float:
+def pointing_share(words: SpanScores, segment: tuple[int, int]) -> float:
     """Sequence pointing game: share of the positive word relevance inside the character span ``segment``."""
     positive = torch.tensor(words.scores).clamp_min(0)
     inside = torch.tensor([segment[0] <= s and e <= segment[1] for s, e in words.spans])
     total = positive.sum().item()
     return float(positive[inside].sum().item() / total) if total > 0 else 0.0
-
-
-# --- rendering -------------------------------------------------------------------
-
-def _scale(scores: Sequence[float]) -> float:
-    return max((abs(s) for s in scores), default=0.0) or 1.0
-
-
-def html_colour(score: float, scale: float) -> str:
-    """Diverging background: red for positive, blue for negative, white at zero."""
-    strength = min(abs(score) / scale, 1.0)
-    fade = round(255 * (1 - strength))
-    return f"rgb(255,{fade},{fade})" if score >= 0 else f"rgb({fade},{fade},255)"
-
-
-def render_html(words: WordScores, title: str = "") -> str:
-    """One text as an HTML fragment: each word coloured by its score, the score shown on hover."""
-    scale = _scale(words.scores)
-    parts, cursor = [], 0
-    for word, score, (start, end) in zip(words.words, words.scores, words.spans):
-        parts.append(html.escape(words.text[cursor:start]))
-        parts.append(
-            f'<span style="background:{html_colour(score, scale)}" title="{score:+.4g}">{html.escape(word)}</span>'
-        )
-        cursor = end
-    parts.append(html.escape(words.text[cursor:]))
-    heading = f"<h3>{html.escape(title)}</h3>" if title else ""
-    return f'<div class="spmm-text">{heading}<p style="line-height:1.8">{"".join(parts)}</p></div>'
-
-
-def html_page(fragments: Sequence[str], title: str = "spmm text explanations") -> str:
-    """A standalone HTML page holding ``fragments``."""
-    body = "\n".join(fragments)
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-        f'<body style="font-family:sans-serif;max-width:60em">\n{body}\n</body></html>\n'
-    )
-
-
-def render_terminal(words: WordScores) -> str:
-    """The text with 24-bit ANSI background colours (red positive, blue negative)."""
-    scale = _scale(words.scores)
-    parts, cursor = [], 0
-    for word, score, (start, end) in zip(words.words, words.scores, words.spans):
-        parts.append(words.text[cursor:start])
-        strength = min(abs(score) / scale, 1.0)
-        fade = round(255 * (1 - strength))
-        r, g, b = (255, fade, fade) if score >= 0 else (fade, fade, 255)
-        parts.append(f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{word}\x1b[0m")
-        cursor = end
-    parts.append(words.text[cursor:])
-    return "".join(parts)
-
-
-def to_json(words: WordScores, **fields) -> str:
-    """One JSON object: ``fields`` (label, probabilities…) with the words, scores and spans."""
-    return json.dumps({**fields, "text": words.text, **words.as_dict()})

@@ -1,0 +1,96 @@
+"""Texts coloured by their scores: HTML fragments and pages with a legend, terminal text.
+
+Red is positive, blue negative, white zero; the strength is |score| over the text's
+largest |score|.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+from .words import SpanScores
+
+RESET = "\x1b[0m"
+
+
+def _scale(scores: Sequence[float]) -> float:
+    return max((abs(s) for s in scores), default=0.0) or 1.0
+
+
+def score_rgb(score: float, scale: float) -> tuple[int, int, int]:
+    """Diverging colour of ``score``: (255, f, f) for positive, (f, f, 255) for negative, f = 255·(1 − |score|/scale)."""
+    fade = round(255 * (1 - min(abs(score) / scale, 1.0)))
+    return (255, fade, fade) if score >= 0 else (fade, fade, 255)
+
+
+def html_colour(score: float, scale: float) -> str:
+    """CSS ``rgb(...)`` of :func:`score_rgb`."""
+    return "rgb({},{},{})".format(*score_rgb(score, scale))
+
+
+def _pieces(scored: SpanScores) -> list[tuple[str, float | None]]:
+    """The whole text as (piece, score) in order; the text between scored spans has score None."""
+    pieces: list[tuple[str, float | None]] = []
+    cursor = 0
+    for score, (start, end) in zip(scored.scores, scored.spans):
+        pieces.append((scored.text[cursor:start], None))
+        pieces.append((scored.text[start:end], score))
+        cursor = end
+    pieces.append((scored.text[cursor:], None))
+    return [(text, score) for text, score in pieces if text]
+
+
+def render_html(scored: SpanScores, title: str = "", note: str = "") -> str:
+    """One text as an HTML fragment: each scored piece coloured, its score shown on hover, then a
+    legend of the colour scale (and ``note``, e.g. that the text was truncated)."""
+    scale = _scale(scored.scores)
+    parts = [
+        html.escape(text) if score is None
+        else f'<span style="background:{html_colour(score, scale)}" title="{score:+.4g}">{html.escape(text)}</span>'
+        for text, score in _pieces(scored)
+    ]
+    heading = f"<h3>{html.escape(title)}</h3>" if title else ""
+    remark = f'<p class="spmm-note"><em>{html.escape(note)}</em></p>' if note else ""
+    return (
+        f'<div class="spmm-text">{heading}<p style="line-height:1.8">{"".join(parts)}</p>{remark}'
+        f"{legend_html(scale)}</div>"
+    )
+
+
+def legend_html(scale: float) -> str:
+    """The colour scale from −``scale`` (blue) through 0 (white) to +``scale`` (red)."""
+    low, high = html_colour(-scale, scale), html_colour(scale, scale)
+    return (
+        '<p class="spmm-legend" style="font-size:small">'
+        f'<span style="background:{low}">&nbsp;{-scale:+.3g}&nbsp;</span>'
+        f'<span style="display:inline-block;width:10em;background:linear-gradient(to right,{low},white,{high})">'
+        "&nbsp;</span>"
+        f'<span style="background:{high}">&nbsp;{scale:+.3g}&nbsp;</span>'
+        " relevance for the explained class (red: for, blue: against)</p>"
+    )
+
+
+def html_page(fragments: Sequence[str], title: str = "spmm text explanations") -> str:
+    """A standalone HTML page holding ``fragments``."""
+    body = "\n".join(fragments)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f'<body style="font-family:sans-serif;max-width:60em">\n{body}\n</body></html>\n'
+    )
+
+
+def render_terminal(scored: SpanScores, colour: bool = True) -> str:
+    """The text with 24-bit ANSI background colours (red positive, blue negative); without ``colour``,
+    each scored piece is followed by its score in brackets and no escape code is written."""
+    scale = _scale(scored.scores)
+    parts = []
+    for text, score in _pieces(scored):
+        if score is None:
+            parts.append(text)
+        elif colour:
+            r, g, b = score_rgb(score, scale)
+            parts.append(f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{text}{RESET}")
+        else:
+            parts.append(f"{text}[{score:+.3g}]")
+    return "".join(parts)
