@@ -29,6 +29,8 @@ from torch import Tensor
 from spmm.errors import SpmmInputError
 
 SCHEMA = "spmm.explanation/1"
+SHOWN_CHARACTERS = 60
+"""Inputs longer than this are shortened in summaries."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +194,8 @@ class Explanation:
             top = self.predictions[i][0] if self.predictions else None
             predicted = f"predicted {top.label} ({top.probability:.1%}); " if top is not None else ""
             target = self.target_label(i) or repr(self.target)
-            lines.append(f"  {self.source(i)}: {predicted}explained {target!r} (score {float(self.scores[i]):.4g})")
+            source = self.source(i) if len(self.source(i)) <= SHOWN_CHARACTERS else self.source(i)[:SHOWN_CHARACTERS] + "…"
+            lines.append(f"  {source}: {predicted}explained {target!r} (score {float(self.scores[i]):.4g})")
         return "\n".join(lines)
 
     def show(self) -> None:

@@ -17,6 +17,8 @@ VISION_RULES = register_ruleset(RuleSet("vision", module_rules=VISION_MODULE_RUL
 """SPEC §2 temperatures, squeeze-excitation gates held constant, Grad-CAM layers per family."""
 
 IMAGENET_CLASSES = 1000
+MAX_NAME_LENGTH = 100
+"""Longer specs (or ones with spaces or path separators) are never torchvision/timm names."""
 
 
 def _explainable(model: Any, name: str, labels: Sequence[str] | None, size: int = 224,
@@ -42,7 +44,7 @@ def load_lite0(weights: str | Path | None = None, random_init: bool = False,
 
 
 def _is_classifier_name(spec: str) -> bool:
-    if Path(spec).exists():
+    if len(spec) > MAX_NAME_LENGTH or any(c.isspace() or c in "/\\" for c in spec):
         return False
     from .models import resolve_source
 

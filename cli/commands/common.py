@@ -15,6 +15,8 @@ from spmm.load import NAMED_MODELS, RESOLVERS, default_model, load_plugins
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif"}
+ZERO_SHOT_TEXT_MODEL = "minilm-zero-shot"
+"""Texts with --labels and no model: classified zero-shot over those labels."""
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,25 +33,42 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """Options that shape how inputs are read (audio excerpts)."""
+    """Options that shape how inputs are read (audio excerpts, long texts)."""
     parser.add_argument("--offset", type=float, default=None, help="audio: start of the excerpt in seconds")
     parser.add_argument("--duration", type=float, default=None, help="audio: excerpt length in seconds")
+    parser.add_argument("--error-on-long", action="store_true",
+                        help="text: reject texts longer than the model's maximum instead of truncating them")
+    parser.add_argument("--include-special", action="store_true",
+                        help="text: attribute special tokens ([CLS], [SEP]) too")
 
 
 def prepare_options(args: argparse.Namespace) -> dict[str, Any]:
-    options = {}
+    """The modality options given on the command line (only those given)."""
+    options: dict[str, Any] = {}
     for name in ("offset", "duration"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
+    if getattr(args, "error_on_long", False):
+        options["on_overflow"] = "error"
+    if getattr(args, "include_special", False):
+        options["include_special"] = True
     return options
+
+
+def is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (False for texts no file system could hold)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _names_a_model(text: str) -> bool:
     load_plugins()
     if text in NAMED_MODELS:
         return True
-    if Path(text).is_file():
+    if is_file(text):
         return False
     return any(resolver.accepts(text) for resolver in RESOLVERS)
 
@@ -61,7 +80,7 @@ def input_modality(item: str) -> str:
         return "image"
     if suffix in AUDIO_SUFFIXES:
         return "audio"
-    if Path(item).is_file():
+    if is_file(item):
         raise SpmmInputError(f"cannot tell what {item} is from its suffix; name a model explicitly with --model")
     return "text"
 
@@ -79,11 +98,13 @@ def split_model_and_inputs(args: argparse.Namespace, items: Sequence[str], defau
         modalities = {default_modality} if default_modality else {input_modality(i) for i in items}
         if len(modalities) != 1:
             raise SpmmInputError("inputs of several modalities given; explain them in separate runs")
-        spec = default_model(modalities.pop())
+        modality = modalities.pop()
+        labelled = getattr(args, "labels", None) is not None and modality == "text"
+        spec = ZERO_SHOT_TEXT_MODEL if labelled else default_model(modality)
     if not items:
         raise SpmmInputError("no inputs given")
     for item in items:
-        if Path(item).suffix.lower() in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not Path(item).is_file():
+        if Path(item).suffix.lower() in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not is_file(item):
             raise FileNotFoundError(f"input file not found: {item}")
     return spec, items
 

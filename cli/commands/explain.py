@@ -36,6 +36,9 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
     parser.add_argument("--target", default="top1", help="top1, a class index or a label name")
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic methods")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input (the framework's schema)")
+    parser.add_argument("--score", choices=("signed", "norm", "sum"), default=None,
+                        help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum; "
+                             "default: sum for methods that already multiply by the input, else signed)")
     return parser
 
 
@@ -80,6 +83,10 @@ def run_explain(args: argparse.Namespace) -> int:
     for item in progress(inputs, f"explain ({args.method})"):
         explanation = model.explain([item], target, args.method, seed=args.seed,
                                     prepare_options=prepare_options(args))
+        if args.score is not None:
+            if explanation.modality != "text":
+                raise SpmmInputError(f"--score applies to text models; {spec} is a {explanation.modality} model")
+            explanation = explanation.scored(args.score)
         stem = files.stem(item, spec, args.method, explanation.target_label(0) or args.target)
         print_record(explanation, save_renderings(explanation, files, stem), args.json)
     return 0

@@ -56,6 +56,7 @@ class TextExplanation(Explanation):
 
     modality: ClassVar[str] = "text"
     units: ClassVar[str] = "words"
+    renderings: ClassVar[tuple[str, ...]] = (".html",)
 
     def __post_init__(self) -> None:
         if self.score not in TOKEN_SCORE_KINDS:
