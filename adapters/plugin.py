@@ -3,3 +3,4 @@ models, resolvers and rule sets with the core (``spmm.load``, ``spmm.rulesets``)
 their heavy dependencies only when called."""
 
 from spmm.adapters.vision import registry as _vision  # noqa: F401
+from spmm.adapters.audio import registry as _audio  # noqa: F401
