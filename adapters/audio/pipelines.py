@@ -67,8 +67,8 @@ class AudioPipeline:
     clip_samples: samples per clip (pad/crop length), or None for any length.
     multi_label: sigmoid (True) or softmax (False) turns logits into probabilities.
     axis_name: name of the F axis ("mel band", "STFT bin", ...), for plots.
-    max_seconds: longest clip explained at once (any-length models; the memory of an
-        explanation grows with the clip), or None when ``clip_samples`` fixes the length.
+    max_seconds: most audio explained at once, all clips together (any-length models: the
+        memory of an explanation grows with the audio), or None when ``clip_samples`` fixes it.
     """
 
     name: str
@@ -207,8 +207,9 @@ def musicnn_pipeline(architecture: nn.Module, name: str = "musicnn-vgg") -> Audi
 
 
 CREPE_MAX_SECONDS = {"crepe": 10.0, "crepe-tiny": 60.0}
-"""Longest clip explained at once: explaining full CREPE keeps about 125 MB of activations per
-second of audio (600 s would need ~75 GB); tiny CREPE has 8× fewer channels."""
+"""Most audio explained at once (seconds, all clips of a batch together).  Measured on a CPU
+(SoftPullback): full CREPE needs about 1 GB of memory per second of audio (10 s ≈ 10 GB; 600 s
+would need ~600 GB), tiny CREPE about 0.1 GB per second (60 s ≈ 6 GB)."""
 
 
 def crepe_pipeline(crepe: nn.Module, name: str = "crepe", hop: int = 160, n_fft: int = 512,

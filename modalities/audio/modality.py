@@ -76,8 +76,8 @@ class AudioModality:
         duration: excerpt length in seconds (default: the model's clip length, or the rest of the
             clip for any-length models); a clip ending earlier is zero-padded, as are clips
             shorter than a fixed-length model's input (Speech Commands convention).
-        max_seconds: longest excerpt explained at once (default: the pipeline's limit, e.g. 10 s
-            for CREPE); longer ones are refused with a message.
+        max_seconds: most audio explained at once, all clips together (default: the pipeline's
+            limit, e.g. 10 s for CREPE); more is refused with a message.
         Returns :class:`spmm.Prepared` with inputs (B, T, F) and context ``waveform`` (B, N)
         (the excerpts), ``pipeline`` and ``offset`` (seconds).
         """
@@ -158,10 +158,11 @@ class AudioModality:
                 )
             length = remaining.pop()
         limit = max_seconds if max_seconds is not None else pipeline.max_seconds
-        if limit is not None and length > limit * rate:
+        if limit is not None and len(clips) * length > limit * rate:
             raise SpmmInputError(
-                f"{pipeline.name} explains at most {limit:g} s at a time ({length / rate:.1f} s asked): pick an "
-                "excerpt with offset= and duration=, or raise max_seconds= if the memory is there"
+                f"{pipeline.name} explains at most {limit:g} s of audio at a time ({len(clips)} × "
+                f"{length / rate:.1f} s asked): pick excerpts with offset= and duration=, explain fewer clips at "
+                "once, or raise max_seconds= if the memory is there"
             )
         return length
 

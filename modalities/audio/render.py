@@ -45,11 +45,12 @@ def render_explanation(
     attributions = attribution[None] if attribution.dim() == 2 else attribution
     titles = [title] * inputs.shape[0] if isinstance(title, str) else list(title)
     figure, axes = plt.subplots(2 * inputs.shape[0], 1, figsize=(8, 5.5 * inputs.shape[0]), sharex=True,
-                                height_ratios=(3, 1) * inputs.shape[0], squeeze=False)
+                                height_ratios=(3, 1) * inputs.shape[0], squeeze=False, layout="constrained")
     for i, (clip_input, clip_attribution, clip_title) in enumerate(zip(inputs, attributions, titles)):
         top, bottom = axes[2 * i, 0], axes[2 * i + 1, 0]
         _draw_clip(figure, top, bottom, clip_input, clip_attribution, frame_seconds, band_frequencies, clip_title,
                    axis_name)
+    axes[-1, 0].set_xlabel("time (s)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
@@ -81,7 +82,6 @@ def _draw_clip(figure, top, bottom, tf_input: Tensor, attribution: Tensor, frame
     bottom.fill_between(times, 0, np.clip(profile, 0, None), color="tab:red", step="mid")
     bottom.fill_between(times, 0, np.clip(profile, None, 0), color="tab:blue", step="mid")
     bottom.axhline(0, color="black", lw=0.5)
-    bottom.set_xlabel("time (s)")
     bottom.set_ylabel("per frame")
 
 

@@ -121,8 +121,10 @@ def test_bad_offsets_and_durations_are_refused(honk, options, message):
 
 def test_long_clips_are_refused_above_the_limit(crepe):
     long_clip = torch.zeros(61 * 16000)
-    with pytest.raises(spmm.SpmmInputError, match=r"crepe-tiny explains at most 60 s at a time \(61\.0 s asked\)"):
+    with pytest.raises(spmm.SpmmInputError, match=r"crepe-tiny explains at most 60 s of audio at a time \(1 × 61\.0 s"):
         crepe.prepare(long_clip)
+    with pytest.raises(spmm.SpmmInputError, match=r"\(2 × 40\.0 s asked\)"):
+        crepe.prepare(torch.zeros(2, 40 * 16000))
     with pytest.raises(spmm.SpmmInputError, match="at most 0.5 s"):
         crepe.prepare(tone(440, 1.0), max_seconds=0.5)
     assert crepe.prepare(long_clip, duration=1.0).inputs.shape[1] == 126
