@@ -179,17 +179,18 @@ class AudioModality:
 
     def explanation(self, base: Explanation, prepared: Prepared) -> AudioExplanation:
         pipeline = prepared.context["pipeline"]
+        frequencies, band_to_linear = pipeline.band_frequencies(), pipeline.band_to_linear()
         return base.recast(
             AudioExplanation,
             waveform=prepared.context["waveform"],
             sample_rate=pipeline.sample_rate,
             offset=prepared.context["offset"],
             frame_seconds=pipeline.frame_seconds,
-            band_frequencies=pipeline.band_frequencies(),
+            band_frequencies=frequencies.cpu() if frequencies is not None else None,
             axis_name=pipeline.axis_name,
             display=pipeline.display(base.inputs).cpu(),
             stft_size=pipeline.stft_size,
-            band_to_linear=pipeline.band_to_linear(),
+            band_to_linear=band_to_linear.cpu() if band_to_linear is not None else None,
         )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -186,3 +188,13 @@ def test_ascent_stays_in_the_observed_range_and_raises_the_target():
         before = model.model(result.inputs)[:, 3]
         after = model.model(end)[:, 3]
     assert (after > before).all()
+
+
+def test_registration_imports_neither_torchaudio_nor_torchcrepe():
+    """The plugins register the audio models without loading the audio libraries (loaders do)."""
+    code = (
+        "import sys; from spmm.load import load_plugins; load_plugins(); "
+        "print(sorted({'torchaudio', 'torchcrepe', 'soundfile'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
