@@ -67,7 +67,8 @@ class AudioModality:
         duration: float | None = None,
         max_seconds: float | None = None,
     ) -> Prepared:
-        """Cut, check and transform clips for the pipeline's model (``model``).
+        """Cut, check and transform clips for the pipeline's model (``model`` is that model, as
+        :class:`spmm.Explainable` passes it; its device is where the inputs go).
 
         inputs: an audio file path, a waveform (N,) or (B, N) in [−1, 1], or a list of paths /
             (N,) waveforms.  Files are read at their own rate, stereo is averaged to mono.
