@@ -25,9 +25,11 @@ import torch
 from tqdm import tqdm
 
 import spmm
-from spmm.adapters.audio import HONK_LABELS, load_audio_model
-from spmm.adapters.audio_explain import audio_method_params
-from spmm.modalities.audio import audio_mosaic, frame_slots, focus, load_audio, pad_or_crop, tf_patches
+from spmm.adapters.audio.pipelines import HONK_LABELS, build_pipeline as load_audio_model
+from spmm.modalities.audio.groups import tf_patches
+from spmm.modalities.audio.io import load_audio, pad_or_crop
+from spmm.modalities.audio.modality import audio_method_params
+from spmm.modalities.audio.mosaic import audio_mosaic, focus, frame_slots
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tf_metrics as M  # noqa: E402

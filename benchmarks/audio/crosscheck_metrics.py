@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 import spmm
-from spmm.adapters.audio import load_audio_model
+from spmm.adapters.audio.pipelines import build_pipeline as load_audio_model
 from spmm.metrics import DeletionAUC, FaithfulnessCorrelation
-from spmm.modalities.audio import as_feature_groups, tf_patches
+from spmm.modalities.audio.groups import as_feature_groups, tf_patches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tf_metrics as M  # noqa: E402

@@ -2,7 +2,7 @@
 
 A small stand-in for ``spmm.metrics`` (issue 4, not merged when this was written),
 following SPEC §4 with images replaced by TF inputs (T, F) and square patches by
-TF patches (group ids (T, F), see :func:`spmm.modalities.audio.tf_patches`).
+TF patches (group ids (T, F), see :func:`spmm.modalities.audio.groups.tf_patches`).
 Every function scores ONE clip; ``forward`` maps (N, T, F) inputs to (N, C) logits.
 """
 

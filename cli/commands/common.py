@@ -36,6 +36,10 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     """Options that shape how inputs are read (audio excerpts, long texts)."""
     parser.add_argument("--offset", type=float, default=None, help="audio: start of the excerpt in seconds")
     parser.add_argument("--duration", type=float, default=None, help="audio: excerpt length in seconds")
+    parser.add_argument("--sample-rate", type=int, default=None,
+                        help="audio: rate of raw waveforms (files carry their own; resampled to the model's)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="audio: refuse clips longer than this (default: the model's memory-based limit)")
     parser.add_argument("--error-on-long", action="store_true",
                         help="text: reject texts longer than the model's maximum instead of truncating them")
     parser.add_argument("--include-special", action="store_true",
@@ -45,7 +49,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
 def prepare_options(args: argparse.Namespace) -> dict[str, Any]:
     """The modality options given on the command line (only those given)."""
     options: dict[str, Any] = {}
-    for name in ("offset", "duration"):
+    for name in ("offset", "duration", "sample_rate", "max_seconds"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value

@@ -9,9 +9,9 @@ import torch
 import torchaudio
 from torch import nn
 
-from spmm.adapters.audio import crepe_packaged_weights, load_audio_model
-from spmm.adapters.audio_architectures import CrepeLogits, HonkRes8
-from spmm.adapters.audio_frontends import PhaseLockedWaveformModel, STFTMagnitude
+from spmm.adapters.audio.architectures import CrepeLogits, HonkRes8
+from spmm.adapters.audio.frontends import PhaseLockedWaveformModel, STFTMagnitude
+from spmm.adapters.audio.pipelines import build_pipeline, crepe_packaged_weights
 
 from tests.audio.audio_signals import speechlike, tone
 
@@ -29,7 +29,7 @@ def numpy_mel_power(clip: np.ndarray, n_fft: int, hop: int, n_mels: int, f_min: 
 
 def test_honk_dct_path_matches_the_original_mfcc_pipeline():
     """log-mel -> explained model (DCT inside) gives the logits of MFCC -> res8 (SciPy DCT reference)."""
-    pipeline = load_audio_model("honk-res8", pretrained=False)
+    pipeline = build_pipeline("honk-res8", random_init=True)
     res8 = pipeline.model.model
     clip = speechlike(1.0).numpy().astype(np.float64)
     mel = numpy_mel_power(clip, 480, 160, 40, 20.0, 4000.0)
@@ -45,7 +45,7 @@ def test_honk_dct_path_matches_the_original_mfcc_pipeline():
 
 
 def test_musicnn_log_mel_matches_numpy_reference():
-    pipeline = load_audio_model("musicnn-vgg", pretrained=False)
+    pipeline = build_pipeline("musicnn-vgg", random_init=True)
     clip = speechlike(pipeline.clip_samples / 16000).numpy().astype(np.float64)
     reference = np.log10(10000 * numpy_mel_power(clip, 512, 256, 96, 0.0, 8000.0) + 1)
     ours = pipeline.inputs(torch.tensor(clip, dtype=torch.float32)[None])
@@ -61,7 +61,7 @@ def test_stft_istft_reproduces_the_waveform():
 
 
 def test_wrapping_does_not_change_a_waveform_models_output():
-    pipeline = load_audio_model("crepe-tiny")
+    pipeline = build_pipeline("crepe-tiny")
     clip = tone(220.0, 0.25)[None]
     with torch.no_grad():
         direct = pipeline.model(clip)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import spmm
-from spmm.adapters.audio import AudioPipeline, ast_pipeline, load_audio_model
-from spmm.adapters.audio_explain import explain_audio
+from spmm.adapters.audio.pipelines import AUDIO_MODELS, ast_pipeline, build_pipeline
+from spmm.adapters.audio.registry import AUDIO_MODEL_SUMMARIES, list_audio_models
+from spmm.load import default_model
+from spmm.modalities.audio.explanation import AudioExplanation
+from spmm.modalities.audio.modality import AudioExplainable, audio_explainable
 
 from tests.audio.audio_signals import speechlike, tone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def random_ast() -> AudioPipeline:
+def random_ast() -> AudioExplainable:
     from transformers import ASTConfig, ASTForAudioClassification
 
     config = ASTConfig(
@@ -24,19 +29,20 @@ def random_ast() -> AudioPipeline:
         frequency_stride=10, time_stride=10, max_length=100, num_mel_bins=32, num_labels=5,
     )
     torch.manual_seed(0)
-    return ast_pipeline(ASTForAudioClassification(config).eval())
+    return audio_explainable(ast_pipeline(ASTForAudioClassification(config).eval()))
 
 
-def random_pipeline(name: str) -> AudioPipeline:
+def random_model(name: str) -> AudioExplainable:
+    """``spmm.load(name, random_init=True)`` (CREPE: its packaged weights) with non-trivial batch-norm statistics."""
     if name == "ast":
         return random_ast()
     torch.manual_seed(0)
-    pipeline = load_audio_model(name, pretrained=name.startswith("crepe"))
-    for module in pipeline.model.modules():  # non-trivial batch-norm statistics
+    model = spmm.load(name, random_init=not name.startswith("crepe"))
+    for module in model.model.modules():
         if isinstance(module, torch.nn.BatchNorm2d) and module.running_mean is not None and "crepe" not in name:
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 2.0)
-    return pipeline
+    return model
 
 
 CASES = {  # name -> (clip seconds, expected TF shape per clip)
@@ -54,103 +60,141 @@ def clips(seconds: float, batch: int = 2) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_forward_unchanged_under_pullback_mode(name):
-    pipeline = random_pipeline(name)
-    waveform = clips(CASES[name][0])
-    inputs = pipeline.inputs(waveform)
-    model = pipeline.explained_model(waveform)
+    prepared = random_model(name).prepare(clips(CASES[name][0]))
     with torch.no_grad():
-        plain = model(inputs)
-    x = inputs.clone().requires_grad_(True)
+        plain = prepared.model(prepared.inputs)
+    x = prepared.inputs.clone().requires_grad_(True)
     with spmm.pullback_mode():
-        under_rules = model(x)
+        under_rules = prepared.model(x)
     torch.testing.assert_close(under_rules.detach(), plain, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_attributions_have_the_tf_shape_and_are_finite(name):
-    pipeline = random_pipeline(name)
     seconds, shape = CASES[name]
-    result = explain_audio(pipeline, clips(seconds), "top1", "soft_pullback")
+    result = random_model(name).explain(clips(seconds), "top1", "soft_pullback")
+    assert isinstance(result, AudioExplanation) and result.rules.name == "audio"
     assert result.attributions.shape == (2, *shape) == result.inputs.shape
     assert torch.isfinite(result.attributions).all()
     assert result.attributions.abs().sum() > 0
-    assert result.targets.tolist() == result.logits.argmax(dim=1).tolist()
+    assert result.target.indices.tolist() == result.output.argmax(dim=1).tolist()
 
 
 @pytest.mark.parametrize("name", ["honk-res8", "honk-cnn-trad-pool2", "musicnn-vgg", "crepe-tiny"])
 def test_sp_rules_cover_every_nonlinearity(name):
-    pipeline = random_pipeline(name)
-    waveform = clips(CASES[name][0], batch=1)
-    report = spmm.audit(pipeline.explained_model(waveform), pipeline.inputs(waveform))
+    report = random_model(name).audit(clips(CASES[name][0], batch=1))
     assert report.unhandled == []
     assert "relu" in report.handled
 
 
 def test_ast_audit_handles_gelu_norms_and_attention():
-    pipeline = random_ast()
-    waveform = clips(1.0, batch=1)
-    report = spmm.audit(pipeline.model, pipeline.inputs(waveform))
+    report = random_ast().audit(clips(1.0, batch=1))
     assert {"gelu", "layer_norm"} <= set(report.handled.values())
     assert report.unhandled == []
 
 
 def test_soft_pullback_with_cold_relu_is_the_gradient_on_honk():
     """res8 has only ReLU nonlinearities, so T -> 0 must give the plain gradient (independent: autograd)."""
-    pipeline = random_pipeline("honk-res8")
+    model = random_model("honk-res8")
     waveform = clips(1.0)
-    inputs = pipeline.inputs(waveform).requires_grad_(True)
-    (reference,) = torch.autograd.grad(pipeline.model(inputs)[:, 2].sum(), inputs)
-    cold = spmm.explain(pipeline.model, inputs.detach(), 2, temperatures={"relu": 0.0}).attributions
+    inputs = model.prepare(waveform).inputs.requires_grad_(True)
+    (reference,) = torch.autograd.grad(model.model(inputs)[:, 2].sum(), inputs)
+    cold = model.explain(waveform, 2, temperatures={"relu": 0.0}).attributions
     torch.testing.assert_close(cold, reference, atol=1e-6, rtol=1e-5)
 
 
-def test_waveform_pipeline_explains_clip_by_clip_with_its_own_phase():
-    pipeline = load_audio_model("crepe-tiny")
+@pytest.mark.parametrize("method", ["soft_pullback", "integrated_gradients"])
+def test_waveform_models_explain_each_clip_with_its_own_phase(method):
+    """A batch of clips gives each clip the attribution it gets alone (the wrapper's ``take`` serves
+    methods that repeat samples)."""
+    model = spmm.load("crepe-tiny")
     waveform = torch.stack([tone(220.0, 0.15), tone(440.0, 0.15)])
-    both = explain_audio(pipeline, waveform, "220Hz")
-    second = explain_audio(pipeline, waveform[1], "220Hz")
-    torch.testing.assert_close(both.attributions[1:], second.attributions)
-    assert both.targets.tolist() == [pipeline.label_index("220")] * 2
+    both = model.explain(waveform, "220Hz", method)
+    second = model.explain(waveform[1], "220Hz", method)
+    torch.testing.assert_close(both.attributions[1:], second.attributions, atol=1e-5, rtol=1e-4)
+    assert both.target.indices.tolist() == [model.modality.pipeline.translate_target("220")] * 2
 
 
 def test_multi_label_models_report_sigmoid_probabilities_of_logits():
-    pipeline = random_pipeline("musicnn-vgg")
+    musicnn = random_model("musicnn-vgg")
+    assert musicnn.multi_label
     logits = torch.tensor([[-2.0, 0.0, 3.0] + [0.0] * 47])
-    torch.testing.assert_close(pipeline.probabilities(logits), 1 / (1 + torch.exp(-logits)))
-    honk = random_pipeline("honk-res8")
+    torch.testing.assert_close(musicnn.probabilities(logits), 1 / (1 + torch.exp(-logits)))
+    patch = clips(CASES["musicnn-vgg"][0], batch=1)
+    prepared = musicnn.prepare(patch)
+    with torch.no_grad():
+        tags = torch.sigmoid(prepared.model(prepared.inputs))[0]
+    top = musicnn.predict(patch, k=3)[0]
+    assert [p.index for p in top] == tags.topk(3).indices.tolist()
+    torch.testing.assert_close(torch.tensor([p.probability for p in top]), tags.topk(3).values)
+    honk = random_model("honk-res8")
+    assert not honk.multi_label
     assert torch.allclose(honk.probabilities(torch.zeros(1, 12)).sum(), torch.tensor(1.0))
 
 
-def test_weights_are_required_and_loaded_strictly(tmp_path):
-    with pytest.raises(spmm.SpmmInputError, match="never downloads"):
-        load_audio_model("honk-res8")
+def test_audio_models_are_registered_with_the_audio_rule_set():
+    assert list_audio_models() == sorted(AUDIO_MODEL_SUMMARIES) == sorted(AUDIO_MODELS)
+    assert default_model("audio") == "honk-res8"
+    listed = spmm.list_models()
+    assert all(listed[name].startswith("[audio]") for name in AUDIO_MODELS)
+    assert spmm.rulesets["audio"].name == "audio"
+    model = spmm.load("honk-res8", random_init=True)
+    assert model.rules is spmm.rulesets["audio"] and model.labels[2:4] == ["yes", "no"]
+
+
+def test_weights_are_found_required_and_loaded_strictly(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SPMM_WEIGHTS", str(tmp_path / "weights"))
+    with pytest.raises(spmm.SpmmInputError, match=r"honk_res8\.pt: pass weights=PATH.*never downloads"):
+        spmm.load("honk-res8")
     with pytest.raises(spmm.SpmmInputError, match="not found"):
-        load_audio_model("honk-res8", tmp_path / "missing.pt")
-    wrong = load_audio_model("honk-cnn-trad-pool2", pretrained=False).model.model.state_dict()
+        spmm.load("honk-res8", weights=tmp_path / "missing.pt")
+    wrong = build_pipeline("honk-cnn-trad-pool2", random_init=True).model.model.state_dict()
     torch.save(wrong, tmp_path / "trad.pt")
     with pytest.raises(spmm.SpmmInputError, match="not a honk-res8 checkpoint"):
-        load_audio_model("honk-res8", tmp_path / "trad.pt")
+        spmm.load("honk-res8", weights=tmp_path / "trad.pt")
+    with pytest.raises(spmm.SpmmInputError, match="not both"):
+        spmm.load("honk-res8", weights=tmp_path / "trad.pt", random_init=True)
+    with pytest.raises(spmm.SpmmInputError, match="unknown option"):
+        spmm.load("honk-res8", pretrained=False)
     with pytest.raises(spmm.SpmmInputError, match="unknown audio model"):
-        load_audio_model("wav2vec")
+        build_pipeline("wav2vec")
+    saved = build_pipeline("honk-res8", random_init=True).model.model
+    (tmp_path / "weights").mkdir()
+    torch.save(saved.state_dict(), tmp_path / "weights" / "honk_res8.pt")
+    found = spmm.load("honk-res8")  # from $SPMM_WEIGHTS
+    mfcc = torch.randn(2, 101, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(found.model.model(mfcc), saved(mfcc))
 
 
 def test_unknown_targets_are_named():
-    pipeline = random_pipeline("honk-res8")
-    with pytest.raises(spmm.SpmmInputError, match="unknown target 'maybe'"):
-        explain_audio(pipeline, clips(1.0, 1), "maybe")
-    crepe = load_audio_model("crepe-tiny")
+    model = random_model("honk-res8")
+    with pytest.raises(spmm.SpmmInputError, match="'maybe' is not one of the model's 12 labels"):
+        model.explain(clips(1.0, 1), "maybe")
+    crepe = spmm.load("crepe-tiny")
     with pytest.raises(spmm.SpmmInputError, match="frequencies in Hz"):
-        crepe.label_index("A4")
-    assert abs(float(crepe.labels[crepe.label_index("440Hz")].removesuffix("Hz")) - 440) < 6
+        crepe.explain(tone(440, 0.1), "A4")
+    pipeline = crepe.modality.pipeline
+    assert abs(float(pipeline.labels[pipeline.translate_target("440Hz")].removesuffix("Hz")) - 440) < 6
 
 
 def test_ascent_stays_in_the_observed_range_and_raises_the_target():
-    pipeline = random_pipeline("honk-res8")
-    waveform = clips(1.0)
-    result = explain_audio(pipeline, waveform, 3, "pullback_ascent", steps=3)
+    model = random_model("honk-res8")
+    result = model.explain(clips(1.0), 3, "pullback_ascent", steps=3)
     end = result.inputs + result.attributions
     assert end.min() >= result.inputs.min() - 1e-5 and end.max() <= result.inputs.max() + 1e-5
     with torch.no_grad():
-        before = pipeline.model(result.inputs)[:, 3]
-        after = pipeline.model(end)[:, 3]
+        before = model.model(result.inputs)[:, 3]
+        after = model.model(end)[:, 3]
     assert (after > before).all()
+
+
+def test_registration_imports_neither_torchaudio_nor_torchcrepe():
+    """The plugins register the audio models without loading the audio libraries (loaders do)."""
+    code = (
+        "import sys; from spmm.load import load_plugins; load_plugins(); "
+        "print(sorted({'torchaudio', 'torchcrepe', 'soundfile'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

