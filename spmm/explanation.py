@@ -194,7 +194,7 @@ class Explanation:
             top = self.predictions[i][0] if self.predictions else None
             predicted = f"predicted {top.label} ({top.probability:.1%}); " if top is not None else ""
             target = self.target_label(i) or repr(self.target)
-            source = self.source(i) if len(self.source(i)) <= SHOWN_CHARACTERS else self.source(i)[:SHOWN_CHARACTERS] + "…"
+            source = _shortened(self.source(i))
             lines.append(f"  {source}: {predicted}explained {target!r} (score {float(self.scores[i]):.4g})")
         return "\n".join(lines)
 
@@ -215,6 +215,14 @@ class Explanation:
             f"{type(self).__name__}(method={self.method!r}, target={self.target!r}, "
             f"attributions={tuple(self.attributions.shape)}, scores={[round(s, 4) for s in self.scores.tolist()]})"
         )
+
+
+def _shortened(text: str) -> str:
+    """``text``, or its start and end around an ellipsis when longer than :data:`SHOWN_CHARACTERS`."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    half = SHOWN_CHARACTERS // 2
+    return f"{text[:half]}…{text[-half:]}"
 
 
 def _in_notebook() -> bool:
