@@ -60,10 +60,12 @@ def _decode(image: Image.Image, name: str) -> Tensor:
         rgb = _gray_to_rgb(values / 65535.0)
     elif mode == "F":
         values = np.asarray(image, dtype=np.float32)
-        if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+        if not np.isfinite(values).all():
+            raise SpmmInputError(f"{name}: float image (mode F) holds non-finite values")
+        if values.size and (values.min() < 0 or values.max() > 1):
             raise SpmmInputError(
-                f"{name}: float image (mode F) holds values in [{np.nanmin(values):g}, {np.nanmax(values):g}] "
-                "or non-finite ones; spmm reads float images as intensities in [0, 1]"
+                f"{name}: float image (mode F) holds values in [{values.min():g}, {values.max():g}]; "
+                "spmm reads float images as intensities in [0, 1]"
             )
         rgb = _gray_to_rgb(values)
     else:
