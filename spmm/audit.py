@@ -95,19 +95,22 @@ def _node_kind(node) -> str | None:
     return None
 
 
-def _unhandled_nodes(root: Tensor) -> dict[str, int]:
+def _unhandled_nodes(root: Tensor, leaf: Tensor) -> tuple[dict[str, int], bool]:
+    """Counts of unhandled nonlinear nodes in the graph of ``root``, and whether it reaches ``leaf``."""
     counts: dict[str, int] = {}
+    reached = False
     seen, stack = set(), [root.grad_fn]
     while stack:
         node = stack.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
+        reached = reached or getattr(node, "variable", None) is leaf
         kind = _node_kind(node)
         if kind is not None:
             counts[kind] = counts.get(kind, 0) + 1
         stack.extend(n for n, _ in node.next_functions)
-    return counts
+    return counts, reached
 
 
 def audit(
@@ -143,12 +146,12 @@ def audit(
     finally:
         for p in params:
             p.requires_grad_(True)
-    if not isinstance(output, Tensor) or not output.requires_grad:
+    unhandled, reached = _unhandled_nodes(output, x) if isinstance(output, Tensor) else ({}, False)
+    if not reached:
         raise SpmmInputError(
             "audit could not see the graph: the model output does not depend on the input through autograd "
             "(detached, computed under no_grad, or output_fn does not return a tensor of the model output)"
         )
-    unhandled = _unhandled_nodes(output)
     rows = [AuditRow(op, count, rule) for (op, rule), count in sorted(recorder.ops.items())]
     rows += [AuditRow(op, count, None) for op, count in sorted(unhandled.items())]
     return AuditReport(rows)
