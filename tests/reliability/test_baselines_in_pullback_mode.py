@@ -11,6 +11,7 @@ from torch import nn
 import spmm
 from spmm.methods.registry import METHODS
 from spmm.mode import current_mode
+from tests.core.test_audit import ArithmeticGelu  # GELU as arithmetic: only a module rule reaches it
 from tests.reliability.tiny import TinyConvNet, fast_params, plain_gradient
 
 BASELINES = [name for name, method in METHODS.items() if not method.pullback]
@@ -38,18 +39,11 @@ def test_every_baseline_gives_the_same_result_inside_and_outside_a_pullback_mode
     torch.testing.assert_close(inside, outside, rtol=0, atol=0)
 
 
-class ModuleRuleGelu(nn.Module):
-    """GELU written as arithmetic: only a module rule reaches it."""
-
-    def forward(self, x):
-        return 0.5 * x * (1 + torch.erf(x / 2**0.5))
-
-
 def test_module_rules_of_the_mode_are_suspended_too():
-    model = nn.Sequential(nn.Linear(6, 8), ModuleRuleGelu(), nn.Linear(8, 3)).eval()
+    model = nn.Sequential(nn.Linear(6, 8), ArithmeticGelu(), nn.Linear(8, 3)).eval()
     x = torch.randn(4, 6)
     exact = plain_gradient(model, x, 2)
-    with spmm.pullback_mode(module_rules={ModuleRuleGelu: spmm.gate_module_rule("gelu")}, gelu=0.3):
+    with spmm.pullback_mode(module_rules={ArithmeticGelu: spmm.gate_module_rule("gelu")}, gelu=0.3):
         inside = spmm.explain(model, x, 2, "gradient").attributions
     torch.testing.assert_close(inside, exact, rtol=0, atol=0)
 

@@ -78,21 +78,24 @@ def bilevel_png(tmp: Path):
     return path, _gray(bits.astype(np.float64)), 1e-6
 
 
-def palette_png(tmp: Path):
+def _palette_picture(colours: int) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """A P image using the first ``colours`` entries of a random palette: (image, palette, indices)."""
     palette = RNG.integers(0, 256, (256, 3), dtype=np.uint8)
-    indices = RNG.integers(0, 256, (N, N), dtype=np.uint8)
+    indices = RNG.integers(0, colours, (N, N), dtype=np.uint8)
     picture = Image.fromarray(indices, "P")
     picture.putpalette(palette.flatten().tolist())
+    return picture, palette, indices
+
+
+def palette_png(tmp: Path):
+    picture, palette, indices = _palette_picture(256)
     path = tmp / "palette.png"
     picture.save(path)
     return path, palette[indices] / 255, 1e-6
 
 
 def palette_transparency_png(tmp: Path):
-    palette = RNG.integers(0, 256, (256, 3), dtype=np.uint8)
-    indices = RNG.integers(0, 4, (N, N), dtype=np.uint8)
-    picture = Image.fromarray(indices, "P")
-    picture.putpalette(palette.flatten().tolist())
+    picture, palette, indices = _palette_picture(4)
     path = tmp / "palette_transparent.png"
     picture.save(path, transparency=2)
     expected = palette[indices] / 255
