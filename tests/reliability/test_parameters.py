@@ -112,3 +112,24 @@ def test_unknown_temperature_names_the_valid_ones():
     with pytest.raises(SpmmParameterError, match=r"unknown temperature\(s\) \['reul'\]; valid names"):
         spmm.explain(TinyConvNet().eval(), torch.randn(1, 3, 8, 8), 0, temperatures={"reul": 0.5})
 
+
+
+@pytest.mark.parametrize(
+    "numpy_target,python_target",
+    [(np.int64(3), 3), ([np.int32(1), np.int64(4)], [1, 4]), (np.array([2, 0]), [2, 0]), (np.uint8(1), 1)],
+)
+def test_numpy_integer_targets_act_like_python_ints(numpy_target, python_target):
+    model = TinyConvNet().eval()
+    x = torch.randn(2, 3, 8, 8)
+    expected = spmm.explain(model, x, python_target, "gradient").attributions
+    torch.testing.assert_close(spmm.explain(model, x, numpy_target, "gradient").attributions, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [(np.array([0.5, 1.0]), "target array must hold integer class indices, got dtype float64"),
+     (np.float64(1.0), "target must be an int"), (torch.tensor([True, False]), "integer class indices, got dtype torch.bool")],
+)
+def test_non_integer_targets_are_refused(target, message):
+    with pytest.raises(spmm.SpmmInputError, match=message):
+        spmm.explain(TinyConvNet().eval(), torch.randn(2, 3, 8, 8), target)

@@ -84,3 +84,16 @@ def test_numpy_integer_seed_is_an_integer_seed():
     a = spmm.explain(model, x, 0, "smoothgrad", seed=np.int64(5), **params).attributions
     b = spmm.explain(model, x, 0, "smoothgrad", seed=5, **params).attributions
     assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", STOCHASTIC)
+def test_same_seed_on_cuda_gives_identical_attributions_and_restores_the_cuda_generator(method):
+    model = TinyConvNet().eval().cuda()
+    x = (torch.rand(2, 3, 8, 8) * 2 - 1).cuda()
+    params = fast_params(method, model)
+    before = torch.cuda.get_rng_state()
+    first = spmm.explain(model, x, 1, method, seed=7, **params).attributions
+    second = spmm.explain(model, x, 1, method, seed=7, **params).attributions
+    assert torch.equal(torch.cuda.get_rng_state(), before), "the CUDA generator was changed"
+    assert torch.equal(first, second)
