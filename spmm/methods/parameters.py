@@ -58,9 +58,10 @@ def real(minimum: float | None = None, *, strict: bool = False) -> Check:
 def real_or_tensor(name: str, value: Any) -> float | Tensor:
     """A finite number or a finite floating-point tensor (e.g. a baseline broadcast to the inputs)."""
     if isinstance(value, Tensor):
-        if not value.is_floating_point() or not torch.isfinite(value).all():
-            raise SpmmParameterError(f"{name} must be a finite floating-point tensor or number, got {value.dtype} "
-                                     "with non-finite or non-float values")
+        if not value.is_floating_point():
+            raise SpmmParameterError(f"{name} must be a finite number or floating-point tensor, got dtype {value.dtype}")
+        if not torch.isfinite(value).all():
+            raise SpmmParameterError(f"{name} must be a finite number or tensor, got a tensor with NaN or Inf values")
         return value
     return real()(name, value)
 
