@@ -12,7 +12,7 @@ import spmm
 from spmm.methods.registry import METHODS
 from spmm.mode import current_mode
 from tests.core.test_audit import ArithmeticGelu  # GELU as arithmetic: only a module rule reaches it
-from tests.reliability.tiny import TinyConvNet, fast_params, plain_gradient
+from tests.reliability.tiny import TinyConvNet, plain_gradient, seeded_explainer
 
 BASELINES = [name for name, method in METHODS.items() if not method.pullback]
 
@@ -30,12 +30,10 @@ def test_gradient_inside_a_pullback_mode_is_the_plain_gradient():
 
 @pytest.mark.parametrize("method", BASELINES)
 def test_every_baseline_gives_the_same_result_inside_and_outside_a_pullback_mode(method):
-    model = TinyConvNet().eval()
-    x = torch.rand(2, 3, 8, 8) * 2 - 1
-    params = fast_params(method, model)
-    outside = spmm.explain(model, x, 1, method, seed=0, **params).attributions
+    attributions = seeded_explainer(method)
+    outside = attributions(0)
     with spmm.pullback_mode(relu=2.0, max_pool=2.0):
-        inside = spmm.explain(model, x, 1, method, seed=0, **params).attributions
+        inside = attributions(0)
     torch.testing.assert_close(inside, outside, rtol=0, atol=0)
 
 

@@ -10,7 +10,7 @@ import torch
 
 import spmm
 from spmm.errors import SpmmParameterError
-from tests.reliability.tiny import TinyConvNet, fast_params
+from tests.reliability.tiny import TinyConvNet, fast_params, seeded_explainer
 
 STOCHASTIC = ["smoothgrad", "smooth_pullback", "fusiongrad", "fusion_pullback", "gradient_shap", "pullback_shap"]
 
@@ -28,24 +28,17 @@ def _assert_same_states(before: tuple, after: tuple) -> None:
 
 @pytest.mark.parametrize("method", spmm.list_methods())
 def test_same_seed_gives_identical_attributions_and_restores_global_generators(method):
-    model = TinyConvNet().eval()
-    x = torch.rand(2, 3, 8, 8) * 2 - 1
-    params = fast_params(method, model)
+    attributions = seeded_explainer(method)
     before = _global_states()
-    first = spmm.explain(model, x, 1, method, seed=7, **params).attributions
-    second = spmm.explain(model, x, 1, method, seed=7, **params).attributions
+    first, second = attributions(7), attributions(7)
     _assert_same_states(before, _global_states())
     assert torch.equal(first, second)
 
 
 @pytest.mark.parametrize("method", STOCHASTIC)
 def test_different_seeds_give_different_draws(method):
-    model = TinyConvNet().eval()
-    x = torch.rand(2, 3, 8, 8) * 2 - 1
-    params = fast_params(method, model)
-    first = spmm.explain(model, x, 1, method, seed=0, **params).attributions
-    second = spmm.explain(model, x, 1, method, seed=1, **params).attributions
-    assert not torch.equal(first, second)
+    attributions = seeded_explainer(method)
+    assert not torch.equal(attributions(0), attributions(1))
 
 
 def test_seed_does_not_depend_on_the_global_generators():
