@@ -48,8 +48,8 @@ LOW_PRECISION_CASES = [
     # method, parameters with noise, parameters whose draws are the same in every dtype
     ("smoothgrad", {"samples": 4}, {"samples": 4}),
     ("smooth_pullback", {"samples": 4}, {"samples": 4}),
-    ("fusiongrad", {"model_samples": 2, "input_samples": 2}, {"model_samples": 2, "weight_noise": 0.0, "noise": 0.0}),
-    ("fusion_pullback", {"model_samples": 2, "input_samples": 2}, {"model_samples": 2, "weight_noise": 0.0, "noise": 0.0}),
+    ("fusiongrad", {"model_samples": 2, "input_samples": 2}, {"model_samples": 2, "input_samples": 1, "weight_noise": 0.0, "noise": 0.0}),
+    ("fusion_pullback", {"model_samples": 2, "input_samples": 2}, {"model_samples": 2, "input_samples": 1, "weight_noise": 0.0, "noise": 0.0}),
     ("gradient_shap", {"samples": 4}, {"samples": 4, "baselines": torch.zeros(1, 3, 8, 8)}),
     ("integrated_gradients", {"steps": 4}, {"steps": 4}),
 ]
