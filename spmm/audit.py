@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from spmm.errors import SpmmInputError
+from spmm.explain import (
+    TRAINING_WARNING, _forward, buffers_kept, check_autograd, check_inputs, is_training, refuse_compiled,
+)
 from spmm.mode import PullbackMode, Recorder
 from spmm.targets import output_logits
 from spmm.temperatures import Temperatures
@@ -90,19 +95,22 @@ def _node_kind(node) -> str | None:
     return None
 
 
-def _unhandled_nodes(root: Tensor) -> dict[str, int]:
+def _unhandled_nodes(root: Tensor, leaf: Tensor) -> tuple[dict[str, int], bool]:
+    """Counts of unhandled nonlinear nodes in the graph of ``root``, and whether it reaches ``leaf``."""
     counts: dict[str, int] = {}
+    reached = False
     seen, stack = set(), [root.grad_fn]
     while stack:
         node = stack.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
+        reached = reached or getattr(node, "variable", None) is leaf
         kind = _node_kind(node)
         if kind is not None:
             counts[kind] = counts.get(kind, 0) + 1
         stack.extend(n for n, _ in node.next_functions)
-    return counts
+    return counts, reached
 
 
 def audit(
@@ -118,21 +126,32 @@ def audit(
     those whose exact gradient reaches the input (sigmoid, tanh, where, products of two
     input-dependent tensors, custom autograd Functions, …).
 
-    Parameter gradients are switched off during the pass (and restored) so that only
-    input-dependent paths are inspected.
+    Inputs are checked as :func:`spmm.explain` checks them; the pass runs with gradients enabled
+    (inside ``torch.inference_mode()`` it is refused: no graph could be seen).  Parameter
+    gradients are switched off during the pass (and restored) so that only input-dependent
+    paths are inspected; a model in training mode gets its buffers restored afterwards.
     """
+    refuse_compiled(model)
+    check_inputs(inputs)
+    x = check_autograd(inputs).requires_grad_(True)
+    if is_training(model):
+        warnings.warn(TRAINING_WARNING, stacklevel=2)
     recorder = Recorder()
     params = [p for p in (model.parameters() if isinstance(model, nn.Module) else []) if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
     try:
-        x = inputs.detach().requires_grad_(True)
-        with torch.enable_grad(), PullbackMode(temperatures, module_rules, recorder=recorder):
-            output = output_fn(model(x))
-        unhandled = _unhandled_nodes(output) if output.requires_grad else {}
+        with buffers_kept(model), torch.enable_grad(), PullbackMode(temperatures, module_rules, recorder=recorder):
+            output = output_fn(_forward(model, x))
     finally:
         for p in params:
             p.requires_grad_(True)
+    unhandled, reached = _unhandled_nodes(output, x) if isinstance(output, Tensor) else ({}, False)
+    if not reached:
+        raise SpmmInputError(
+            "audit could not see the graph: the model output does not depend on the input through autograd "
+            "(detached, computed under no_grad, or output_fn does not return a tensor of the model output)"
+        )
     rows = [AuditRow(op, count, rule) for (op, rule), count in sorted(recorder.ops.items())]
     rows += [AuditRow(op, count, None) for op, count in sorted(unhandled.items())]
     return AuditReport(rows)

@@ -6,4 +6,5 @@ class SpmmInputError(ValueError):
 
 
 class SpmmParameterError(SpmmInputError, TypeError):
-    """A method or metric given a parameter it does not take."""
+    """A method or metric given a parameter it does not take, or a value outside the parameter's
+    valid range (the message states the range)."""

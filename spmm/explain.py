@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
+import random
+import sys
 import warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -13,10 +16,10 @@ from torch import Tensor, nn
 import spmm.methods.classic  # noqa: F401  (registers the classic methods)
 import spmm.methods.deeplift  # noqa: F401  (registers DeepLift)
 import spmm.methods.pullback  # noqa: F401  (registers the pullback methods)
-from spmm.errors import SpmmInputError
+from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.explanation import Explanation
 from spmm.methods.context import MethodContext
-from spmm.methods.registry import get_method, run_method
+from spmm.methods.registry import check_parameters, get_method, run_method
 from spmm.ruleset import RuleSet, resolve_rules
 from spmm.targets import Target, resolve_target, target_scores
 from spmm.temperatures import Temperatures
@@ -38,6 +41,90 @@ def check_inputs(inputs: Any) -> None:
     if not torch.isfinite(inputs).all():
         bad = "NaN" if torch.isnan(inputs).any() else "Inf"
         raise SpmmInputError(f"inputs contain {bad} values")
+
+
+def refuse_compiled(model: Any) -> None:
+    """Raise for a ``torch.compile``d model or function: the rules intercept eager ops only."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # never imported: nothing was compiled
+    compiled = eval_frame is not None and (
+        isinstance(model, eval_frame.OptimizedModule)
+        or hasattr(model, "_torchdynamo_orig_callable")
+        or getattr(model, "_compiled_call_impl", None) is not None
+    )
+    if compiled:
+        raise SpmmInputError("compiled models are not supported yet; pass the eager module (not torch.compile(model))")
+
+
+def check_autograd(inputs: Tensor) -> Tensor:
+    """``inputs`` (B, ...) detached and usable by autograd; refuses inside ``torch.inference_mode()``."""
+    if torch.is_inference_mode_enabled():
+        raise SpmmInputError("explanations need autograd, which torch.inference_mode() disables; call spmm outside it")
+    inputs = inputs.detach()
+    return inputs.clone() if inputs.is_inference() else inputs
+
+
+def check_seed(seed: Any) -> int | None:
+    """None or an integer in [0, 2**32) (NumPy's seed range)."""
+    if seed is None:
+        return None
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise SpmmParameterError(f"seed must be None or an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Seed torch (CPU and initialised CUDA devices), NumPy's and Python's global generators
+    with ``seed``, and restore all their states on leaving.  None: a no-op."""
+    if seed is None:
+        yield
+        return
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for device in cuda:
+            torch.cuda.default_generators[device].manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+
+def is_training(model: Any) -> bool:
+    """Whether any submodule of ``model`` is in training mode."""
+    return isinstance(model, nn.Module) and any(module.training for module in model.modules())
+
+
+@contextlib.contextmanager
+def buffers_kept(model: Any) -> Iterator[None]:
+    """Restore every buffer of ``model`` (object and value) on leaving: in training mode batch
+    norm updates its running statistics in each forward pass.  Train/eval flags are left as they are."""
+    if not is_training(model):
+        yield
+        return
+    saved = [
+        (module, name, buffer, buffer.detach().clone())
+        for module in model.modules()
+        for name, buffer in module._buffers.items()
+        if buffer is not None
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, buffer, value in saved:
+                module._buffers[name] = buffer
+                buffer.copy_(value)
+
+
+TRAINING_WARNING = (
+    "the model is in training mode (dropout and batch statistics make explanations random); spmm restores "
+    "its buffers afterwards, but call model.eval() for deterministic explanations"
+)
 
 
 def _forward(model: Callable[[Tensor], Any], inputs: Tensor) -> Any:
@@ -87,32 +174,39 @@ def explain(
         get it from ``rules.cam_layer`` unless ``layer=`` is given.
     temperatures: per-rule temperature overrides on top of ``rules``, e.g. ``{"relu": 0.3}``.
     module_rules: extra module rules for this call, on top of ``rules``.
-    seed: seeds the random draws of stochastic methods.
-    params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``.
+    seed: makes stochastic methods reproducible: torch, NumPy and Python ``random`` are seeded for
+        the call and their global states restored afterwards.
+    params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``; every value is checked
+        (:class:`~spmm.errors.SpmmParameterError` stating the valid range) before any work.
+
+    A model in training mode is explained as it is (a warning is given) and left as it was:
+    its buffers, such as batch-norm running statistics, are restored.  Baselines called inside
+    ``with spmm.pullback_mode():`` run without the rules.
 
     Returns
     -------
     Explanation with ``attributions`` of the same shape as ``inputs``.
     """
+    refuse_compiled(model)
     spec = get_method(method)
     check_inputs(inputs)
     ruleset = resolve_rules(rules, model, temperatures, module_rules)
-    if isinstance(model, nn.Module) and model.training:
-        warnings.warn("the model is in training mode; call model.eval() for deterministic explanations", stacklevel=2)
-    inputs = inputs.detach()
-    with torch.no_grad():
-        output = _forward(model, inputs)
-    target_fn = resolve_target(target, output)
-    scores = target_scores(target_fn, output, inputs.shape[0])
-    context = MethodContext(
-        model, target_fn, pullback=spec.pullback, temperatures=ruleset.temperatures, module_rules=ruleset.module_rules
-    )
+    params = check_parameters(spec, params)
+    seed = check_seed(seed)
+    inputs = check_autograd(inputs)
+    if is_training(model):
+        warnings.warn(TRAINING_WARNING, stacklevel=2)
     needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(model, nn.Module)
     layer = ruleset.gradcam_layer(model) if needs_layer else contextlib.nullcontext()
-    rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    with rng, layer as found:
-        if seed is not None:
-            torch.manual_seed(seed)
+    with buffers_kept(model), seeded(seed), layer as found:
+        with torch.no_grad():
+            output = _forward(model, inputs)
+        target_fn = resolve_target(target, output)
+        scores = target_scores(target_fn, output, inputs.shape[0])
+        context = MethodContext(
+            model, target_fn, pullback=spec.pullback, temperatures=ruleset.temperatures,
+            module_rules=ruleset.module_rules,
+        )
         if needs_layer:
             params = {**params, "layer": found}
         attributions, extras, used = run_method(spec, context, inputs, params)
@@ -136,10 +230,23 @@ def quantus_explain_func(
     **params: Any,
 ) -> np.ndarray:
     """Quantus ``explain_func``: ``quantus.X(...)(..., explain_func=spmm.quantus_explain_func,
-    explain_func_kwargs={"method": "soft_pullback"})``.  Returns attributions like ``inputs`` (NumPy)."""
+    explain_func_kwargs={"method": "soft_pullback"})``.  Returns attributions like ``inputs`` (NumPy).
+
+    inputs: (B, ...) floating point (cast to the model's dtype); targets: (B,) integral class
+    indices (float arrays holding whole numbers are accepted)."""
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, Tensor) else inputs, dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(targets) if not isinstance(targets, Tensor) else targets).long().flatten()
-    explanation = explain(model, x.to(device), y.to(device), method, **params)
+    x = torch.as_tensor(inputs if isinstance(inputs, Tensor) else np.asarray(inputs))
+    if not x.is_floating_point():
+        raise SpmmInputError(
+            f"quantus_explain_func needs float inputs as the model sees them, got dtype {x.dtype}; "
+            "scale integer images (e.g. uint8 0–255) to the model's input range first"
+        )
+    y = torch.as_tensor(targets if isinstance(targets, Tensor) else np.asarray(targets)).flatten()
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        raise SpmmInputError(f"targets must be integral class indices, got {y.tolist()}")
+    if y.dtype == torch.bool or y.is_complex():
+        raise SpmmInputError(f"targets must be integral class indices, got dtype {y.dtype}")
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    explanation = explain(model, x.to(device, dtype), y.long().to(device), method, **params)
     return explanation.numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -14,7 +15,7 @@ TargetFn = Callable[[Any], Tensor]
 """Maps a model output to (B,) scores.  A target that depends on the sample (such as
 :class:`ClassLogit`) also has ``take(sample_index) -> TargetFn`` for batches made of
 repeated samples; one without it must treat every row alike."""
-Target = Union[int, Sequence[int], Tensor, TargetFn]
+Target = Union[int, Sequence[int], Tensor, np.ndarray, TargetFn]
 
 
 def output_logits(output: Any) -> Tensor:
@@ -50,24 +51,32 @@ class ClassLogit:
         return f"ClassLogit({self.indices.tolist()})"
 
 
-def class_indices(target: int | Sequence[int] | Tensor, logits: Tensor) -> Tensor:
-    """Validate an index target against logits (B, C, ...) and return (B,) long indices."""
+def _is_index(value: Any) -> bool:
+    """A Python or NumPy integer (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def class_indices(target: int | Sequence[int] | Tensor | np.ndarray, logits: Tensor) -> Tensor:
+    """Validate an index target (Python or NumPy integers, an integer tensor or array) against
+    logits (B, C, ...) and return (B,) long indices."""
     if logits.dim() != 2:
         raise SpmmInputError(
             f"an index target needs logits of shape (batch, classes), got {tuple(logits.shape)}; "
             "pass a callable target that maps the output to one score per sample"
         )
     batch, classes = logits.shape
+    if isinstance(target, np.ndarray):
+        if target.dtype.kind not in "iu":
+            raise SpmmInputError(f"target array must hold integer class indices, got dtype {target.dtype}")
+        target = torch.from_numpy(target.astype(np.int64))
     if isinstance(target, Tensor):
-        if target.is_floating_point() or target.is_complex():
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise SpmmInputError(f"target tensor must hold integer class indices, got dtype {target.dtype}")
         indices = target.detach().flatten().long()
-    elif isinstance(target, int) and not isinstance(target, bool):
-        indices = torch.full((batch,), target, dtype=torch.long)
-    elif isinstance(target, Sequence) and not isinstance(target, str) and all(
-        isinstance(t, int) and not isinstance(t, bool) for t in target
-    ):
-        indices = torch.tensor(list(target), dtype=torch.long)
+    elif _is_index(target):
+        indices = torch.full((batch,), int(target), dtype=torch.long)
+    elif isinstance(target, Sequence) and not isinstance(target, str) and all(_is_index(t) for t in target):
+        indices = torch.tensor([int(t) for t in target], dtype=torch.long)
     else:
         raise SpmmInputError(
             f"target must be an int, one int per sample, or a callable; got {type(target).__name__}"

@@ -2,55 +2,126 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms import v2
 
 from spmm.errors import SpmmInputError
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB; transparent pixels (RGBA, LA, palette transparency) are composited onto white."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+MAX_PIXELS = 89_478_485
+"""Largest image (width × height) :func:`load_image` decodes from a file (PIL's own default);
+bigger ones are refused as possible decompression bombs.  PIL's global limit is left alone."""
+
+_EIGHT_BIT_MODES = frozenset({"1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+_ALPHA_MODES = frozenset({"LA", "PA", "RGBA"})
+_PREMULTIPLIED_MODES = frozenset({"La", "RGBa"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+def _gray_to_rgb(values: np.ndarray) -> np.ndarray:
+    """(H, W) -> (H, W, 3)."""
+    return np.repeat(values[..., None], 3, axis=2)
+
+
+def _decode(image: Image.Image, name: str) -> Tensor:
+    """A PIL image of any mode PIL reads -> (3, H, W) float32 RGB in [0, 1].
+
+    8-bit modes (1, L, P, RGB, CMYK, YCbCr, LAB, HSV) go through PIL's RGB conversion and are
+    divided by 255; transparent ones (LA, PA, RGBA, palette transparency, premultiplied La and
+    RGBa) are composited onto white; 16-bit grayscale (I;16, I;16B, …, and 32-bit I holding 0..65535) is divided by
+    65535; float images (F) must already hold values in [0, 1].  Anything else is refused with
+    an :class:`SpmmInputError` naming ``name`` and the mode.
+    """
+    mode = image.mode
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:]
+        rgb = rgba[..., :3] * alpha + (1.0 - alpha)
+    elif mode in _PREMULTIPLIED_MODES:
+        colour_times_alpha = np.asarray(image, dtype=np.float32) / 255.0
+        alpha = colour_times_alpha[..., -1:]
+        rgb = np.broadcast_to(colour_times_alpha[..., :-1] + (1.0 - alpha), (*alpha.shape[:2], 3))
+    elif mode in _EIGHT_BIT_MODES:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    elif mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.float32)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise SpmmInputError(
+                f"{name}: 32-bit integer image (mode {mode}) holds values in [{values.min():g}, {values.max():g}]; "
+                "spmm reads integer images as 16-bit (0..65535)"
+            )
+        rgb = _gray_to_rgb(values / 65535.0)
+    elif mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise SpmmInputError(f"{name}: float image (mode F) holds non-finite values")
+        if values.size and (values.min() < 0 or values.max() > 1):
+            raise SpmmInputError(
+                f"{name}: float image (mode F) holds values in [{values.min():g}, {values.max():g}]; "
+                "spmm reads float images as intensities in [0, 1]"
+            )
+        rgb = _gray_to_rgb(values)
+    else:
+        raise SpmmInputError(f"{name}: image mode {mode!r} is not supported")
+    return torch.from_numpy(np.array(rgb, dtype=np.float32, order="C")).permute(2, 0, 1)
+
+
+def _fit(pixels: Tensor, size: int) -> Tensor:
+    """(3, H, W) in [0, 1] -> (3, size, size) in [−1, 1], resized (and cropped) as in the paper."""
+    if pixels.shape[1] == pixels.shape[2]:
+        steps = [v2.Resize((size, size), antialias=True)]
+    else:
+        steps = [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
+    return v2.Compose(steps)(pixels) * 2.0 - 1.0
 
 
 def preprocess(image: Image.Image, size: int = 224) -> Tensor:
     """PIL image -> (3, size, size) float tensor in [−1, 1].
 
     As in the paper: square images are resized to ``size``; others are resized so the
-    short side is ``size·256/224`` and centre-cropped.  EXIF orientation is applied and
-    grayscale/palette images are converted to RGB, transparent ones composited onto white.
+    short side is ``size·256/224`` and centre-cropped.  EXIF orientation is applied and every
+    mode is scaled to [0, 1] first (see :func:`_decode`; transparent images composited onto white).
     """
-    image = _to_rgb(ImageOps.exif_transpose(image))
-    if image.width == image.height:
-        steps = [v2.Resize((size, size), antialias=True)]
-    else:
-        steps = [v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size)]
-    transform = v2.Compose([v2.PILToTensor(), *steps, v2.ToDtype(torch.float32, scale=True)])
-    return transform(image) * 2.0 - 1.0
+    return _fit(_decode(ImageOps.exif_transpose(image), "image"), size)
+
+
+def _open(path: Path) -> Image.Image:
+    """An image file, loaded and with EXIF orientation applied; every failure an SpmmInputError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                pixels = opened.width * opened.height
+                if pixels > MAX_PIXELS:
+                    raise SpmmInputError(
+                        f"{path}: {opened.width}×{opened.height} = {pixels} pixels is more than MAX_PIXELS = "
+                        f"{MAX_PIXELS}; refused as a possible decompression bomb"
+                    )
+                opened.load()
+                return ImageOps.exif_transpose(opened)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise SpmmInputError(f"{path}: refused as a possible decompression bomb ({error})") from None
+    except UnidentifiedImageError:
+        raise SpmmInputError(f"{path} is not an image (PIL cannot identify its format)") from None
+    except OSError as error:
+        raise SpmmInputError(f"{path} is not a readable image: {error}") from error
 
 
 def load_pil(source: str | Path | np.ndarray | Image.Image) -> Image.Image:
-    """An image file, a uint8 (H, W[, C]) array or a PIL image -> a loaded PIL image."""
+    """An image file, a uint8 (H, W[, C]) array or a PIL image -> a loaded PIL image (files: EXIF
+    orientation applied, decompression bombs and non-images refused)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no image file at {path}")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                return opened.copy()
-        except OSError as error:
-            raise SpmmInputError(f"{path} is not a readable image: {error}") from error
+        return _open(path)
     if isinstance(source, np.ndarray):
         if source.dtype != np.uint8:
             raise SpmmInputError(f"image arrays must be uint8, got {source.dtype}")
@@ -62,7 +133,8 @@ def load_pil(source: str | Path | np.ndarray | Image.Image) -> Image.Image:
 
 def load_image(source: str | Path | np.ndarray | Image.Image, size: int = 224) -> Tensor:
     """An image file, a uint8 (H, W[, C]) array or a PIL image -> (3, size, size) in [−1, 1]."""
-    return preprocess(load_pil(source), size)
+    name = str(source) if isinstance(source, (str, Path)) else "image"
+    return _fit(_decode(load_pil(source), name), size)
 
 
 def load_images(sources: Sequence[str | Path | np.ndarray | Image.Image], size: int = 224) -> Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from captum.attr import GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from spmm import progress
 from spmm.errors import SpmmInputError
+from spmm.methods import parameters as check
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import register_method
 
@@ -36,32 +37,51 @@ def _sample_index(inputs: Tensor) -> Tensor:
     return torch.arange(inputs.shape[0], device=inputs.device)
 
 
+def _score_in_dtype(context: MethodContext, dtype: torch.dtype) -> Callable[[Tensor, Tensor], Tensor]:
+    """``context.score`` on rows cast to ``dtype``: Captum's noise and path points are float32,
+    which would promote float16/bfloat16 inputs away from the model's dtype."""
+
+    def score(x: Tensor, sample_index: Tensor) -> Tensor:
+        return context.score(x.to(dtype), sample_index)
+
+    return score
+
+
+_SMOOTHGRAD_CHECKS = {"samples": check.count(), "noise": check.real(0.0), "batch_size": check.count(optional=True)}
+
+
 @register_method(
     "smoothgrad", pullback=False, summary="mean gradient over Gaussian input noise (Captum NoiseTunnel)",
-    samples=50, noise=0.15, batch_size=10,
+    checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, batch_size=10,
 )
 @register_method(
     "smooth_pullback", pullback=True, summary="SmoothGrad with the SP rules",
-    samples=50, noise=0.15, batch_size=10,
+    checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, batch_size=10,
 )
 def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, batch_size: int):
     """Mean of ``samples`` gradients at x + N(0, noise²) (noise in input units; [−1, 1] images)."""
-    tunnel = NoiseTunnel(Saliency(context.score))
+    tunnel = NoiseTunnel(Saliency(_score_in_dtype(context, inputs.dtype)))
     with _quiet_captum():
         attributions = tunnel.attribute(
             inputs, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size, stdevs=noise,
             abs=False, additional_forward_args=(_sample_index(inputs),),
         )
-    return attributions, {}
+    return attributions.to(inputs.dtype), {}
+
+
+_FUSIONGRAD_CHECKS = {
+    "model_samples": check.count(), "input_samples": check.count(), "weight_noise": check.real(0.0),
+    "noise": check.real(0.0),
+}
 
 
 @register_method(
     "fusiongrad", pullback=False, summary="mean gradient over weight and input noise (FusionGrad)",
-    model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
+    checks=_FUSIONGRAD_CHECKS, model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
 )
 @register_method(
     "fusion_pullback", pullback=True, summary="FusionGrad with the SP rules",
-    model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
+    checks=_FUSIONGRAD_CHECKS, model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
 )
 def fusiongrad(
     context: MethodContext, inputs: Tensor, model_samples: int, input_samples: int, weight_noise: float, noise: float
@@ -87,22 +107,25 @@ def fusiongrad(
     return total / (model_samples * input_samples), {}
 
 
+_INTEGRATED_CHECKS = {"baseline": check.real_or_tensor, "steps": check.count(), "batch_size": check.count(optional=True)}
+
+
 @register_method(
     "integrated_gradients", pullback=False, summary="path integral of gradients from a baseline (Captum)",
-    baseline=0.0, steps=50, batch_size=None,
+    checks=_INTEGRATED_CHECKS, baseline=0.0, steps=50, batch_size=None,
 )
 @register_method(
     "integrated_pullbacks", pullback=True, summary="IntegratedGradients with the SP rules",
-    baseline=0.0, steps=50, batch_size=None,
+    checks=_INTEGRATED_CHECKS, baseline=0.0, steps=50, batch_size=None,
 )
 def integrated_gradients(context: MethodContext, inputs: Tensor, baseline: float | Tensor, steps: int, batch_size):
     """(x − x₀) ⊙ ∫ gradient along the straight path from the baseline x₀ (Gauss–Legendre, ``steps`` points)."""
     with _quiet_captum():
-        attributions = IntegratedGradients(context.score).attribute(
+        attributions = IntegratedGradients(_score_in_dtype(context, inputs.dtype)).attribute(
             inputs, baselines=baseline, n_steps=steps, internal_batch_size=batch_size,
             additional_forward_args=(_sample_index(inputs),),
         )
-    return attributions, {}
+    return attributions.to(inputs.dtype), {}
 
 
 def _uniform_baselines(inputs: Tensor, draws: int, low: float, high: float) -> Tensor:
@@ -112,30 +135,39 @@ def _uniform_baselines(inputs: Tensor, draws: int, low: float, high: float) -> T
     return torch.cat([torch.zeros_like(inputs[:1]), noise])
 
 
+_SHAP_CHECKS = {
+    "samples": check.count(), "baselines": check.optional_tensor, "baseline_draws": check.count(0),
+    "noise": check.real(0.0),
+}
+
+
 @register_method(
     "gradient_shap", pullback=False, summary="expected gradients over random baselines (Captum GradientShap)",
-    samples=50, baselines=None, baseline_draws=10, noise=0.0,
+    checks=_SHAP_CHECKS, samples=50, baselines=None, baseline_draws=10, noise=0.0,
 )
 @register_method(
     "pullback_shap", pullback=True, summary="GradientShap with the SP rules",
-    samples=50, baselines=None, baseline_draws=10, noise=0.0,
+    checks=_SHAP_CHECKS, samples=50, baselines=None, baseline_draws=10, noise=0.0,
 )
 def gradient_shap(context: MethodContext, inputs: Tensor, samples: int, baselines, baseline_draws: int, noise: float):
     """GradientShap; default baselines: the zero input and ``baseline_draws`` U(−1, 1) inputs."""
     if baselines is None:
         baselines = _uniform_baselines(inputs, baseline_draws, -1.0, 1.0)
     with _quiet_captum():
-        attributions = GradientShap(context.score).attribute(
+        attributions = GradientShap(_score_in_dtype(context, inputs.dtype)).attribute(
             inputs, baselines=baselines, n_samples=samples, stdevs=noise,
             additional_forward_args=(_sample_index(inputs),),
         )
-    return attributions, {}
+    return attributions.to(inputs.dtype), {}
+
+
+_GRADCAM_CHECKS = {"layer": check.optional_module, "interpolate_mode": check.choice(*check.INTERPOLATE_MODES)}
 
 
 @register_method("guided_gradcam", pullback=False, summary="Guided Backprop ⊙ Grad-CAM (Captum)",
-                 layer=None, interpolate_mode="nearest")
+                 checks=_GRADCAM_CHECKS, layer=None, interpolate_mode="nearest")
 @register_method("guided_pb_cam", pullback=True, summary="GuidedGradCAM with the SP rules",
-                 layer=None, interpolate_mode="nearest")
+                 checks=_GRADCAM_CHECKS, layer=None, interpolate_mode="nearest")
 def guided_gradcam(context: MethodContext, inputs: Tensor, layer: nn.Module | None, interpolate_mode: str):
     """Captum GuidedGradCam on ``layer`` (a module of the model with a spatial output map)."""
     if layer is None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import _len_torch_function_stack, _pop_mode, _push_mode
 
 from spmm.errors import SpmmInputError
-from spmm.mode import PullbackMode
+from spmm.mode import PullbackMode, _active_modes, current_mode
 from spmm.targets import TargetFn, target_for_rows, target_scores
 from spmm.temperatures import Temperatures
 
@@ -37,10 +38,11 @@ class MethodContext:
         self.module_rules = module_rules
 
     def rules(self) -> contextlib.AbstractContextManager:
-        """The pullback mode for this call, or a no-op context for plain gradients."""
+        """The pullback mode for this call or, for plain gradients, a context in which every
+        pullback mode the caller may have entered is suspended."""
         if self.pullback:
             return PullbackMode(self.temperatures, self.module_rules)
-        return contextlib.nullcontext()
+        return pullback_modes_suspended()
 
     def output(self, x: Tensor) -> Any:
         """The model output on x (B, ...), under the rules when ``pullback``."""
@@ -89,6 +91,31 @@ class ScoreModule(nn.Module):
 
     def forward(self, x: Tensor, sample_index: Tensor | None = None) -> Tensor:
         return self.context.score(x, sample_index)
+
+
+@contextlib.contextmanager
+def pullback_modes_suspended() -> Iterator[None]:
+    """Run without the pullback modes active in this thread (a baseline called inside
+    ``with spmm.pullback_mode():``); other torch function modes stay active.  The mode stack
+    is restored on leaving."""
+    if current_mode() is None:
+        yield
+        return
+    stack = [_pop_mode() for _ in range(_len_torch_function_stack())][::-1]
+    active = _active_modes()
+    entered = list(active)
+    active.clear()
+    try:
+        for mode in stack:
+            if not isinstance(mode, PullbackMode):
+                _push_mode(mode)
+        yield
+    finally:
+        while _len_torch_function_stack():
+            _pop_mode()
+        for mode in stack:
+            _push_mode(mode)
+        active[:] = entered
 
 
 def no_path_error(pullback: bool) -> SpmmInputError:

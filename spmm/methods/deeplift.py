@@ -17,6 +17,7 @@ from torch.overrides import TorchFunctionMode
 
 from spmm.errors import SpmmInputError
 from spmm.methods.context import MethodContext
+from spmm.methods.parameters import real_or_tensor
 from spmm.methods.registry import register_method
 from spmm.rules.registry import OP_RULES, INPLACE_ALIASES
 
@@ -100,9 +101,10 @@ class _RescaleMode(TorchFunctionMode):
             return _Rescale.apply(x, reference, call, inplace)
 
 
-@register_method("deeplift", pullback=False, summary="DeepLift rescale rule at the op level", baseline=0.0)
+@register_method("deeplift", pullback=False, summary="DeepLift rescale rule at the op level",
+                 checks={"baseline": real_or_tensor}, baseline=0.0)
 @register_method("pb_deeplift", pullback=True, summary="DeepLift with the SP rules on the other nonlinear ops",
-                 baseline=0.0)
+                 checks={"baseline": real_or_tensor}, baseline=0.0)
 def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
     """(x − x₀) ⊙ the DeepLift multipliers; Σ attributions = f(x) − f(x₀) when every nonlinearity
     is a pointwise activation."""

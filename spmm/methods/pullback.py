@@ -9,6 +9,7 @@ from torch import Tensor
 
 from spmm import progress
 from spmm.errors import SpmmInputError
+from spmm.methods import parameters as check
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import register_method
 
@@ -25,13 +26,19 @@ def _per_sample_norm(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (t.dim() - 1)))
 
 
+_ASCENT_CHECKS = {
+    "step_size": check.real(0.0, strict=True), "steps": check.count(), "clip": check.choice("every", "last", "none"),
+    "bounds": check.interval,
+}
+
+
 @register_method(
     "gradient_ascent", pullback=False, summary="K normalised gradient steps towards the target",
-    step_size=20.0, steps=5, clip="every", bounds=(-1.0, 1.0),
+    checks=_ASCENT_CHECKS, step_size=20.0, steps=5, clip="every", bounds=(-1.0, 1.0),
 )
 @register_method(
     "pullback_ascent", pullback=True, summary="K normalised SoftPullback steps towards the target (counterfactual)",
-    step_size=20.0, steps=5, clip="every", bounds=(-1.0, 1.0),
+    checks=_ASCENT_CHECKS, step_size=20.0, steps=5, clip="every", bounds=(-1.0, 1.0),
 )
 def ascent(
     context: MethodContext,
@@ -46,10 +53,6 @@ def ascent(
     clip: "every" (after each step), "last" (only after the last; "ClipLast") or "none".
     extras: ``trajectory`` (K+1, B, ...) and ``step_scores`` (K+1, B).
     """
-    if clip not in ("every", "last", "none"):
-        raise SpmmInputError(f"clip must be 'every', 'last' or 'none', got {clip!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise SpmmInputError(f"steps must be a positive integer, got {steps!r}")
     if clip != "none" and bounds is None:
         raise SpmmInputError("clipping needs bounds=(low, high)")
     x = inputs.detach()

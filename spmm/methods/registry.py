@@ -9,6 +9,7 @@ from torch import Tensor
 
 from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.methods.context import MethodContext
+from spmm.methods.parameters import Check
 
 MethodFn = Callable[..., "tuple[Tensor, dict[str, Any]]"]
 
@@ -18,7 +19,8 @@ class Method:
     """An attribution method: ``fn(context, inputs, **params) -> (attributions, extras)``.
 
     ``pullback`` methods run their forward passes under the SP rules; ``defaults``
-    are the parameters used when the caller gives none.
+    are the parameters used when the caller gives none; ``checks`` validate the value of
+    each parameter (see :mod:`spmm.methods.parameters`).
     """
 
     name: str
@@ -26,17 +28,23 @@ class Method:
     pullback: bool
     defaults: dict[str, Any]
     summary: str
+    checks: dict[str, Check]
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, *, pullback: bool, summary: str, **defaults: Any) -> Callable[[MethodFn], MethodFn]:
+def register_method(
+    name: str, *, pullback: bool, summary: str, checks: Mapping[str, Check] | None = None, **defaults: Any
+) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn`` under ``name``; the same function may be registered as a baseline and as its
-    pullback version."""
+    pullback version.  ``checks``: parameter name -> value check; every parameter needs one."""
+    checks = dict(checks or {})
+    if set(checks) != set(defaults):
+        raise ValueError(f"method {name!r}: parameters {sorted(defaults)} need one check each, got {sorted(checks)}")
 
     def register(fn: MethodFn) -> MethodFn:
-        METHODS[name] = Method(name, fn, pullback, dict(defaults), summary)
+        METHODS[name] = Method(name, fn, pullback, dict(defaults), summary, checks)
         return fn
 
     return register
@@ -53,17 +61,22 @@ def list_methods() -> list[str]:
     return sorted(METHODS, key=lambda n: (not METHODS[n].pullback, n))
 
 
-def check_parameters(method: Method, params: Mapping[str, Any]) -> None:
-    """Raise :class:`SpmmParameterError` naming any parameter ``method`` does not take."""
+def check_parameters(method: Method, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters ``method`` runs with (``params`` over its defaults), each checked.
+
+    Raises :class:`SpmmParameterError` naming any parameter ``method`` does not take, or a
+    value outside its valid range."""
     unknown = sorted(set(params) - set(method.defaults))
     if unknown:
         raise SpmmParameterError(
             f"method {method.name!r} got unknown parameter(s) {unknown}; its parameters: {sorted(method.defaults)}"
         )
-
-
-def run_method(method: Method, context: MethodContext, inputs: Tensor, params: dict[str, Any]):
-    check_parameters(method, params)
     merged = {**method.defaults, **params}
-    attributions, extras = method.fn(context, inputs, **merged)
-    return attributions, extras, merged
+    return {name: method.checks[name](f"{method.name} {name}", value) for name, value in merged.items()}
+
+
+def run_method(method: Method, context: MethodContext, inputs: Tensor, params: Mapping[str, Any]):
+    """(attributions, extras, parameters used) of ``method`` on ``inputs``."""
+    used = check_parameters(method, params)
+    attributions, extras = method.fn(context, inputs, **used)
+    return attributions, extras, used
