@@ -5,7 +5,7 @@ nonlinearity's backward uses a softened, expected gate (SPEC §2).
 """
 
 from spmm.audit import AuditReport, audit
-from spmm.errors import SpmmInputError
+from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.explain import check_inputs, explain, quantus_explain_func
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation, Prediction
@@ -25,7 +25,7 @@ from spmm.temperatures import Temperatures
 
 __all__ = [
     "AuditReport", "ClassLogit", "Explainable", "Explanation", "Prediction", "Prepared", "PullbackMode", "RuleSet",
-    "SpmmInputError", "Temperatures", "audit", "check_inputs", "explain", "gate_module_rule", "get_ruleset",
+    "SpmmInputError", "SpmmParameterError", "Temperatures", "audit", "check_inputs", "explain", "gate_module_rule", "get_ruleset",
     "keep_forward", "list_methods", "list_models", "list_rules", "list_rulesets", "load", "pullback_mode",
     "quantus_explain_func", "register_module_rule", "register_ruleset", "rulesets", "unregister_module_rule",
 ]
