@@ -124,7 +124,7 @@ def test_cli_reruns_into_one_folder_never_reuse_stale_rows(tmp_path, capsys):
 
     folder = _folder(tmp_path, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
     out = tmp_path / "o"
-    base = ["bench", "faithfulness", "--model", "resnet18", "--random-init", "--data", str(folder),
+    base = ["bench", "faithfulness", "--model", "timm:test_resnet", "--random-init", "--data", str(folder),
             "--explainers", "gradient", "--batch-size", "2", "--out", str(out)]
 
     def table(*extra):
