@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from spmm.adapters.checkpoints import read_state_dict
 from spmm.errors import SpmmInputError
 
 from .architectures import CrepeLogits, HonkCNNTradPool2, HonkRes8, MusicnnVGG
@@ -185,10 +186,10 @@ def _load_state(model: nn.Module, weights: str | Path, name: str) -> nn.Module:
     path = Path(weights)
     if not path.is_file():
         raise SpmmInputError(f"weights file for {name} not found: {path}")
+    state = read_state_dict(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+    except RuntimeError as error:
         raise SpmmInputError(f"{path} is not a {name} checkpoint: {error}") from error
     return model.eval()
 

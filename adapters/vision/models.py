@@ -16,7 +16,9 @@ from spmm.errors import SpmmInputError
 from spmm.targets import label_index
 
 from .facts import EMBEDDED_MODELS
-from .weights import cached_checkpoint, load_into, read_state_dict
+from spmm.adapters.checkpoints import read_state_dict
+
+from .weights import cached_checkpoint, load_into
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -31,7 +31,13 @@ def labelled_images(folder: str | Path, n: int | None = None) -> tuple[list[Path
         if not rows or not {"file", "class_index"} <= set(rows[0]):
             raise SpmmInputError(f"{labels_file} needs the columns file and class_index")
         rows = rows[:n] if n is not None else rows
-        return [folder / r["file"] for r in rows], [int(r["class_index"]) for r in rows]
+        classes = []
+        for line, row in enumerate(rows, start=2):
+            text = (row["class_index"] or "").strip()
+            if not text.lstrip("-").isdigit():
+                raise SpmmInputError(f"{labels_file} line {line}: class_index {text!r} is not an integer")
+            classes.append(int(text))
+        return [folder / r["file"] for r in rows], classes
     files = sorted(p for p in folder.iterdir() if p.suffix in IMAGE_SUFFIXES)
     if not files:
         raise SpmmInputError(f"no images in {folder}")
