@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import torch
+
 import spmm
 from spmm.errors import SpmmInputError
 from spmm.load import NAMED_MODELS, RESOLVERS, default_model, load_plugins
@@ -114,15 +116,18 @@ def split_model_and_inputs(args: argparse.Namespace, items: Sequence[str], defau
 
 
 def load_model(spec: str, args: argparse.Namespace) -> spmm.Explainable:
-    """``spmm.load(spec, ...)`` with the command-line loader options that were given."""
+    """``spmm.load(spec, ...)`` with the command-line loader options that were given; a
+    ``--random-init`` model is drawn from ``--seed`` (the same weights on every run)."""
     options: dict[str, Any] = {}
     if args.weights is not None:
         options["weights"] = args.weights
-    if args.random_init:
-        options["random_init"] = True
     if args.labels is not None:
         options["labels"] = [label.strip() for label in args.labels.split(",") if label.strip()]
-    return spmm.load(spec, **options)
+    if not args.random_init:
+        return spmm.load(spec, **options)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(getattr(args, "seed", 0))
+        return spmm.load(spec, random_init=True, **options)
 
 
 def check_methods(methods: Iterable[str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable, Sequence
 
@@ -49,6 +50,13 @@ class Metric:
     category: ClassVar[str]
     needs_explain_fn: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every metric's ``__call__(model, ...)`` leaves the model as it was: a model in training
+        mode gets its buffers (batch-norm running statistics) restored after the metric's forward passes."""
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            cls.__call__ = _keeping_model_buffers(cls.__dict__["__call__"])
+
     def settings(self) -> dict[str, Any]:
         """The settings this metric was built with (JSON-friendly)."""
         return {k: _plain(v) for k, v in vars(self).items() if not k.startswith("_")}
@@ -77,6 +85,17 @@ class Metric:
             raise SpmmInputError(f"got {len(sample_ids)} sample ids for a batch of {batch} samples")
         ids = range(batch) if sample_ids is None else sample_ids
         return [SampleStream(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
+
+
+def _keeping_model_buffers(call: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
+    from spmm.explain import buffers_kept
+
+    @functools.wraps(call)
+    def keeping(self: Metric, model: Any, *args: Any, **kwargs: Any) -> MetricResult:
+        with buffers_kept(model):
+            return call(self, model, *args, **kwargs)
+
+    return keeping
 
 
 def check_counts(**counts: int | None) -> None:

@@ -86,3 +86,21 @@ def test_counterfactual_with_a_nan_step_size_is_refused(folder, capsys):
     assert main(["counterfactual", "timm:test_resnet", str(folder / "img0.png"), "--random-init", "--target", "1",
                  "--step-size", "nan", "--out", str(folder / "o")]) == 2
     assert "step_size" in capsys.readouterr().err
+
+
+def test_the_bench_is_deterministic_across_runs_and_batch_sizes(folder, capsys):
+    """The same run twice, and with another batch size, gives identical per-sample scores (random
+    metrics draw per sample from (seed, sample id, metric), whatever the batch)."""
+    import pandas as pd
+
+    def scores(out, batch_size):
+        assert main(["bench", "faithfulness", "--model", "timm:test_resnet", "--random-init", "--data", str(folder),
+                     "--explainers", "soft_pullback", "--metrics", "infidelity,random_logit",
+                     "--metric-params", '{"infidelity": {"draws": 1}}',
+                     "--batch-size", str(batch_size), "--out", str(folder / out)]) == 0
+        capsys.readouterr()
+        return pd.read_csv(folder / out / "scores.csv").sort_values(["sample", "explainer", "metric"])
+
+    first, again, batched = scores("one", 1), scores("two", 1), scores("three", 2)
+    pd.testing.assert_frame_equal(first.reset_index(drop=True), again.reset_index(drop=True))
+    pd.testing.assert_frame_equal(first.reset_index(drop=True), batched.reset_index(drop=True))

@@ -85,3 +85,16 @@ def test_eval_mode_gives_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         spmm.explain(model, torch.randn(2, 3, 8, 8), 0, "gradient")
+
+
+def test_metrics_leave_a_model_in_train_mode_as_it_was():
+    from spmm.metrics import DeletionAUC, MaxSensitivity, explainer, square_patches
+
+    model = TinyConvNet(norm=True).train()
+    before = _snapshot(model)
+    x, targets = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    attributions = torch.randn_like(x)
+    with pytest.warns(UserWarning, match="training mode"):
+        MaxSensitivity(samples=2)(model, x, targets, attributions, explain_fn=explainer("gradient"))
+    DeletionAUC(groups_per_step=16)(model, x, targets, attributions, groups=square_patches((3, 8, 8), 1))
+    _assert_unchanged(model, before)
