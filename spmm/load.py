@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import importlib.metadata
 import inspect
 from pathlib import Path
 from typing import Any, Callable
@@ -20,8 +19,7 @@ from torch import nn
 
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Modality
-
-PLUGIN_GROUP = "spmm.plugins"
+from spmm.plugins import load_plugins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +53,6 @@ MODULE_WRAPPERS: dict[str, Callable[..., Explainable]] = {}
 DEFAULT_MODELS: dict[str, str] = {}
 """Modality name -> the embedded default model's name."""
 
-_plugins_loaded = False
-
 
 def register_model(name: str, modality: str, summary: str, default: bool = False) -> Callable:
     """Decorator registering ``load(**options) -> Explainable`` under ``name``."""
@@ -80,16 +76,6 @@ def register_modality(name: str, factory: Callable[..., Modality], wrap: Callabl
     """Make ``modality=name`` available to ``spmm.load(module, modality=name)``."""
     MODALITIES[name] = factory
     MODULE_WRAPPERS[name] = wrap
-
-
-def load_plugins() -> None:
-    """Import every ``spmm.plugins`` entry point once (they fill the registries)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        entry.load()
 
 
 def list_models() -> dict[str, str]:

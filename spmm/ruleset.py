@@ -18,6 +18,7 @@ from torch import nn
 
 from spmm.errors import SpmmInputError
 from spmm.mode import PullbackMode, Recorder
+from spmm.plugins import load_plugins
 from spmm.rules.registry import ModuleRule
 from spmm.temperatures import Temperatures, resolve_temperatures
 
@@ -111,8 +112,6 @@ def register_ruleset(ruleset: RuleSet) -> RuleSet:
 
 def get_ruleset(name: str) -> RuleSet:
     """The rule set called ``name`` (families' sets appear once their plugins are loaded)."""
-    from spmm.load import load_plugins
-
     if name not in RULESETS:
         load_plugins()
     if name not in RULESETS:
@@ -122,8 +121,6 @@ def get_ruleset(name: str) -> RuleSet:
 
 def list_rulesets() -> list[str]:
     """Names of the registered rule sets."""
-    from spmm.load import load_plugins
-
     load_plugins()
     return sorted(RULESETS)
 
