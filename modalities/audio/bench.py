@@ -15,11 +15,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from spmm.bench.explainers import per_name
-from spmm.bench.runner import Batch, MetricSpec
+from spmm.bench.runner import Batch, MetricSpec, metric_specs
 from spmm.errors import SpmmInputError
 from spmm.metrics.groups import FeatureGroups
-from spmm.metrics.registry import check_settings, list_metrics, make_metric
 
 from .groups import as_feature_groups, tf_patches
 from .io import load_audio, pad_or_crop
@@ -154,9 +152,6 @@ def audio_metric_specs(names: Sequence[str], batches: Sequence[Batch], seed: int
     noise over the benched inputs, 5 draws; faithfulness correlation; deletion one patch per step;
     max-sensitivity 10 draws of radius 1 % of the clips' mean value range; random logit; Focus on the
     positive attribution itself (log-mel values have no sign meaning "evidence")."""
-    overrides = per_name(overrides, list_metrics(), "metric")
-    for name, settings in overrides.items():
-        check_settings(name, settings)
     frames, bins = batches[0].inputs.shape[1:]
     patch = (max(1, frames // PATCH_GRID[0]), max(1, bins // PATCH_GRID[1]))
     fine = as_feature_groups(tf_patches((frames, bins), *patch))
@@ -172,13 +167,4 @@ def audio_metric_specs(names: Sequence[str], batches: Sequence[Batch], seed: int
         "random_logit": ({}, {}),
         "focus": ({"times_input": False}, {}),
     }
-    specs = {}
-    for name in names:
-        if name not in settings:
-            raise SpmmInputError(f"metric {name!r} has no audio setting; available: {', '.join(settings)}")
-        init, call = settings[name]
-        init = {**init, **overrides.get(name, {})}
-        if name != "focus":
-            init.setdefault("seed", seed)
-        specs[name] = MetricSpec(make_metric(name, **init), call)
-    return specs
+    return metric_specs(names, settings, seed, overrides)

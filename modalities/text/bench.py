@@ -18,11 +18,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from spmm.bench.explainers import per_name
-from spmm.bench.runner import Batch, MetricSpec
+from spmm.bench.runner import Batch, MetricSpec, metric_specs
 from spmm.errors import SpmmInputError
 from spmm.metrics.groups import FeatureGroups
-from spmm.metrics.registry import check_settings, list_metrics, make_metric
 
 from .batch import encode_texts
 from .datasets import read_ag_news, read_sst2
@@ -173,13 +171,10 @@ def text_metric_specs(names: Sequence[str], batches: Sequence[Batch], tokenizer:
     comprehensiveness/sufficiency over 10/20/50 % of the words and deletion one word per step,
     removed words replaced by the [MASK] embedding; max-sensitivity 3 draws of radius 2 % of the
     texts' mean embedding range; random logit; the pointing game on the mosaics' target segments."""
-    overrides = per_name(overrides, list_metrics(), "metric")
-    for name, settings in overrides.items():
-        check_settings(name, settings)
     mask = mask_embedding(batches, tokenizer)
     ranges = torch.cat([b.inputs.flatten(1).amax(1) - b.inputs.flatten(1).amin(1) for b in batches])
     removal = {"baseline": mask, "times_input": True}
-    settings: dict[str, dict[str, Any]] = {
+    init: dict[str, dict[str, Any]] = {
         "comprehensiveness": {"fractions": list(FRACTIONS), **removal},
         "sufficiency": {"fractions": list(FRACTIONS), **removal},
         "deletion_auc": {"groups_per_step": 1, **removal},
@@ -188,12 +183,4 @@ def text_metric_specs(names: Sequence[str], batches: Sequence[Batch], tokenizer:
         "random_logit": {},
         "pointing_game": {},
     }
-    specs = {}
-    for name in names:
-        if name not in settings:
-            raise SpmmInputError(f"metric {name!r} has no text setting; available: {', '.join(settings)}")
-        init = {**settings[name], **overrides.get(name, {})}
-        if name != "pointing_game":
-            init.setdefault("seed", seed)
-        specs[name] = MetricSpec(make_metric(name, **init))
-    return specs
+    return metric_specs(names, {name: (settings, {}) for name, settings in init.items()}, seed, overrides)

@@ -62,6 +62,31 @@ class MetricSpec:
     call_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+def metric_specs(
+    names: Sequence[str], settings: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]], seed: int = 0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, MetricSpec]:
+    """The specs of metrics ``names`` from a modality's ``settings`` (name -> (init settings, call
+    arguments)), each init setting overridden by the user's ``overrides`` (checked), and ``seed``
+    given to every metric that takes one."""
+    from spmm.bench.explainers import per_name
+    from spmm.metrics.registry import check_settings, list_metrics, make_metric, metric_parameters
+
+    overrides = per_name(overrides, list_metrics(), "metric")
+    for name, given in overrides.items():
+        check_settings(name, given)
+    specs = {}
+    for name in names:
+        if name not in settings:
+            raise SpmmInputError(f"unknown metric {name!r} for this modality; available: {', '.join(settings)}")
+        init, call = settings[name]
+        init = {**init, **overrides.get(name, {})}
+        if "seed" in metric_parameters(name):
+            init.setdefault("seed", seed)
+        specs[name] = MetricSpec(make_metric(name, **init), dict(call))
+    return specs
+
+
 def canonical(value: Any) -> Any:
     """``value`` as plain JSON data that is the same in every process: mappings (keys as
     strings), sequences, numbers, strings, None; tensors as dtype, shape and sha256 of their
