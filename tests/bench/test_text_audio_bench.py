@@ -1,6 +1,7 @@
 """``spmm bench`` on texts and audio, end to end through the CLI: the tables list the right samples and
 metrics, and one metric's values equal an independent computation."""
 
+import json
 import math
 
 import numpy as np
@@ -120,13 +121,17 @@ def test_audio_bench_faithfulness_correlation_equals_a_hand_computation(tmp_path
     data, weights = tones
     out = tmp_path / "out"
     main(["bench", "faithfulness", "--model", "honk-res8", "--weights", str(weights), "--data", str(data),
-          "--n", "4", "--explainers", "gradient", "--metrics", "faithfulness_correlation,deletion_auc",
-          "--out", str(out)])
+          "--n", "4", "--explainers", "gradient,smoothgrad", "--explainer-params", '{"smoothgrad": {"samples": 2}}',
+          "--metrics", "faithfulness_correlation,deletion_auc", "--out", str(out)])
     scores = _scores(out)
     assert sorted(scores["sample"].unique()) == ["no/tone0.wav", "no/tone1.wav", "yes/tone0.wav", "yes/tone1.wav"]
-    assert set(scores["metric"]) == {"faithfulness_correlation", "deletion_auc"} and len(scores) == 8
+    assert set(scores["metric"]) == {"faithfulness_correlation", "deletion_auc"} and len(scores) == 16
 
     model = spmm.load("honk-res8", weights=str(weights))
+    # the audio noise default (7.5 % of the value range of the first batch, here all four clips) reaches the bench
+    inputs = model.prepare(sorted(str(f) for f in data.glob("*/*.wav"))).inputs
+    defaults = json.loads((out / "settings.json").read_text())["method_defaults"]
+    assert defaults["smoothgrad"]["noise"] == pytest.approx(0.075 * float(inputs.max() - inputs.min()), rel=1e-5)
     target = model.labels.index("yes")
     ex = model.explain(str(data / "yes" / "tone1.wav"), target=target, method="gradient")
     x, attribution = ex.inputs[0], ex.attributions[0]
@@ -141,7 +146,8 @@ def test_audio_bench_faithfulness_correlation_equals_a_hand_computation(tmp_path
                 drops.append(float(full - model.model(patched[None])[0, target]))
                 sums.append(float(attribution[t0 : t0 + frames, f0 : f0 + bins].abs().sum()))
     expected = float(np.corrcoef(sums, drops)[0, 1])
-    value = scores[(scores["sample"] == "yes/tone1.wav") & (scores["metric"] == "faithfulness_correlation")]
+    value = scores[(scores["sample"] == "yes/tone1.wav") & (scores["metric"] == "faithfulness_correlation")
+                   & (scores["explainer"] == "gradient")]
     assert value["score"].item() == pytest.approx(expected, abs=1e-4)
 
 
@@ -158,3 +164,25 @@ def test_audio_focus_on_mosaics_of_real_keywords(tmp_path, shared_data):
     scores = _scores(out)
     assert sorted(scores["sample"]) == ["mosaic0000", "mosaic0001"] and set(scores["metric"]) == {"focus"}
     assert scores["score"].between(0, 1).all()
+
+
+def test_waveform_models_get_one_clip_per_batch_with_its_phase(tmp_path):
+    pytest.importorskip("torchcrepe", reason="torchcrepe is not installed")
+    soundfile = pytest.importorskip("soundfile")
+    from spmm.modalities.audio.bench import bench_batches
+
+    t = np.arange(16000) / 16000  # 1 s: the bench's clip length for any-length models
+    for k, frequency in enumerate((220.0, 440.0, 660.0)):
+        soundfile.write(tmp_path / f"tone{k}.wav", (0.4 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), 16000)
+    (tmp_path / "labels.csv").write_text("file,label\ntone0.wav,100\ntone1.wav,160\ntone2.wav,190\n")
+    model = spmm.load("crepe-tiny")
+    pipeline = model.modality.pipeline
+    batches = bench_batches(pipeline, tmp_path, "faithfulness", 3, 8, 0)
+    assert [len(b.ids) for b in batches] == [1, 1, 1]
+    for batch in batches:
+        wave = model.prepare(str(tmp_path / batch.ids[0])).context["waveform"]
+        with torch.no_grad():
+            direct = pipeline.model(wave)
+            rows = batch.model(batch.inputs.expand(3, -1, -1))  # metrics call it on any number of rows
+        torch.testing.assert_close(rows, direct.expand(3, -1), atol=1e-4, rtol=1e-4)
+
