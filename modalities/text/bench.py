@@ -22,7 +22,7 @@ from spmm.bench.runner import Batch, MetricSpec, metric_specs
 from spmm.errors import SpmmInputError
 from spmm.metrics.groups import FeatureGroups
 
-from .batch import encode_texts
+from .batch import TextBatch, encode_texts
 from .datasets import read_ag_news, read_sst2
 from .embedding import EmbeddingModel, embed
 from .words import concatenate_segments, word_groups
@@ -109,7 +109,7 @@ def text_batches(
     return batches
 
 
-def _segment_words(batch: Any, labels: Tensor, spans: Sequence[tuple[int, int]], count: int) -> Tensor:
+def _segment_words(batch: TextBatch, labels: Tensor, spans: Sequence[tuple[int, int]], count: int) -> Tensor:
     """(B, G) bool: the words whose tokens all lie inside each text's character span."""
     inside = torch.ones(len(spans), count + 1, dtype=torch.bool)
     seen = torch.zeros(len(spans), count + 1, dtype=torch.bool)
