@@ -15,6 +15,7 @@ import torch
 
 from spmm.bench.explainers import DEFAULT_EXPLAINERS, bench_explainers
 from spmm.errors import SpmmInputError
+from spmm.methods.registry import list_methods
 
 from .common import load_model
 
@@ -53,7 +54,10 @@ def _arguments(parser: argparse.ArgumentParser, n: int) -> None:
     parser.add_argument("--weights", help="local checkpoint for the model")
     parser.add_argument("--random-init", action="store_true", help="an untrained model")
     parser.add_argument("--labels", default=None, help="comma-separated labels (zero-shot models)")
-    parser.add_argument("--data", required=True, help="labelled data: an image folder with labels.csv (file,class_index)")
+    parser.add_argument("--data", required=True,
+                        help="labelled data: an image folder with labels.csv (file,class_index); a text CSV (text,label), "
+                             "SST-2 stsa.binary.* or AG News csv; an audio folder (one subfolder per label, or "
+                             "labels.csv with file,label)")
     parser.add_argument("--n", type=int, default=n, help="number of samples (faithfulness) or mosaics (focus)")
     parser.add_argument("--explainers", default=",".join(DEFAULT_EXPLAINERS), help="comma-separated method names")
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the kind's table)")
@@ -127,8 +131,12 @@ def run(args: argparse.Namespace) -> int:
     if kind not in kinds:
         raise SpmmInputError(f"{args.model} is a {modality.name} model; its benchmarks: {', '.join(kinds) or 'none'}")
     metric_names = _names(args.metrics) if args.metrics else list(kinds[kind])
-    explainers = bench_explainers(_names(args.explainers), model.rules, args.seed, explainer_params)
-    batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed)
+    names = _names(args.explainers)
+    batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed,
+                                     labels=model.labels)
+    # the modality's scale-dependent method defaults (noise, step sizes) on the first batch, as `spmm explain` draws them
+    defaults = {name: modality.method_params(name, batches[0].inputs) for name in names if name in list_methods()}
+    explainers = bench_explainers(names, model.rules, args.seed, explainer_params, method_defaults=defaults)
     metrics = modality.bench_metrics(metric_names, batches, args.seed, metric_params)
     run_settings = {
         "kind": kind, "model": args.model, "weights": args.weights, "random_init": args.random_init,
@@ -142,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         "run": run_settings,
         "metrics": {name: spec.metric.settings() for name, spec in metrics.items()},
         "explainer_params": explainer_params,
+        "method_defaults": defaults,
     }
     print(write_reports(scores, args.out, settings, report_only=args.report_only))
     print(f"\nwrote {Path(args.out) / 'scores.csv'}, summary.csv, paired.csv, summary.md")

@@ -178,6 +178,28 @@ class AudioModality:
     def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
         return audio_method_params(method, inputs)
 
+    # -- benchmark protocol (SPEC §5) -------------------------------------------
+    bench_kinds = {
+        "faithfulness": ["infidelity", "faithfulness_correlation", "deletion_auc", "max_sensitivity", "random_logit"],
+        "focus": ["focus"],
+    }
+    """``spmm bench KIND`` -> its default metrics (TF-patch faithfulness; Focus on audio mosaics)."""
+
+    def bench_batches(self, model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int,
+                      labels: Sequence[str] | None = None) -> list:
+        """Batches of a labelled clip folder (``kind`` faithfulness) or of audio mosaics built from it
+        (focus), for this modality's pipeline (``model`` is its model); see :func:`.bench.bench_batches`."""
+        from .bench import bench_batches
+
+        return bench_batches(self.pipeline, data, kind, n, batch_size, seed)
+
+    def bench_metrics(self, names: Sequence[str], batches: Sequence, seed: int,
+                      overrides: dict[str, dict[str, Any]] | None = None) -> dict:
+        """The audio metric settings on these batches (see :func:`.bench.audio_metric_specs`)."""
+        from .bench import audio_metric_specs
+
+        return audio_metric_specs(names, batches, seed, overrides)
+
     def explanation(self, base: Explanation, prepared: Prepared) -> AudioExplanation:
         pipeline = prepared.context["pipeline"]
         frequencies, band_to_linear = pipeline.band_frequencies(), pipeline.band_to_linear()

@@ -10,11 +10,9 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from spmm.bench.runner import Batch, MetricSpec
+from spmm.bench.runner import Batch, MetricSpec, metric_specs
 from spmm.errors import SpmmInputError
-from spmm.bench.explainers import per_name
 from spmm.metrics.groups import square_patches
-from spmm.metrics.registry import check_settings, list_metrics, make_metric
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
 
@@ -87,9 +85,6 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
     """The SPEC §4 settings on images of sample ``shape`` (C, H, W): Infidelity on every patch of
     the 112 and 56 grids, FaithCorr on 56×56 patches, pixel groups with 3136 pixels per step for
     FaithEst/MonoCorr/deletion/insertion, Max-sensitivity radius 0.02, Focus on 2×2 quadrants."""
-    overrides = per_name(overrides, list_metrics(), "metric")
-    for name, settings in overrides.items():
-        check_settings(name, settings)
     height = shape[-2]
     pixels = square_patches(shape, 1)
     per_step = max(1, (height * shape[-1]) // 16)
@@ -104,16 +99,7 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
         "random_logit": ({}, {}),
         "focus": ({"times_input": True}, {"groups": square_patches(shape, height // 2)}),
     }
-    specs = {}
-    for name in names:
-        if name not in settings:
-            raise SpmmInputError(f"unknown metric {name!r}; available: {', '.join(settings)}")
-        init, call = settings[name]
-        init = {**init, **overrides.get(name, {})}
-        if name not in ("focus",):
-            init.setdefault("seed", seed)
-        specs[name] = MetricSpec(make_metric(name, **init), call)
-    return specs
+    return metric_specs(names, settings, seed, overrides)
 
 
 def bench_batches(model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int) -> list[Batch]:

@@ -84,8 +84,10 @@ class ImageModality:
     }
     """``spmm bench KIND`` -> its default metrics (the paper's table; Focus on mosaics)."""
 
-    def bench_batches(self, model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int) -> list:
-        """Batches of a labelled image folder (``kind`` faithfulness) or of mosaics built from it (focus)."""
+    def bench_batches(self, model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int,
+                      labels: Sequence[str] | None = None) -> list:
+        """Batches of a labelled image folder (``kind`` faithfulness) or of mosaics built from it (focus);
+        labels.csv gives class indices, so the model's ``labels`` are not needed."""
         from .bench import bench_batches
 
         return bench_batches(model, data, kind, n, batch_size, seed)

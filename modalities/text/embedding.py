@@ -90,7 +90,8 @@ class EmbeddingModel(nn.Module):
 
     Rows where ``free`` (B, L) is False take the ``fixed`` embeddings (special and padding
     tokens), so their attribution is zero and noise never reaches them.  ``take``
-    selects the context of repeated samples, like a target's ``take``.
+    selects the context of repeated samples, like a target's ``take``.  A context of one row
+    (B = 1) is shared by any number of rows (e.g. texts of one token count, without padding).
     """
 
     def __init__(self, body: nn.Module, attention_mask: Tensor, fixed: Tensor, free: Tensor) -> None:
@@ -102,14 +103,17 @@ class EmbeddingModel(nn.Module):
         self.train(body.training)
 
     def forward(self, embeddings: Tensor) -> Any:
-        if embeddings.shape[0] != self.attention_mask.shape[0]:
+        rows, shared = embeddings.shape[0], self.attention_mask.shape[0] == 1
+        if rows != self.attention_mask.shape[0] and not shared:
             raise SpmmInputError(
-                f"got {embeddings.shape[0]} rows for a text batch of {self.attention_mask.shape[0]}; "
+                f"got {rows} rows for a text batch of {self.attention_mask.shape[0]}; "
                 "repeated rows need take(sample_index)"
             )
         mixed = embeddings * self.free + self.fixed * (1 - self.free)
-        return self.body(mixed, self.attention_mask)
+        return self.body(mixed, self.attention_mask.expand(rows, -1))
 
     def take(self, sample_index: Tensor) -> "EmbeddingModel":
+        if self.attention_mask.shape[0] == 1:
+            return self
         index = sample_index.to(self.attention_mask.device)
         return EmbeddingModel(self.body, self.attention_mask[index], self.fixed[index], self.free[index, :, 0].bool())

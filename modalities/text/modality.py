@@ -7,6 +7,7 @@ explained as a body ``(embeddings, attention_mask) -> output`` (see :mod:`.embed
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 from torch import Tensor, nn
@@ -67,6 +68,28 @@ class TextModality:
 
     def explanation(self, base: Explanation, prepared: Prepared) -> TextExplanation:
         return base.recast(TextExplanation, batch=prepared.context["batch"], score=default_score(base.method))
+
+    # -- benchmark protocol (SPEC §5) -------------------------------------------
+    bench_kinds = {
+        "faithfulness": ["comprehensiveness", "sufficiency", "deletion_auc", "random_logit", "max_sensitivity"],
+        "focus": ["pointing_game"],
+    }
+    """``spmm bench KIND`` -> its default metrics (faithfulness on words; the sequence pointing game)."""
+
+    def bench_batches(self, model: nn.Module, data: str | Path, kind: str, n: int, batch_size: int, seed: int,
+                      labels: Sequence[str] | None = None) -> list:
+        """Batches of a labelled text file (``kind`` faithfulness) or of two-segment pairs built from it
+        (focus); see :func:`.bench.bench_batches`.  ``labels``: the model's labels (for label names in a CSV)."""
+        from .bench import bench_batches
+
+        return bench_batches(self, model, labels, data, kind, n, batch_size, seed)
+
+    def bench_metrics(self, names: Sequence[str], batches: Sequence, seed: int,
+                      overrides: dict[str, dict[str, Any]] | None = None) -> dict:
+        """The text metric settings on these batches (see :func:`.bench.text_metric_specs`)."""
+        from .bench import text_metric_specs
+
+        return text_metric_specs(names, batches, self.tokenizer, seed, overrides)
 
 
 def _on_device(ids: Tensor, model: nn.Module) -> Tensor:

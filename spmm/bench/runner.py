@@ -32,18 +32,26 @@ MISSING_COLUMNS = ["batch", "explainer", "samples", "key"]
 
 @dataclasses.dataclass
 class Batch:
-    """One batch: sample ids, inputs (B, ...), targets (B,) and per-batch metric arguments
-    (e.g. ``target_groups`` for Focus)."""
+    """One batch: sample ids, inputs (B, ...), targets (B,), per-batch metric arguments (e.g.
+    ``target_groups`` for Focus) and, optionally, the model this batch is scored on.
+
+    model: the run's model closed over this batch's context (a text batch's attention mask, a
+    waveform clip's phase), or None for the run's model.  Metrics call it on any number of rows
+    (noise draws, other classes, perturbations), so its context must be shared by every row.
+    It is not part of the checkpoint key: the run's model (parameters) and the batch's ids and
+    inputs are, and they determine the context.
+    """
 
     ids: list[str]
     inputs: Tensor
     targets: Tensor
     metric_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model: Callable[[Tensor], Any] | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
-        """The same batch with every tensor on ``device``."""
+        """The same batch with every tensor on ``device`` (a batch model is built on its device and kept)."""
         moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.metric_kwargs.items()}
-        return Batch(self.ids, self.inputs.to(device), self.targets.to(device), moved)
+        return Batch(self.ids, self.inputs.to(device), self.targets.to(device), moved, self.model)
 
 
 @dataclasses.dataclass
@@ -52,6 +60,31 @@ class MetricSpec:
 
     metric: Metric
     call_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def metric_specs(
+    names: Sequence[str], settings: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]], seed: int = 0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, MetricSpec]:
+    """The specs of metrics ``names`` from a modality's ``settings`` (name -> (init settings, call
+    arguments)), each init setting overridden by the user's ``overrides`` (checked), and ``seed``
+    given to every metric that takes one."""
+    from spmm.bench.explainers import per_name
+    from spmm.metrics.registry import check_settings, list_metrics, make_metric, metric_parameters
+
+    overrides = per_name(overrides, list_metrics(), "metric")
+    for name, given in overrides.items():
+        check_settings(name, given)
+    specs = {}
+    for name in names:
+        if name not in settings:
+            raise SpmmInputError(f"unknown metric {name!r} for this modality; available: {', '.join(settings)}")
+        init, call = settings[name]
+        init = {**init, **overrides.get(name, {})}
+        if "seed" in metric_parameters(name):
+            init.setdefault("seed", seed)
+        specs[name] = MetricSpec(make_metric(name, **init), dict(call))
+    return specs
 
 
 def canonical(value: Any) -> Any:
@@ -152,7 +185,8 @@ def run_benchmark(
     tests) stops after that many new (batch, explainer) pairs, as an interruption would.  The
     pairs without a checkpoint are listed in ``out/missing.csv`` (columns batch, explainer,
     samples, key), which :func:`write_reports` reports.  Metrics that take ``sample_ids`` get
-    the batch's ids, so their random draws follow the samples.
+    the batch's ids, so their random draws follow the samples.  A batch with its own ``model``
+    (:class:`Batch`) is explained and scored on that model; ``model`` keys the checkpoints.
     """
     from tqdm.auto import tqdm
 
@@ -168,16 +202,17 @@ def run_benchmark(
         if report_only or path.exists() or (stop_after is not None and done >= stop_after):
             continue
         batch = batches[batch_index]
+        scored = batch.model if batch.model is not None else model
         explain_fn = explainers[name]
         bar.set_postfix_str(f"{name}: explaining")
-        attributions = explain_fn(model, batch.inputs, batch.targets).detach()
+        attributions = explain_fn(scored, batch.inputs, batch.targets).detach()
         rows = []
         for metric_name, spec in metrics.items():
             bar.set_postfix_str(f"{name}: {metric_name}")
             kwargs = {**spec.call_kwargs, **_relevant(spec.metric, {**batch.metric_kwargs, "sample_ids": batch.ids})}
             if spec.metric.needs_explain_fn:
                 kwargs["explain_fn"] = explain_fn
-            result = spec.metric(model, batch.inputs, batch.targets, attributions, **kwargs)
+            result = spec.metric(scored, batch.inputs, batch.targets, attributions, **kwargs)
             rows += [
                 {"sample": sample, "explainer": name, "metric": metric_name, "score": float(score)}
                 for sample, score in zip(batch.ids, result.scores.tolist())

@@ -224,16 +224,19 @@ class MonotonicityCorrelation(Metric):
 
 
 class _PerturbationCurve(Metric):
-    """Shared code of deletion and insertion: cumulative steps in attribution order, AUC on [0, 1]."""
+    """Shared code of deletion and insertion: cumulative steps in attribution order (Σ attr per
+    group, or Σ attr ⊙ input with ``times_input``: the signed token score of SPEC §5), AUC on [0, 1]."""
 
     category = "faithfulness"
     deletes: bool
 
-    def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, probability: bool = True, seed: int = 0, chunk: int | None = None) -> None:
+    def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, probability: bool = True, seed: int = 0,
+                 chunk: int | None = None, times_input: bool = False) -> None:
         check_counts(groups_per_step=groups_per_step, chunk=chunk)
         self.groups_per_step, self.baseline, self.probability, self.seed, self.chunk = (
             groups_per_step, baseline, probability, seed, chunk,
         )
+        self.times_input = times_input
 
     def __call__(
         self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
@@ -243,7 +246,7 @@ class _PerturbationCurve(Metric):
         ``extras["curve"]`` is NaN after step K."""
         targets, attributions, finite = checked(inputs, targets, attributions)
         present = groups.present(inputs.shape[0], inputs.device)
-        order = _order(groups.sum(attributions), present, descending=True)
+        order = _order(groups.sum(attributions * inputs if self.times_input else attributions), present, descending=True)
         step_of_group, steps = _step_of_group(order, self.groups_per_step)
         removed = _step_masks(step_of_group, steps, cumulative=True)
         nothing = torch.zeros_like(removed[:, :1])

@@ -10,7 +10,8 @@ from spmm.bench.runner import Batch, MetricSpec, canonical, checkpoint_keys, run
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
 from spmm.errors import SpmmInputError
 from spmm.metrics import (
-    FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, MaxSensitivity, MonotonicityCorrelation, explainer,
+    Comprehensiveness, FaithfulnessCorrelation, FaithfulnessEstimate, FeatureGroups, Focus, Infidelity, MaxSensitivity,
+    MonotonicityCorrelation, explainer,
     square_patches,
 )
 
@@ -300,3 +301,26 @@ def test_canonical_hashes_tensors_and_refuses_unstable_reprs():
     assert first["1"][0]["count"] == 4 and first["1"][1] == 0.5
     with pytest.raises(SpmmInputError, match="stable repr"):
         canonical({"target": object()})
+
+
+def test_a_batch_with_its_own_model_is_explained_and_scored_on_it(tmp_path):
+    """Batch.model replaces the run's model for that batch (explainer and metrics); the run's model keys it."""
+    generator = torch.Generator().manual_seed(3)
+    run_model, own_model = nn.Linear(4, 3).double(), nn.Linear(4, 3).double()
+    inputs = torch.randn(2, 4, dtype=torch.float64, generator=generator)
+    targets = torch.tensor([0, 2])
+
+    def gradient(model, x, y):  # a linear model's gradient: the target's weight row
+        return model.weight.detach()[y].clone()
+
+    groups = FeatureGroups(torch.arange(4), 4)
+    metric = {"comprehensiveness": MetricSpec(Comprehensiveness(fractions=[0.5], probability=False), {"groups": groups})}
+    batches = [Batch(["a", "b"], inputs, targets), Batch(["c", "d"], inputs, targets, model=own_model)]
+    scores = run_benchmark(run_model, batches, {"gradient": gradient}, metric, tmp_path, progress=False)
+    for model, samples in ((run_model, ["a", "b"]), (own_model, ["c", "d"])):
+        w = model.weight.detach()[targets]
+        contribution = w * inputs  # removing an input (baseline 0) lowers the logit by its contribution
+        top = w.argsort(1, descending=True)[:, :2]  # comprehensiveness ranks by Σ attr = the weight
+        expected = contribution.gather(1, top).sum(1)
+        got = scores.set_index("sample").loc[samples, "score"].to_numpy()
+        np.testing.assert_allclose(got, expected.numpy(), atol=1e-10)

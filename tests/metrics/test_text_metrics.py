@@ -81,6 +81,31 @@ def test_text_comprehensiveness_and_sufficiency_with_a_mask_embedding(probabilit
         assert suff.scores[i].item() == pytest.approx(expected_suff, abs=1e-12)
 
 
+def test_text_deletion_ranks_words_by_their_signed_score_with_times_input():
+    model = TokenClassifier()
+    generator = torch.Generator().manual_seed(7)
+    embeddings = torch.randn(2, 6, 4, dtype=torch.float64, generator=generator)
+    mask_embedding = torch.randn(4, dtype=torch.float64, generator=generator)
+    targets = torch.tensor([0, 2])
+    attributions = model.weight.detach()[:, :, targets].permute(2, 0, 1)
+    groups = FeatureGroups(WORDS.unsqueeze(-1), 3, per_sample=True)
+    metric = make_metric("deletion_auc", groups_per_step=1, baseline=mask_embedding, times_input=True, probability=False)
+    area = metric(model, embeddings, targets, attributions, groups=groups).scores
+    for i in range(2):
+        words = sorted(set(WORDS[i].tolist()) - {-1})
+        token_score = (attributions[i] * embeddings[i]).sum(-1)
+        ranked = sorted(words, key=lambda w: -float(token_score[WORDS[i] == w].sum()))
+        curve = []
+        for step in range(len(words) + 1):
+            e = embeddings[i].clone()
+            for position, word in enumerate(WORDS[i].tolist()):
+                if word in ranked[:step]:
+                    e[position] = mask_embedding
+            curve.append(float(model(e.unsqueeze(0))[0, targets[i]]))
+        expected = sum((a + b) / 2 for a, b in zip(curve, curve[1:])) / len(words)  # trapezoid on [0, 1]
+        assert area[i].item() == pytest.approx(expected, abs=1e-10)
+
+
 def test_fractions_are_checked():
     with pytest.raises(SpmmInputError, match="fractions"):
         Comprehensiveness(fractions=[0.0, 0.5])
