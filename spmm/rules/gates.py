@@ -134,4 +134,32 @@ def apply_gate(
     source: AffineSource | None = None,
 ) -> Tensor:
     """Run ``forward_fn(x)`` with the expected-gate backward."""
+    if inplace and torch.compiler.is_compiling():
+        return _traced_in_place_gate(x, forward_fn, gate)
     return ExpectedGate.apply(x, forward_fn, gate, inplace, source)
+
+
+def _traced_in_place_gate(x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
+    """The in-place rule in a form torch.compile keeps: x becomes forward_fn(x) through ``copy_``,
+    which autograd sees, with the gradient of x·gate(x₀), x₀ a snapshot of x before the update.
+
+    An in-place op inside an ``autograd.Function`` is hidden from autograd, and when x is a
+    compiled graph's input the compiler recomputes the saved pre-activation from the overwritten
+    x (the gate is then evaluated at the activation's output).  The snapshot is an opaque op the
+    compiler must keep rather than recompute from x.
+    """
+    before = snapshot(x.detach())
+    value = forward_fn(before.clone())
+    surrogate = x * gate(before)
+    return x.copy_(value + (surrogate - surrogate.detach()))
+
+
+@torch.library.custom_op("spmm::snapshot", mutates_args=())
+def snapshot(x: Tensor) -> Tensor:
+    """A copy of x that torch.compile saves for the backward instead of recomputing it from x."""
+    return x.clone()
+
+
+@snapshot.register_fake
+def _snapshot_shape(x: Tensor) -> Tensor:
+    return torch.empty_like(x)

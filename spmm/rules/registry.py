@@ -284,7 +284,7 @@ ATTENTION_WEIGHTS_RULE = "softmax (attention weights)"
 def _softmax_rule(func, args, kwargs, t):
     stub = _softmax if func is F.softmax else _softmax_method
     call = _bind(stub, func, args, kwargs)
-    return attention.ConstantWeights.apply(call["input"], lambda x: call.call(input=x))
+    return attention.constant_weights(call["input"], lambda x: call.call(input=x))
 
 
 def softened_softmax(func: Callable, args: tuple, kwargs: dict, temperature: float) -> Tensor:
