@@ -1,0 +1,212 @@
+"""The pullback rules under torch.compile: compiled models give the eager Semantic Pullback.
+
+Most cases use the ``aot_eager`` backend: it runs the same functionalisation and
+forward/backward partitioning as the default backend (where the in-place gate
+used to go wrong) without inductor's code generation, which is slow on CPU.
+One small network and the closed-form checks also run through inductor.
+"""
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification
+
+import spmm
+
+
+@pytest.fixture(autouse=True)
+def _fresh_compile_caches():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def _pullback(model, x: torch.Tensor, target: int, **temperatures) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, d logits[:, target].sum() / dx) with the SP rules active."""
+    x = x.detach().clone().requires_grad_(True)
+    with spmm.pullback_mode(**temperatures):
+        logits = model(x)
+    (grad,) = torch.autograd.grad(logits[:, target].sum(), x)
+    return logits.detach(), grad
+
+
+def _gradient(model, x: torch.Tensor, target: int) -> torch.Tensor:
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x)[:, target].sum(), x)
+    return grad
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+class _Embeds(nn.Module):
+    """A Hugging Face classifier called on input embeddings: (B, L, E) -> logits (B, labels)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs_embeds=embeds).logits
+
+
+def _bert(attn_implementation: str) -> nn.Module:
+    config = BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=16, num_labels=3, attn_implementation=attn_implementation,
+    )
+    return _Embeds(BertForSequenceClassification(config))
+
+
+def _pool_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, padding=1),
+        nn.Conv2d(8, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.LazyLinear(4),
+    )
+
+
+def _vgg11_bn() -> nn.Module:
+    """torchvision's vgg11_bn with a narrow classifier (same layer kinds, 10x fewer weights)."""
+    model = torchvision.models.vgg11_bn()
+    model.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 16), nn.ReLU(True), nn.Dropout(), nn.Linear(16, 5))
+    return model
+
+
+MODELS = [
+    ("resnet18", lambda: torchvision.models.resnet18(num_classes=5), (2, 3, 32, 32)),
+    ("vgg11_bn", _vgg11_bn, (1, 3, 32, 32)),
+    ("max-pool net", _pool_net, (2, 3, 12, 12)),
+    ("vit", lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2, num_classes=5),
+     (2, 3, 32, 32)),
+    ("bert sdpa", lambda: _bert("sdpa"), (2, 7, 32)),
+    ("bert eager", lambda: _bert("eager"), (2, 7, 32)),
+]
+
+
+@pytest.mark.parametrize("name,build,shape", MODELS, ids=[m[0] for m in MODELS])
+def test_compiled_model_gives_the_eager_pullback(name, build, shape):
+    torch.manual_seed(0)
+    model = build().eval()
+    x = torch.rand(shape) * 2 - 1
+    eager_logits, eager = _pullback(model, x, 1)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)  # fullgraph: no op escapes the trace
+    logits, sp = _pullback(compiled, x, 1)
+    torch.testing.assert_close(logits, eager_logits, rtol=1e-5, atol=1e-6)
+    assert _relative(sp, eager) <= 1e-4
+    assert _relative(sp, _gradient(model, x, 1)) > 0.05, "the compiled graph must carry the SP rules"
+
+
+class _ResidualNet(nn.Module):
+    """conv → BN → ReLU(inplace) → max-pool → residual block with in-place ReLUs → linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+                                  nn.MaxPool2d(2))
+        self.block = torchvision.models.resnet.BasicBlock(8, 8)
+        self.head = nn.Linear(8 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(self.stem(x)).flatten(1))
+
+
+def _randomise_batch_norms(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.normal_(1, 0.3)
+
+
+@pytest.mark.heavy  # inductor code generation: about 50 s on 2 CPU cores
+def test_inductor_gives_the_eager_pullback():
+    torch.manual_seed(0)
+    model = _ResidualNet().eval()
+    _randomise_batch_norms(model)
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    _, eager = _pullback(model, x, 2)
+    _, sp = _pullback(torch.compile(model, fullgraph=True), x, 2)
+    assert _relative(sp, eager) <= 1e-4
+    assert _relative(sp, _gradient(model, x, 2)) > 0.05
+
+
+class _OneHiddenLayer(nn.Module):
+    """W2·relu(W1 x + b1) + b2, the ReLU in place; ``break_graph`` splits the compiled graph
+    right before it, so that the activation overwrites a compiled graph's input."""
+
+    def __init__(self, break_graph: bool) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(4, 16), nn.Linear(16, 3)
+        self.break_graph = break_graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.first(x)
+        if self.break_graph:
+            torch._dynamo.graph_break()
+        return self.second(F.relu(hidden, inplace=True))
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("break_graph", [False, True], ids=["one graph", "graph break"])
+def test_compiled_pullback_matches_the_closed_form(backend, break_graph):
+    """SP of W2·relu(W1 x + b1) is W2[c] diag(Φ(h/T)) W1, h = W1 x + b1 (float64)."""
+    torch.manual_seed(1)
+    model = _OneHiddenLayer(break_graph).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    compiled = torch.compile(model, backend=backend)
+    _, sp = _pullback(compiled, x, 2, relu=0.7)
+    w1, b1, w2 = model.first.weight.detach(), model.first.bias.detach(), model.second.weight.detach()
+    hidden = x @ w1.T + b1
+    expected = (w2[2] * torch.special.ndtr(hidden / 0.7)) @ w1
+    torch.testing.assert_close(sp, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_compiled_before_the_mode_is_retraced_with_the_rules():
+    """Compile and run outside the mode, then inside (two temperatures), then outside again."""
+    torch.manual_seed(2)
+    model = _OneHiddenLayer(break_graph=False).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    compiled = torch.compile(model, backend="aot_eager")
+    w1, b1, w2 = model.first.weight.detach(), model.first.bias.detach(), model.second.weight.detach()
+    hidden = x @ w1.T + b1
+
+    def closed_form(gate: torch.Tensor) -> torch.Tensor:
+        return (w2[0] * gate) @ w1
+
+    torch.testing.assert_close(_gradient(compiled, x, 0), closed_form((hidden > 0).double()))
+    torch.testing.assert_close(_pullback(compiled, x, 0)[1], closed_form(torch.special.ndtr(hidden / 0.6)))
+    torch.testing.assert_close(_pullback(compiled, x, 0, relu=0.2)[1], closed_form(torch.special.ndtr(hidden / 0.2)))
+    torch.testing.assert_close(_gradient(compiled, x, 0), closed_form((hidden > 0).double()))
+
+
+class _SoftmaxAttention(nn.Module):
+    """Single-head attention written as q@kᵀ → softmax → @v: (B, L, 8) -> (B, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        weights = (q @ k.transpose(-1, -2) / 8**0.5).softmax(dim=-1)
+        return self.out(weights @ v).mean(dim=1)
+
+
+def test_softened_attention_is_refused_by_the_trace_and_runs_uncompiled():
+    """Attention T ≠ 1 follows softmax outputs by identity, which a trace cannot: fullgraph
+    compilation reports it, an ordinary compiled model falls back to the eager rules."""
+    torch.manual_seed(3)
+    model = _SoftmaxAttention()
+    x = torch.randn(2, 5, 8)
+    _, eager = _pullback(model, x, 1, attention=0.5)
+    _, eager_t1 = _pullback(model, x, 1)
+    assert _relative(eager, eager_t1) > 0.01
+    with pytest.raises(Exception, match="attention temperature 0.5 cannot be traced"):
+        _pullback(torch.compile(model, backend="aot_eager", fullgraph=True), x, 1, attention=0.5)
+    torch._dynamo.reset()
+    _, sp = _pullback(torch.compile(model, backend="aot_eager"), x, 1, attention=0.5)
+    assert _relative(sp, eager) <= 1e-5
