@@ -158,7 +158,13 @@ class PullbackMode(TorchFunctionMode):
 
     def _check_compilable(self) -> None:
         """Refuse, while torch.compile traces, what the compiled rules cannot reproduce: softened
-        attention weights (T ≠ 1) are followed by tensor identity through the ops after a softmax."""
+        attention weights (T ≠ 1) are followed by tensor identity through the ops after a softmax.
+
+        Reading which module rules are in force also makes the compiled graph's guards check it:
+        torch.compile does not guard global module hooks, and would reuse a graph traced
+        without them."""
+        if (self.module_rules or registry.MODULE_RULES) and not self._uses_hook:
+            raise SpmmInputError("module rules were registered after entering the pullback mode; register them before")
         if self.temperatures.attention != 1:
             raise SpmmInputError(
                 f"attention temperature {self.temperatures.attention} cannot be traced by torch.compile "

@@ -210,3 +210,30 @@ def test_softened_attention_is_refused_by_the_trace_and_runs_uncompiled():
     torch._dynamo.reset()
     _, sp = _pullback(torch.compile(model, backend="aot_eager"), x, 1, attention=0.5)
     assert _relative(sp, eager) <= 1e-5
+
+
+class _ArithmeticGelu(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1.0 + torch.erf(x / 2**0.5))
+
+
+def test_module_rules_are_part_of_what_the_compiled_graph_checks():
+    """Module rules act through a global module hook, which torch.compile does not guard by itself."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(4, 16), _ArithmeticGelu(), nn.Linear(16, 3)).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    compiled = torch.compile(model, backend="aot_eager")
+    hidden = model[0](x).detach()
+    w1, w2 = model[0].weight.detach(), model[2].weight.detach()
+    gelu_slope = torch.special.ndtr(hidden) + hidden * torch.exp(-0.5 * hidden**2) / (2 * torch.pi) ** 0.5
+    cases = [
+        ({}, gelu_slope),  # no rule: the arithmetic is differentiated exactly
+        ({_ArithmeticGelu: spmm.gate_module_rule("gelu")}, torch.special.ndtr(hidden)),
+        ({_ArithmeticGelu: spmm.gate_module_rule("relu")}, torch.special.ndtr(hidden / 0.6)),
+    ]
+    for rules, gate in cases:
+        x_ = x.clone().requires_grad_(True)
+        with spmm.pullback_mode(module_rules=rules):
+            out = compiled(x_)
+        (grad,) = torch.autograd.grad(out[:, 1].sum(), x_)
+        torch.testing.assert_close(grad, (w2[1] * gate) @ w1)
