@@ -151,7 +151,8 @@ def _traced_in_place_gate(x: Tensor, forward_fn: Callable[[Tensor], Tensor], gat
     before = snapshot(x.detach())
     value = forward_fn(before.clone())
     surrogate = x * gate(before)
-    return x.copy_(value + (surrogate - surrogate.detach()))
+    zero = (surrogate - surrogate.detach()).nan_to_num(0.0)  # also where x is infinite
+    return x.copy_(value + zero)
 
 
 @torch.library.custom_op("spmm::snapshot", mutates_args=())

@@ -237,3 +237,14 @@ def test_module_rules_are_part_of_what_the_compiled_graph_checks():
             out = compiled(x_)
         (grad,) = torch.autograd.grad(out[:, 1].sum(), x_)
         torch.testing.assert_close(grad, (w2[1] * gate) @ w1)
+
+
+def test_compiled_in_place_gate_keeps_infinite_values():
+    def act(x: torch.Tensor) -> torch.Tensor:
+        hidden = x * 2.0
+        return F.relu(hidden, inplace=True) + F.silu(hidden.clone(), inplace=True)
+
+    x = torch.tensor([-torch.inf, -3.0, -0.0, 0.5, torch.inf, torch.nan], requires_grad=True)
+    with spmm.pullback_mode():
+        y = torch.compile(act, backend="aot_eager", fullgraph=True)(x)
+    assert torch.equal(y.detach().nan_to_num(nan=7.0), act(x.detach()).nan_to_num(nan=7.0))
