@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--time-only", action="store_true", help="skip the memory measurements")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,12 +151,14 @@ def main() -> None:
                 input_gradient(model, x, target, pullback)
                 times[pullback].append(time.perf_counter() - start)
         t_grad, t_sp = statistics.median(times[False]), statistics.median(times[True])
-        saved_grad, saved_sp = saved_bytes(model, x, target, False), saved_bytes(model, x, target, True)
-        if device.type == "cuda":
-            peak_grad, peak_sp = peak_gpu(model, x, target, False), peak_gpu(model, x, target, True)
-        else:
-            peak_grad = peak_rss_child(name, args.batch, False)
-            peak_sp = peak_rss_child(name, args.batch, True)
+        saved_grad = saved_sp = peak_grad = peak_sp = float("nan")
+        if not args.time_only:
+            saved_grad, saved_sp = saved_bytes(model, x, target, False), saved_bytes(model, x, target, True)
+            if device.type == "cuda":
+                peak_grad, peak_sp = peak_gpu(model, x, target, False), peak_gpu(model, x, target, True)
+            else:
+                peak_grad = peak_rss_child(name, args.batch, False)
+                peak_sp = peak_rss_child(name, args.batch, True)
         rows.append((name, t_grad, t_sp, saved_grad, saved_sp, peak_grad, peak_sp))
         print(f"done {name}", file=sys.stderr)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
