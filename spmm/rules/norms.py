@@ -2,8 +2,9 @@
 
 Holding the mean and the variance (or the RMS) of a normalisation layer fixed
 makes it an affine map; its backward is then grad_out · weight · rstd.  The
-forward value is the ordinary one.  Parameter gradients stay exact for those
-statistics, so ``weight.grad``/``bias.grad`` remain meaningful.
+forward value is the ordinary one.  The statistics do not depend on the weight
+and bias, so their gradients are the native ones and ``weight.grad``/``bias.grad``
+remain meaningful.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ConstantStatisticsNorm(torch.autograd.Function):
     def forward(ctx, x, y, rstd, weight, grouped, expand_weight):
         ctx.grouped, ctx.expand_weight = grouped, expand_weight
         ctx.save_for_backward(rstd, weight)
+        ctx.mark_dirty(y)  # y, fresh from the norm, is handed on as the output itself (not a view of it)
         return y
 
     @staticmethod
