@@ -248,7 +248,7 @@ def _group_norm_rule(func, args, kwargs, t):
     )
 
 
-@op_rule("rms_norm", None, [F.rms_norm])
+@op_rule("rms_norm", None, [F.rms_norm, torch.rms_norm])
 def _rms_norm_rule(func, args, kwargs, t):
     call = _bind(_rms_norm, func, args, kwargs)
     return norms.rms_norm(
