@@ -133,10 +133,14 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--time-only", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the process's CPU seconds (all threads) instead of wall-clock, on a shared machine")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     rows = []
     for name in args.models.split(","):
         model, x, target = build(name, args.batch)
@@ -146,20 +150,23 @@ def main() -> None:
             input_gradient(model, x, target, pullback)
         for _ in range(args.repeats):
             for pullback in (False, True):
-                start = time.perf_counter()
+                start = clock()
                 input_gradient(model, x, target, pullback)
-                times[pullback].append(time.perf_counter() - start)
+                times[pullback].append(clock() - start)
         t_grad, t_sp = statistics.median(times[False]), statistics.median(times[True])
-        saved_grad, saved_sp = saved_bytes(model, x, target, False), saved_bytes(model, x, target, True)
-        if device.type == "cuda":
-            peak_grad, peak_sp = peak_gpu(model, x, target, False), peak_gpu(model, x, target, True)
-        else:
-            peak_grad = peak_rss_child(name, args.batch, False)
-            peak_sp = peak_rss_child(name, args.batch, True)
+        saved_grad = saved_sp = peak_grad = peak_sp = float("nan")
+        if not args.time_only:
+            saved_grad, saved_sp = saved_bytes(model, x, target, False), saved_bytes(model, x, target, True)
+            if device.type == "cuda":
+                peak_grad, peak_sp = peak_gpu(model, x, target, False), peak_gpu(model, x, target, True)
+            else:
+                peak_grad = peak_rss_child(name, args.batch, False)
+                peak_sp = peak_rss_child(name, args.batch, True)
         rows.append((name, t_grad, t_sp, saved_grad, saved_sp, peak_grad, peak_sp))
         print(f"done {name}", file=sys.stderr)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}, batch {args.batch}, median of {args.repeats} runs\n")
+    seconds = "CPU seconds" if args.cpu_time else "wall-clock seconds"
+    print(f"torch {torch.__version__}, {where}, batch {args.batch}, median of {args.repeats} runs, {seconds}\n")
     peak = "peak GPU memory growth" if device.type == "cuda" else "peak RSS growth"
     print("| model | gradient s | SoftPullback s | time ratio | saved for backward (grad → SP) | ratio "
           f"| {peak} (grad → SP) | ratio |")

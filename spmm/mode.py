@@ -20,6 +20,7 @@ from torch.nn.modules.module import register_module_forward_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from spmm.errors import SpmmInputError
 from spmm.rules import registry
 from spmm.temperatures import Temperatures, resolve_temperatures
 
@@ -131,10 +132,15 @@ class PullbackMode(TorchFunctionMode):
     # -- dispatch ---------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self._softened_weights and _has_tagged(args, kwargs, self._softened_weights):
+        # Under torch.compile the tensor-identity bookkeeping below (weak dicts) would break the
+        # graph at every op; the compiler gets rule outputs whose gradients autograd derives itself.
+        compiling = torch.compiler.is_compiling()
+        if compiling:
+            self._check_compilable()
+        elif self._softened_weights and _has_tagged(args, kwargs, self._softened_weights):
             return self._through_softened_weights(func, args, kwargs)
         rule = registry.OP_RULES.get(func)
-        if func is torch.nn.functional.batch_norm:
+        if func is torch.nn.functional.batch_norm and not compiling:
             return self._batch_norm(func, args, kwargs)
         if rule is None or not _needs_graph(args, kwargs):
             return func(*args, **kwargs)
@@ -142,12 +148,28 @@ class PullbackMode(TorchFunctionMode):
             self.recorder.record(_op_name(func), rule.name)
         with torch._C.DisableTorchFunction():
             if rule.gate:
-                result = rule.handler(func, args, kwargs, self.temperatures, source=self._source_of(args))
+                source = None if compiling else self._source_of(args)
+                result = rule.handler(func, args, kwargs, self.temperatures, source=source)
             else:
                 result = rule.handler(func, args, kwargs, self.temperatures)
         if rule.name == registry.ATTENTION_WEIGHTS_RULE and self.temperatures.attention != 1:
             self._softened_weights[result] = registry.softened_softmax(func, args, kwargs, self.temperatures.attention)
         return result
+
+    def _check_compilable(self) -> None:
+        """Refuse, while torch.compile traces, what the compiled rules cannot reproduce: softened
+        attention weights (T ≠ 1) are followed by tensor identity through the ops after a softmax.
+
+        Reading which module rules are in force also makes the compiled graph's guards check it:
+        torch.compile does not guard global module hooks, and would reuse a graph traced
+        without them."""
+        if (self.module_rules or registry.MODULE_RULES) and not self._uses_hook:
+            raise SpmmInputError("module rules were registered after entering the pullback mode; register them before")
+        if self.temperatures.attention != 1:
+            raise SpmmInputError(
+                f"attention temperature {self.temperatures.attention} cannot be traced by torch.compile "
+                "(only 1 can); explain the uncompiled model or use attention=1"
+            )
 
     def _source_of(self, args: tuple):
         """The recompute recipe of an activation's input, unless that tensor changed since (``out += x``)."""

@@ -88,18 +88,9 @@ def constant_attention(
     return ConstantAttention.apply(query, key, value, forward_fn, weights_fn)
 
 
-class ConstantWeights(torch.autograd.Function):
-    """``forward_fn(x)`` (a softmax) whose output is a constant: no gradient to x."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, forward_fn: Callable[[Tensor], Tensor]) -> Tensor:
-        out = forward_fn(x)
-        ctx.mark_non_differentiable(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return None, None
+def constant_weights(x: Tensor, forward_fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """``forward_fn(x)`` (a softmax) as a constant of the pullback: no gradient to x."""
+    return forward_fn(x.detach())
 
 
 def multi_head_attention_surrogate(

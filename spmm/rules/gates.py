@@ -30,6 +30,7 @@ from torch import Tensor
 Gate = Callable[[Tensor], Tensor]
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 
 def normal_cdf(x: Tensor) -> Tensor:
@@ -38,10 +39,13 @@ def normal_cdf(x: Tensor) -> Tensor:
 
 
 def _soft_step(x: Tensor, temperature: float) -> Tensor:
-    """Φ(x/T), or the hard step 1[x > 0] when T = 0."""
+    """Φ(x/T) = erfc(−x/(T√2))/2, or the hard step 1[x > 0] when T = 0.
+
+    Three passes over x and one new tensor (``ndtr(x / T)`` takes five of each).
+    """
     if temperature == 0:
         return (x > 0).to(x.dtype)
-    return torch.special.ndtr(x * (1.0 / temperature))
+    return (x * (-_INV_SQRT_2 / temperature)).erfc_().mul_(0.5)
 
 
 def relu_gate(temperature: float) -> Gate:
@@ -134,4 +138,33 @@ def apply_gate(
     source: AffineSource | None = None,
 ) -> Tensor:
     """Run ``forward_fn(x)`` with the expected-gate backward."""
+    if inplace and torch.compiler.is_compiling():
+        return _traced_in_place_gate(x, forward_fn, gate)
     return ExpectedGate.apply(x, forward_fn, gate, inplace, source)
+
+
+def _traced_in_place_gate(x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
+    """The in-place rule in a form torch.compile keeps: x becomes forward_fn(x) through ``copy_``,
+    which autograd sees, with the gradient of x·gate(x₀), x₀ a snapshot of x before the update.
+
+    An in-place op inside an ``autograd.Function`` is hidden from autograd, and when x is a
+    compiled graph's input the compiler recomputes the saved pre-activation from the overwritten
+    x (the gate is then evaluated at the activation's output).  The snapshot is an opaque op the
+    compiler must keep rather than recompute from x.
+    """
+    before = snapshot(x.detach())
+    value = forward_fn(before.clone())
+    surrogate = x * gate(before)
+    zero = (surrogate - surrogate.detach()).nan_to_num(0.0)  # also where x is infinite
+    return x.copy_(value + zero)
+
+
+@torch.library.custom_op("spmm::snapshot", mutates_args=())
+def snapshot(x: Tensor) -> Tensor:
+    """A copy of x that torch.compile saves for the backward instead of recomputing it from x."""
+    return x.clone()
+
+
+@snapshot.register_fake
+def _snapshot_shape(x: Tensor) -> Tensor:
+    return torch.empty_like(x)

@@ -2,8 +2,9 @@
 
 Holding the mean and the variance (or the RMS) of a normalisation layer fixed
 makes it an affine map; its backward is then grad_out · weight · rstd.  The
-forward value is the ordinary one.  Parameter gradients stay exact for those
-statistics, so ``weight.grad``/``bias.grad`` remain meaningful.
+forward value is the ordinary one.  The statistics do not depend on the weight
+and bias, so their gradients are the native ones and ``weight.grad``/``bias.grad``
+remain meaningful.
 """
 
 from __future__ import annotations
@@ -25,45 +26,36 @@ def _inverse_std(x: Tensor, dims: tuple[int, ...], eps: float, centred: bool) ->
 
 
 class ConstantStatisticsNorm(torch.autograd.Function):
-    """y = forward_fn(x, weight, bias) exactly; dL/dx = dL/dy · weight · rstd(x).
+    """Passes the norm's output ``y`` through; dL/dx = dL/dy · weight · rstd(x), dL/dy goes on to ``y``.
 
-    ``grouped(t)`` reshapes x-shaped tensors so that the statistics are taken
-    over ``dims`` (identity for layer/RMS norm, (N, G, -1) for group norm);
-    ``expand_weight(w, x)`` broadcasts the per-feature weight against x.
+    ``y`` is the ordinary norm of x.detach(), so autograd computes the weight and bias
+    gradients natively (and skips them when they are not asked for).  ``grouped(t)``
+    reshapes x-shaped tensors so that ``rstd`` broadcasts (identity for layer/RMS norm,
+    (N, G, -1) for group norm); ``expand_weight(w, x)`` broadcasts the per-feature weight.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, forward_fn, dims, eps, centred, grouped, expand_weight):
-        rstd = _inverse_std(grouped(x), dims, eps, centred)
-        ctx.dims, ctx.centred, ctx.grouped, ctx.expand_weight = dims, centred, grouped, expand_weight
-        ctx.bias = bias.detach() if bias is not None and ctx.needs_input_grad[2] else None
-        keep_x = weight is not None and ctx.needs_input_grad[1]
-        ctx.save_for_backward(rstd, weight, x if keep_x else None)
-        return forward_fn(x, weight, bias)
+    def forward(ctx, x, y, rstd, weight, grouped, expand_weight):
+        ctx.grouped, ctx.expand_weight = grouped, expand_weight
+        ctx.save_for_backward(rstd, weight)
+        ctx.mark_dirty(y)  # y, fresh from the norm, is handed on as the output itself (not a view of it)
+        return y
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        rstd, weight, x = ctx.saved_tensors
+        rstd, weight = ctx.saved_tensors
         scaled = grad_out if weight is None else grad_out * ctx.expand_weight(weight, grad_out)
         grad_x = (ctx.grouped(scaled) * rstd).view_as(grad_out)
-        grad_weight = grad_bias = None
-        if x is not None:
-            xg = ctx.grouped(x)
-            centred = xg - xg.mean(dim=ctx.dims, keepdim=True) if ctx.centred else xg
-            normalised = (centred * rstd).view_as(x)
-            grad_weight = _sum_to_param(grad_out * normalised, weight, ctx.expand_weight)
-        if ctx.bias is not None and ctx.needs_input_grad[2]:
-            grad_bias = _sum_to_param(grad_out, ctx.bias, ctx.expand_weight)
-        return grad_x, grad_weight, grad_bias, None, None, None, None, None, None
+        return grad_x, grad_out if ctx.needs_input_grad[1] else None, None, None, None, None
 
 
-def _sum_to_param(t: Tensor, param: Tensor, expand: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-    """Sum ``t`` over the dimensions along which ``expand(param, t)`` broadcasts."""
-    view_shape = tuple(expand(param, t).shape)
-    view_shape = (1,) * (t.dim() - len(view_shape)) + view_shape
-    dims = [d for d, (p, n) in enumerate(zip(view_shape, t.shape)) if p == 1 and n != 1]
-    summed = t.sum(dim=dims, keepdim=True) if dims else t
-    return summed.reshape(param.shape)
+def _constant_statistics(x, weight, bias, forward_fn, dims, eps, centred, grouped, expand_weight) -> Tensor:
+    """``forward_fn(x, weight, bias)`` with the statistics of x held constant in the backward."""
+    detached = x.detach()
+    rstd = _inverse_std(grouped(detached), dims, eps, centred)
+    y = forward_fn(detached, weight, bias)
+    saved_weight = weight.detach() if weight is not None else None
+    return ConstantStatisticsNorm.apply(x, y, rstd, saved_weight, grouped, expand_weight)
 
 
 def _identity(t: Tensor) -> Tensor:
@@ -76,13 +68,13 @@ def _trailing_weight(weight: Tensor, like: Tensor) -> Tensor:
 
 def layer_norm(x: Tensor, normalized_shape: Sequence[int], weight, bias, eps: float, forward_fn: Callable) -> Tensor:
     dims = tuple(range(-len(tuple(normalized_shape)), 0))
-    return ConstantStatisticsNorm.apply(x, weight, bias, forward_fn, dims, eps, True, _identity, _trailing_weight)
+    return _constant_statistics(x, weight, bias, forward_fn, dims, eps, True, _identity, _trailing_weight)
 
 
 def rms_norm(x: Tensor, normalized_shape: Sequence[int], weight, eps: float | None, forward_fn: Callable) -> Tensor:
     dims = tuple(range(-len(tuple(normalized_shape)), 0))
     eps = torch.finfo(x.dtype).eps if eps is None else eps
-    return ConstantStatisticsNorm.apply(
+    return _constant_statistics(
         x, weight, None, lambda t, w, b: forward_fn(t, w), dims, eps, False, _identity, _trailing_weight
     )
 
@@ -97,4 +89,4 @@ def group_norm(x: Tensor, num_groups: int, weight, bias, eps: float, forward_fn:
     def channel_weight(w: Tensor, like: Tensor) -> Tensor:
         return w.view(1, -1, *([1] * (like.dim() - 2)))
 
-    return ConstantStatisticsNorm.apply(x, weight, bias, forward_fn, (-1,), eps, True, grouped, channel_weight)
+    return _constant_statistics(x, weight, bias, forward_fn, (-1,), eps, True, grouped, channel_weight)

@@ -248,7 +248,7 @@ def _group_norm_rule(func, args, kwargs, t):
     )
 
 
-@op_rule("rms_norm", None, [F.rms_norm])
+@op_rule("rms_norm", None, [F.rms_norm, torch.rms_norm])
 def _rms_norm_rule(func, args, kwargs, t):
     call = _bind(_rms_norm, func, args, kwargs)
     return norms.rms_norm(
@@ -284,7 +284,7 @@ ATTENTION_WEIGHTS_RULE = "softmax (attention weights)"
 def _softmax_rule(func, args, kwargs, t):
     stub = _softmax if func is F.softmax else _softmax_method
     call = _bind(stub, func, args, kwargs)
-    return attention.ConstantWeights.apply(call["input"], lambda x: call.call(input=x))
+    return attention.constant_weights(call["input"], lambda x: call.call(input=x))
 
 
 def softened_softmax(func: Callable, args: tuple, kwargs: dict, temperature: float) -> Tensor:

@@ -100,3 +100,23 @@ def test_batch_norm_in_eval_keeps_its_exact_affine_gradient():
     (grad,) = torch.autograd.grad(y.sum(), x)
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     torch.testing.assert_close(grad, scale.detach().view(1, 3, 1, 1).expand_as(x))
+
+
+def test_norm_output_modified_in_place_and_input_gradient_alone():
+    """Model code may update a norm's output in place (``y.mul_``); asking for the input gradient
+    only must give the same input gradient."""
+    x = torch.randn(2, 5, 8, dtype=torch.float64) * 3 + 1
+    w, b = torch.randn(8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    _compare(
+        lambda x, w, b: F.layer_norm(x * 1.0, (8,), w, b, 1e-5).mul_(2.0),
+        lambda x, w, b: _manual_layer_norm(x, (8,), w, b, 1e-5) * 2.0,
+        x, [w, b],
+    )
+    leaf = x.clone().requires_grad_(True)
+    with spmm.pullback_mode():
+        y = F.layer_norm(leaf, (8,), w.requires_grad_(True), b.requires_grad_(True), 1e-5)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, leaf, g)
+    manual_leaf = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(_manual_layer_norm(manual_leaf, (8,), w, b, 1e-5), manual_leaf, g)
+    torch.testing.assert_close(grad, expected)
