@@ -4,7 +4,8 @@ One function explains one shard (the ``batch_size`` inputs that start at a fixed
 writes it atomically as ``shards/<first index>.safetensors``: the attributions (B, *input_shape)
 float32 and, in the file's metadata, one JSON row per input (file, target, score, top-1).
 The same function runs in this process (:func:`run_local`) or in a pool of Ray Data actors,
-one model per actor (:func:`run_on_ray`), so both give the same files.  ``index.parquet``,
+one model per actor (:func:`run_on_ray`), so both give the same files (bit for bit at the same
+number of torch threads per model; other thread counts change float rounding only).  ``index.parquet``,
 one row per input, is rebuilt from the shards at the end.
 
 An output folder belongs to one set of settings (``settings.json`` holds them and their
@@ -40,7 +41,8 @@ INDEX_COLUMNS = ("file", "shard", "row", "target_index", "target_label", "score"
 
 @dataclasses.dataclass(frozen=True)
 class AttributeSettings:
-    """Everything the written files depend on (not ``--ray`` / ``--workers``: they give the same files).
+    """Everything the written files depend on (not ``--ray``, ``--workers`` or ``--threads``: they
+    give the same files, up to float rounding for other thread counts).
 
     data: the resolved data folder; files: the explained file names in order; seed: the shard
     starting at input ``i`` is explained with ``seed + i``.
@@ -170,11 +172,17 @@ def attribute_shard(model: spmm.Explainable, settings: AttributeSettings, shard:
     return path
 
 
-def run_local(settings: AttributeSettings, shards: Sequence[Shard], out: Path) -> Iterator[Path]:
-    """Explain ``shards`` in this process; yields each shard file as it is written."""
+def run_local(settings: AttributeSettings, shards: Sequence[Shard], out: Path, threads: int) -> Iterator[Path]:
+    """Explain ``shards`` in this process with ``threads`` torch threads (restored afterwards);
+    yields each shard file as it is written."""
     model = load_explainable(settings)
-    for shard in shards:
-        yield attribute_shard(model, settings, shard, out)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for shard in shards:
+            yield attribute_shard(model, settings, shard, out)
+    finally:
+        torch.set_num_threads(previous)
 
 
 class ShardExplainer:
@@ -202,12 +210,12 @@ def _ray_environment() -> None:
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
-def run_on_ray(settings: AttributeSettings, shards: Sequence[Shard], out: Path, workers: int) -> Iterator[Path]:
-    """Explain ``shards`` on a local Ray with ``workers`` actors (one CPU and one model each);
-    yields each shard file as it is written, in shard order."""
+def run_on_ray(settings: AttributeSettings, shards: Sequence[Shard], out: Path, workers: int, threads: int
+               ) -> Iterator[Path]:
+    """Explain ``shards`` on a local Ray with ``workers`` actors (one CPU, one model and ``threads``
+    torch threads each); yields each shard file as it is written, in shard order."""
     _ray_environment()
     import ray
-    cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="spmm-ray-", dir="/tmp") as temp:
         ray.init(address="local", num_cpus=workers, include_dashboard=False, _temp_dir=temp,
                  object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)
@@ -218,7 +226,7 @@ def run_on_ray(settings: AttributeSettings, shards: Sequence[Shard], out: Path, 
             written = dataset.map_batches(
                 ShardExplainer, batch_size=1, num_cpus=1,
                 compute=ray.data.ActorPoolStrategy(size=workers),
-                fn_constructor_kwargs={"settings": settings, "out": str(out), "threads": max(1, cpus // workers)},
+                fn_constructor_kwargs={"settings": settings, "out": str(out), "threads": threads},
             )
             for row in written.iter_rows():
                 yield Path(row["path"])

@@ -8,6 +8,7 @@ per-shard function on Ray Data actors (the ``[scale]`` extra).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the shard starting at input i uses seed + i")
     parser.add_argument("--ray", action="store_true", help="run on a local Ray Data actor pool (spmm[scale])")
     parser.add_argument("--workers", type=int, default=2, help="--ray: actors, one model and one CPU each")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per model (this process, or each actor); outputs are bit-identical at "
+                             "equal --threads, else equal up to float rounding (default: CPU cores, divided by "
+                             "--workers with --ray)")
     parser.set_defaults(func=run)
 
 
@@ -44,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from spmm.load import default_model
     from spmm.modalities.image.bench import labelled_images
 
-    for option in ("batch_size", "workers", "n"):
+    for option in ("batch_size", "workers", "n", "threads"):
         value = getattr(args, option)
         if value is not None and value < 1:
             raise SpmmInputError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
@@ -65,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     shards = plan(settings, classes if args.target == "label" else None)
     todo = pending(out, settings, shards)
     if todo:
-        written = run_on_ray(settings, todo, out, args.workers) if args.ray else run_local(settings, todo, out)
+        workers = args.workers if args.ray else 1
+        threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+        written = run_on_ray(settings, todo, out, workers, threads) if args.ray else run_local(settings, todo, out, threads)
         for _ in _progress(written, len(todo), f"attribute: explaining {len(todo)} of {len(shards)} shards"):
             pass
     index = write_index(out, settings, shards)

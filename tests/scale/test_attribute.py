@@ -156,8 +156,8 @@ def test_ray_run_equals_the_single_process_run(folder, tmp_path):
     if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings at import
         pytest.skip("Ray Data is the optional [scale] extra")
     local, distributed = tmp_path / "local", tmp_path / "ray"
-    assert _attribute(folder, local) == 0
-    assert _attribute(folder, distributed, "--ray", "--workers", "1") == 0
+    assert _attribute(folder, local, "--threads", "1") == 0
+    assert _attribute(folder, distributed, "--ray", "--workers", "1", "--threads", "1") == 0
     local_shards, ray_shards = _shards(local), _shards(distributed)
     assert list(ray_shards) == list(local_shards)
     for name in local_shards:
