@@ -123,7 +123,10 @@ def open_output(out: str | Path, settings: AttributeSettings) -> Path:
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
     written = out / SETTINGS_FILE
     if written.exists():
-        previous = json.loads(written.read_text())
+        try:
+            previous = json.loads(written.read_text())
+        except json.JSONDecodeError:
+            previous = {}
         if previous.get("key") != settings.key:
             old = previous.get("settings", {})
             changed = sorted(k for k, v in settings.as_dict().items() if old.get(k) != v)

@@ -60,11 +60,13 @@ def run(args: argparse.Namespace) -> int:
     files, classes = labelled_images(args.data, args.n)
     if args.target == "label" and classes is None:
         raise SpmmInputError(f"--target label needs class labels: {args.data} has no labels.csv")
-    data = Path(args.data).resolve()
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} listed input(s) not found, e.g. {missing[0]}")
     settings = AttributeSettings(
         model=args.model or default_model("image"), weights=args.weights, labels=args.labels, random_init=args.random_init,
-        method=args.method, target=args.target, batch_size=args.batch_size, seed=args.seed, data=str(data),
-        files=tuple(str(Path(f).resolve().relative_to(data)) for f in files),
+        method=args.method, target=args.target, batch_size=args.batch_size, seed=args.seed,
+        data=str(Path(args.data).resolve()), files=tuple(str(Path(f).relative_to(args.data)) for f in files),
     )
     out = open_output(args.out, settings)
     shards = plan(settings, classes if args.target == "label" else None)

@@ -145,6 +145,11 @@ def test_a_foreign_folder_and_missing_ray_are_refused_before_any_work(folder, tm
     assert _attribute(folder, foreign) == 2
     assert "not written by spmm attribute" in capsys.readouterr().err
 
+    (folder / "labels.csv").write_text((folder / "labels.csv").read_text() + "gone.png,2\n")
+    assert _attribute(folder, tmp_path / "out") == 2
+    assert "1 listed input(s) not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real_find_spec(name, *a))
     assert _attribute(folder, tmp_path / "out", "--ray") == 2
