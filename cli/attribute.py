@@ -1,0 +1,289 @@
+"""Dataset-scale attribution for ``spmm attribute``: a folder explained into sharded outputs.
+
+One function explains one shard (the ``batch_size`` inputs that start at a fixed index) and
+writes it atomically as ``shards/<first index>.safetensors``: the attributions (B, *input_shape)
+float32 and, in the file's metadata, one JSON row per input (file, target, score, top-1).
+The same function runs in this process (:func:`run_local`) or in a pool of Ray Data actors,
+one model per actor (:func:`run_on_ray`), so both give the same files (bit for bit at the same
+number of torch threads per model; other thread counts change float rounding only).  ``index.parquet``,
+one row per input, is rebuilt from the shards at the end.
+
+An output folder belongs to one set of settings (``settings.json`` holds them and their
+sha256 key): a rerun with the same settings skips the shards already written, other settings
+are refused.  Ray and the file formats stay here, outside the core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import torch
+
+import spmm
+from spmm.errors import SpmmInputError
+
+SHARDS = "shards"
+SETTINGS_FILE = "settings.json"
+INDEX_FILE = "index.parquet"
+SCALE_EXTRA = "pip install 'spmm[scale]'"
+RAY_OBJECT_STORE_BYTES = 512 * 1024**2
+INDEX_COLUMNS = ("file", "shard", "row", "target_index", "target_label", "score", "top1_index", "top1_label",
+                 "top1_probability", "method", "model", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributeSettings:
+    """Everything the written files depend on (not ``--ray``, ``--workers`` or ``--threads``: they
+    give the same files, up to float rounding for other thread counts).
+
+    data: the resolved data folder; files: the explained file names in order; seed: the shard
+    starting at input ``i`` is explained with ``seed + i``.
+    """
+
+    model: str
+    weights: str | None
+    labels: str | None
+    random_init: bool
+    method: str
+    target: str
+    batch_size: int
+    seed: int
+    data: str
+    files: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "files": list(self.files)}
+
+    @property
+    def key(self) -> str:
+        """sha256 (hex) of the canonical JSON of the settings."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """The inputs of one shard: ``paths`` from input index ``first`` on, and their class targets
+    (None: each input's top-1 class)."""
+
+    first: int
+    paths: tuple[str, ...]
+    classes: tuple[int, ...] | None
+
+    def to_row(self) -> dict[str, str]:
+        return {"shard": json.dumps(dataclasses.asdict(self))}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Shard":
+        fields = json.loads(str(row["shard"]))
+        classes = fields["classes"]
+        return cls(fields["first"], tuple(fields["paths"]), tuple(classes) if classes is not None else None)
+
+
+def shard_name(first: int) -> str:
+    """The file of the shard starting at input ``first`` (fixed, so a retry overwrites it)."""
+    return f"{first:08d}.safetensors"
+
+
+def shard_path(out: str | Path, first: int) -> Path:
+    return Path(out) / SHARDS / shard_name(first)
+
+
+def load_explainable(settings: AttributeSettings) -> spmm.Explainable:
+    """The model of ``settings`` (a random-init model drawn from ``seed``, as ``spmm explain`` does)."""
+    from .commands.common import load_model
+
+    options = argparse.Namespace(weights=settings.weights, labels=settings.labels, random_init=settings.random_init,
+                                 seed=settings.seed)
+    return load_model(settings.model, options)
+
+
+def plan(settings: AttributeSettings, classes: Sequence[int] | None) -> list[Shard]:
+    """The shards of ``settings``: consecutive runs of ``batch_size`` files."""
+    size = settings.batch_size
+    folder = Path(settings.data)
+    return [
+        Shard(first, tuple(str(folder / f) for f in settings.files[first : first + size]),
+              tuple(classes[first : first + size]) if classes is not None else None)
+        for first in range(0, len(settings.files), size)
+    ]
+
+
+def open_output(out: str | Path, settings: AttributeSettings) -> Path:
+    """Create ``out`` for ``settings``, or check that it already belongs to them."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+    written = out / SETTINGS_FILE
+    if written.exists():
+        try:
+            previous = json.loads(written.read_text())
+        except json.JSONDecodeError:
+            previous = {}
+        if previous.get("key") != settings.key:
+            old = previous.get("settings", {})
+            changed = sorted(k for k, v in settings.as_dict().items() if old.get(k) != v)
+            raise SpmmInputError(
+                f"--out {out} holds attributions computed with other settings (changed: {', '.join(changed) or 'format'}); "
+                "use another --out, or the same settings to resume"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise SpmmInputError(f"--out {out} is not empty and was not written by spmm attribute; use another folder")
+    (out / SHARDS).mkdir(parents=True, exist_ok=True)
+    _write_atomically(written, (json.dumps({"key": settings.key, "settings": settings.as_dict()}, indent=1) + "\n").encode())
+    return out
+
+
+def pending(out: Path, settings: AttributeSettings, shards: Iterable[Shard]) -> list[Shard]:
+    """The shards not yet written under ``out`` with ``settings``."""
+    return [s for s in shards if _shard_key(shard_path(out, s.first)) != settings.key]
+
+
+def attribute_shard(model: spmm.Explainable, settings: AttributeSettings, shard: Shard, out: str | Path) -> Path:
+    """Explain one shard and write it atomically; returns the shard file.
+
+    File: ``attributions`` (B, *input_shape) float32; metadata ``key`` (the settings key) and
+    ``rows`` (JSON list of the index rows of the B inputs).
+    """
+    from safetensors.torch import save
+
+    target: Any = list(shard.classes) if shard.classes is not None else "top1"
+    explanation = model.explain(list(shard.paths), target=target, method=settings.method, top_k=1,
+                                seed=settings.seed + shard.first)
+    rows = []
+    for row, path in enumerate(shard.paths):
+        top = explanation.predictions[row][0] if explanation.predictions else None
+        rows.append({
+            "file": Path(path).name, "shard": shard_name(shard.first), "row": row,
+            "target_index": explanation.target_index(row), "target_label": explanation.target_label(row),
+            "score": float(explanation.scores[row]),
+            "top1_index": top.index if top else None, "top1_label": top.label if top else None,
+            "top1_probability": top.probability if top else None,
+            "method": settings.method, "model": settings.model, "seed": settings.seed + shard.first,
+        })
+    attributions = explanation.attributions.detach().to("cpu", torch.float32).contiguous()
+    data = save({"attributions": attributions}, metadata={"key": settings.key, "rows": json.dumps(rows)})
+    path = shard_path(out, shard.first)
+    _write_atomically(path, data)
+    return path
+
+
+def run_local(settings: AttributeSettings, shards: Sequence[Shard], out: Path, threads: int) -> Iterator[Path]:
+    """Explain ``shards`` in this process with ``threads`` torch threads (restored afterwards);
+    yields each shard file as it is written."""
+    model = load_explainable(settings)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for shard in shards:
+            yield attribute_shard(model, settings, shard, out)
+    finally:
+        torch.set_num_threads(previous)
+
+
+class ShardExplainer:
+    """A Ray Data actor: one model, explaining the shards of the batches it is given."""
+
+    def __init__(self, settings: AttributeSettings, out: str, threads: int) -> None:
+        torch.set_num_threads(threads)
+        self.settings, self.out = settings, out
+        self.model = load_explainable(settings)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        written = []
+        for text in batch["shard"]:
+            shard = Shard.from_row({"shard": text})
+            written.append(str(attribute_shard(self.model, self.settings, shard, self.out)))
+        return {"path": written}
+
+
+def _ray_environment() -> None:
+    """What Ray reads at import time (set before ``import ray``; a process that imported Ray before
+    fails to start it): no usage stats or progress bars, and a random token for its local ports."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+
+
+def run_on_ray(settings: AttributeSettings, shards: Sequence[Shard], out: Path, workers: int, threads: int
+               ) -> Iterator[Path]:
+    """Explain ``shards`` on a local Ray with ``workers`` actors (one CPU, one model and ``threads``
+    torch threads each); yields each shard file as it is written, in shard order."""
+    _ray_environment()
+    import ray
+    with tempfile.TemporaryDirectory(prefix="spmm-ray-", dir="/tmp") as temp:
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, _temp_dir=temp,
+                 object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)
+        try:
+            context = ray.data.DataContext.get_current()
+            context.execution_options.preserve_order = True
+            dataset = ray.data.from_items([s.to_row() for s in shards], override_num_blocks=max(1, len(shards)))
+            written = dataset.map_batches(
+                ShardExplainer, batch_size=1, num_cpus=1,
+                compute=ray.data.ActorPoolStrategy(size=workers),
+                fn_constructor_kwargs={"settings": settings, "out": str(out), "threads": threads},
+            )
+            for row in written.iter_rows():
+                yield Path(row["path"])
+        finally:
+            ray.shutdown()
+
+
+def write_index(out: Path, settings: AttributeSettings, shards: Sequence[Shard]) -> Path:
+    """``index.parquet``: the rows of every shard in input order (written atomically)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [row for shard in shards for row in _shard_rows(shard_path(out, shard.first))]
+    table = pa.Table.from_pylist(rows).select(list(INDEX_COLUMNS))
+    path = out / INDEX_FILE
+    temporary = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def require_index_writer() -> None:
+    """Refuse before any work when pyarrow (the Parquet writer) is missing."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise SpmmInputError(f"spmm attribute writes a Parquet index and needs pyarrow: {SCALE_EXTRA}") from None
+
+
+def require_ray() -> None:
+    """Refuse before any work when Ray Data is missing."""
+    from importlib.util import find_spec
+
+    if find_spec("ray") is None:
+        raise SpmmInputError(f"--ray needs Ray Data: {SCALE_EXTRA}")
+
+
+def _shard_key(path: Path) -> str | None:
+    from safetensors import safe_open
+
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get("key")
+
+
+def _shard_rows(path: Path) -> list[dict[str, Any]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["rows"])
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
