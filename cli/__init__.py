@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "spmm.cli.commands.demo",
     "spmm.cli.commands.explain",
     "spmm.cli.commands.bench",
+    "spmm.cli.commands.serve",
 ]
 
 
