@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+import soundfile
 
 from tests.conftest import shared_data_dir
 
@@ -31,7 +31,7 @@ if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set SPMM_CHROMIUM)", allow_module_level=True)
 
 START_SECONDS = 90
-REQUEST_MS = 60_000
+REQUEST_MS = 30_000
 
 
 def _free_port() -> int:
@@ -103,8 +103,6 @@ def _picture(tmp_path: Path) -> Path:
 
 
 def _tone(path: Path, seconds: float, frequency: float = 440.0) -> Path:
-    import soundfile
-
     t = np.arange(int(16000 * seconds)) / 16000
     soundfile.write(str(path), (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), 16000)
     return path
@@ -126,6 +124,10 @@ def _open_tab(page, name: str) -> None:
 
 
 def _upload(page, component: str, path: Path) -> None:
+    """Upload ``path`` into ``component``, clearing what it held first."""
+    clear = page.locator(f"#{component} button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
     page.locator(f"#{component} input[type=file]").set_input_files(str(path))
 
 
@@ -197,16 +199,30 @@ def test_audio_player_has_source(page, tmp_path: Path) -> None:
     _upload(page, "audio-input", _tone(tmp_path / "tone.wav", 1.0))
     page.locator("#audio-explain").click()
     _status(page, "audio", "Explained")
-    player = page.locator("#audio-sonified audio").first
-    sync_api.expect(player).to_have_attribute("src", re.compile(r"\.wav"))
-    assert player.get_attribute("src").split("?")[0].endswith(".wav")
+    player = page.locator("#audio-sonified")
+    sync_api.expect(player.locator("#duration")).to_have_text("0:01")
+    source = player.get_by_test_id("download-link").get_attribute("href")
+    assert source and source.endswith(".wav")
+    played, rate = soundfile.read(io.BytesIO(page.request.get(source).body()))
+    assert rate == 16000 and len(played) == 16000
+    assert np.sqrt(np.mean(played ** 2)) > 1e-3, "the sonified clip is silent"
     assert _image_pixels(page, "#audio-spectrogram").std() > 5.0
     page.wait_for_timeout(500)
     page.screenshot(path=str(tmp_path / "audio.png"), full_page=True)
 
 
+def _text_file(path: Path) -> Path:
+    path.write_text("this is not a picture")
+    return path
+
+
+def _empty_file(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
 @pytest.mark.parametrize("name, make, message", [
-    ("renamed.jpg", lambda path: path.write_text("this is not a picture") and path, "not an image"),
+    ("renamed.jpg", _text_file, "not an image"),
     ("huge.png", _huge_png, "decompression bomb"),
 ])
 def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Path, name, make, message) -> None:
@@ -219,7 +235,7 @@ def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Pa
 
 
 @pytest.mark.parametrize("name, make, message", [
-    ("empty.wav", lambda path: path.write_bytes(b"") or path, "cannot read"),
+    ("empty.wav", _empty_file, "cannot read"),
     ("long.wav", lambda path: _tone(path, 12.0), "at most 10 s"),
 ])
 def test_bad_audio_gives_a_message_and_the_next_request_works(page, tmp_path: Path, name, make, message) -> None:
