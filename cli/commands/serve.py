@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
 
 from spmm.errors import SpmmInputError
 
@@ -45,8 +47,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise SpmmInputError(f"spmm serve needs the ui extra: pip install 'spmm[ui]' ({error})") from error
     extra = list(dict.fromkeys([*args.model, *(spec for spec in options if spec not in args.model)]))
-    app = build_app(extra, options)
-    url = launch(app, args.host, args.port, args.concurrency)
-    print(f"spmm serve: {url} (Ctrl+C stops)", flush=True)
-    app.block_thread()
+    with tempfile.TemporaryDirectory(prefix="spmm-serve-") as folder:
+        app = build_app(Path(folder), extra, options)
+        url = launch(app, args.host, args.port, args.concurrency)
+        print(f"spmm serve: {url} (Ctrl+C stops)", flush=True)
+        app.block_thread()
     return 0

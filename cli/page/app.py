@@ -221,8 +221,8 @@ def _audio_tab(page: Page, examples: Sequence[str]) -> None:
     run.click(page.audio, [clip, spec, method, target], [status, spectrogram, sonified, probabilities, downloads])
 
 
-def build_app(extra_models: Sequence[str] = (), options: dict[str, dict[str, Any]] | None = None,
-              folder: Path | None = None) -> gr.Blocks:
+def build_app(folder: Path, extra_models: Sequence[str] = (), options: dict[str, dict[str, Any]] | None = None
+              ) -> gr.Blocks:
     """The page: the default model of each modality plus ``extra_models`` (loaded now, so a bad spec
     fails at start-up), with ``options`` per spec for ``spmm.load``; downloads go under ``folder``."""
     models = Models(options)
@@ -231,7 +231,6 @@ def build_app(extra_models: Sequence[str] = (), options: dict[str, dict[str, Any
         modality = models.get(spec).modality.name
         if spec not in choices.setdefault(modality, []):
             choices[modality].append(spec)
-    folder = folder or Path(tempfile.mkdtemp(prefix="spmm-serve-"))
     images, clips = _example_files(folder / "examples")
     page = Page(models, choices, folder)
     with gr.Blocks(title="spmm — Semantic Pullbacks") as app:

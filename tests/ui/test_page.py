@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -172,6 +173,30 @@ def test_image_heatmap_and_top1(page, tmp_path: Path) -> None:
     sync_api.expect(page.locator("#image-files")).to_contain_text(".json")
     page.wait_for_timeout(500)
     page.screenshot(path=str(tmp_path / "image.png"), full_page=True)
+
+
+def _step_logit(page) -> tuple[int, float]:
+    caption = re.search(r"step (\d+): .* logit (-?[\d.]+)", page.locator("#ascent-caption").inner_text())
+    assert caption, "no step caption"
+    return int(caption.group(1)), float(caption.group(2))
+
+
+def test_counterfactual_slider_walks_the_ascent(page, tmp_path: Path) -> None:
+    _upload(page, "image-input", _picture(tmp_path))
+    page.get_by_text("Counterfactual: PullbackAscent").click()
+    page.locator("#image-ascent").click()
+    sync_api.expect(page.locator("#ascent-status")).to_contain_text("PullbackAscent done")
+    last, last_logit = _step_logit(page)
+    last_frame = _image_pixels(page, "#ascent-frame")
+    assert last == 5
+    slider = page.locator("#ascent-step input[type=number]")
+    slider.fill("0")
+    slider.press("Enter")
+    sync_api.expect(page.locator("#ascent-caption")).to_contain_text("step 0:")
+    first, first_logit = _step_logit(page)
+    assert last_logit > first_logit, "the ascent did not raise the target's logit"
+    assert np.abs(_image_pixels(page, "#ascent-frame") - last_frame).mean() > 0.5, "x_0 and x_K look the same"
+    page.screenshot(path=str(tmp_path / "counterfactual.png"), full_page=True)
 
 
 def test_text_words_match_typed_text(page, tmp_path: Path) -> None:
