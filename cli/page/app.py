@@ -25,6 +25,8 @@ ZERO_SHOT_MODEL = "minilm-zero-shot"
 DEFAULT_ZERO_SHOT_LABELS = "sports, politics, business, science"
 DEFAULT_TEXT = "a gripping , funny and beautifully acted film"
 COUNTERFACTUAL_STEPS = 5
+MAX_UPLOAD = "200mb"
+"""Larger uploads are refused by Gradio before they reach a handler."""
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,7 @@ class Page:
 
 
 def _frame(frames: list[Any], captions: list[str], step: float) -> tuple[Any, str]:
+    """The ascent's x_k and its caption at slider position ``step``."""
     if not frames:
         return None, ""
     index = min(int(step), len(frames) - 1)
@@ -248,5 +251,6 @@ def launch(app: gr.Blocks, host: str, port: int, concurrency: int = 2) -> str:
     """Queue requests (``concurrency`` explanations at a time, the rest wait their turn) and start
     serving ``app`` on ``host``:``port`` in the background; returns the page's URL."""
     app.queue(default_concurrency_limit=concurrency)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False)
+    app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
+               max_file_size=MAX_UPLOAD)
     return app.local_url

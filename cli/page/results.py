@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -62,9 +63,7 @@ def friendly_message(error: BaseException) -> str:
     return f"the explanation failed ({type(error).__name__}: {error})"
 
 
-def _reporting(reporter: Reporter | None):
-    from contextlib import nullcontext
-
+def _reporting(reporter: Reporter | None) -> AbstractContextManager[None]:
     from spmm.progress import reporting
 
     return nullcontext() if reporter is None else reporting(reporter)
@@ -169,7 +168,7 @@ class TextResult:
 
 def explain_text(model: spmm.Explainable, text: str, method: str, folder: Path,
                  reporter: Reporter | None = None) -> TextResult:
-    """Explain every label of ``model`` on ``text`` (one batch): switching labels on the page is instant."""
+    """Explain each of the model's top-k labels on ``text`` (one batch): switching labels on the page is instant."""
     from spmm.modalities.text.render import render_html
 
     text = (text or "").strip()
@@ -177,17 +176,14 @@ def explain_text(model: spmm.Explainable, text: str, method: str, folder: Path,
         raise SpmmInputError("type a text to explain")
     if len(text) > MAX_TEXT_CHARACTERS:
         raise SpmmInputError(f"the text has {len(text)} characters; the page explains at most {MAX_TEXT_CHARACTERS}")
-    labels = [str(label) for label in model.labels or ()]
-    if not labels:
-        raise SpmmInputError(f"{model.name} has no labels to explain")
+    top = model.predict([text], k=TOP_K)[0]
     with _reporting(reporter):
-        explanation = model.explain([text] * len(labels), labels, method, top_k=TOP_K, seed=0)
-    probabilities = _probabilities(explanation)
+        explanation = model.explain([text] * len(top), [p.index for p in top], method, top_k=TOP_K, seed=0)
     html = {
-        label: render_html(explanation.words(i), f"'{label}' ({probabilities.get(label, 0.0):.1%}), {method}")
-        for i, label in enumerate(labels)
+        p.label: render_html(explanation.words(i), f"'{p.label}' ({p.probability:.1%}), {method}")
+        for i, p in enumerate(top)
     }
-    return TextResult(html, probabilities, explanation.predictions[0][0].label,
+    return TextResult(html, _probabilities(explanation), top[0].label,
                       _save(explanation, folder, f"text-{method}"))
 
 
@@ -204,7 +200,17 @@ class AudioResult:
 
 def explain_audio(model: spmm.Explainable, clip: str | Path, method: str, target: str, folder: Path,
                   reporter: Reporter | None = None) -> AudioResult:
-    """Explain ``target`` on (at most :data:`PAGE_MAX_SECONDS` of) one audio file."""
+    """Explain ``target`` on one audio file of at most :data:`PAGE_MAX_SECONDS` (checked from its
+    header before it is decoded, when soundfile can read it)."""
+    import soundfile
+
+    try:
+        seconds = soundfile.info(str(clip)).duration
+    except (RuntimeError, soundfile.LibsndfileError):
+        seconds = 0.0  # unreadable: the explanation reports why
+    if seconds > PAGE_MAX_SECONDS:
+        raise SpmmInputError(f"{Path(clip).name} lasts {seconds:.1f} s; the page explains at most "
+                             f"{PAGE_MAX_SECONDS:g} s of audio at a time")
     with _reporting(reporter):
         explanation = model.explain([str(clip)], _parse_target(target), method, top_k=TOP_K, seed=0,
                                     prepare_options={"max_seconds": PAGE_MAX_SECONDS})

@@ -241,6 +241,10 @@ def _text_file(path: Path) -> Path:
     return path
 
 
+def _long_tone(path: Path) -> Path:
+    return _tone(path, 12.0)
+
+
 def _empty_file(path: Path) -> Path:
     path.write_bytes(b"")
     return path
@@ -249,7 +253,7 @@ def _empty_file(path: Path) -> Path:
 @pytest.mark.parametrize("name, make, message", [
     ("renamed.jpg", _text_file, "not an image"),
     ("huge.png", _huge_png, "decompression bomb"),
-])
+], ids=["text-renamed-jpg", "400-megapixel-png"])
 def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Path, name, make, message) -> None:
     _upload(page, "image-input", make(tmp_path / name))
     page.locator("#image-explain").click()
@@ -261,8 +265,8 @@ def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Pa
 
 @pytest.mark.parametrize("name, make, message", [
     ("empty.wav", _empty_file, "cannot read"),
-    ("long.wav", lambda path: _tone(path, 12.0), "at most 10 s"),
-])
+    ("long.wav", _long_tone, "at most 10 s"),
+], ids=["empty-wav", "12-seconds"])
 def test_bad_audio_gives_a_message_and_the_next_request_works(page, tmp_path: Path, name, make, message) -> None:
     _open_tab(page, "Audio")
     _upload(page, "audio-input", make(tmp_path / name))
