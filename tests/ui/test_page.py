@@ -42,12 +42,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def uploads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's GRADIO_TEMP_DIR, where uploads land."""
+    return tmp_path_factory.mktemp("gradio")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, uploads: Path) -> Iterator[str]:
     """The URL of ``spmm serve`` running on a free port (stopped after the module)."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio"))}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(uploads)}
     command = [sys.executable, "-c", "import sys; from spmm.cli import main; sys.exit(main())",
                "serve", "--port", str(port)]
     with log.open("w") as output:
@@ -254,10 +259,13 @@ def _empty_file(path: Path) -> Path:
     ("renamed.jpg", _text_file, "not an image"),
     ("huge.png", _huge_png, "decompression bomb"),
 ], ids=["text-renamed-jpg", "400-megapixel-png"])
-def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Path, name, make, message) -> None:
+def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Path, uploads: Path, name, make,
+                                                              message) -> None:
     _upload(page, "image-input", make(tmp_path / name))
     page.locator("#image-explain").click()
-    assert "Error:" in _status(page, "image", message)
+    status = _status(page, "image", message)
+    assert "Error:" in status and name in status
+    assert str(uploads) not in status, "the message shows the server's upload path"
     page.screenshot(path=str(tmp_path / "bad-image.png"), full_page=True)
     _explain_image(page, _picture(tmp_path))
     assert _image_pixels(page, "#image-heatmap").std() > 5.0
@@ -267,11 +275,14 @@ def test_bad_image_gives_a_message_and_the_next_request_works(page, tmp_path: Pa
     ("empty.wav", _empty_file, "cannot read"),
     ("long.wav", _long_tone, "at most 10 s"),
 ], ids=["empty-wav", "12-seconds"])
-def test_bad_audio_gives_a_message_and_the_next_request_works(page, tmp_path: Path, name, make, message) -> None:
+def test_bad_audio_gives_a_message_and_the_next_request_works(page, tmp_path: Path, uploads: Path, name, make,
+                                                              message) -> None:
     _open_tab(page, "Audio")
     _upload(page, "audio-input", make(tmp_path / name))
     page.locator("#audio-explain").click()
-    assert "Error:" in _status(page, "audio", message)
+    status = _status(page, "audio", message)
+    assert "Error:" in status and name in status
+    assert str(uploads) not in status, "the message shows the server's upload path"
     page.screenshot(path=str(tmp_path / "bad-audio.png"), full_page=True)
     _upload(page, "audio-input", _tone(tmp_path / "tone.wav", 1.0))
     page.locator("#audio-explain").click()
