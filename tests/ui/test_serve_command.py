@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spmm.cli import build_parser
+from spmm.cli import build_parser, main
 from spmm.cli.commands.serve import parse_weights, run_serve
 from spmm.errors import SpmmInputError
 
@@ -25,3 +25,13 @@ def test_weights_are_spec_equals_path() -> None:
 def test_malformed_weights_are_refused(item: str) -> None:
     with pytest.raises(SpmmInputError, match="SPEC=PATH"):
         parse_weights([item])
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--weights", "honk_res8.pt"], "--weights takes SPEC=PATH"),
+    (["--concurrency", "0"], "--concurrency must be at least 1"),
+])
+def test_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], options: list[str], message: str) -> None:
+    assert main(["serve", *options]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
