@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -27,19 +28,22 @@ PAGE_MAX_SECONDS = 10.0
 MAX_TEXT_CHARACTERS = 2000
 """Longest text one request explains."""
 TOP_K = 5
+LABELLED_KEPT = 4
+"""Zero-shot models (one per label set) kept loaded at a time."""
 
 Reporter = Callable[[Iterable[Any], str, int], Iterable[Any]]
 
 
 class Models:
-    """``spmm.load`` results by spec, each loaded once, on first use.
+    """``spmm.load`` results by spec, each loaded once, on first use; of the models loaded with
+    user labels (zero-shot), only the :data:`LABELLED_KEPT` most recently used are kept.
 
     options: per spec, the keywords ``spmm.load`` gets (e.g. ``{"honk-res8": {"weights": path}}``).
     """
 
     def __init__(self, options: dict[str, dict[str, Any]] | None = None) -> None:
         self.options = options or {}
-        self._loaded: dict[tuple[str, tuple[str, ...]], spmm.Explainable] = {}
+        self._loaded: OrderedDict[tuple[str, tuple[str, ...]], spmm.Explainable] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, spec: str, labels: tuple[str, ...] = ()) -> spmm.Explainable:
@@ -51,6 +55,10 @@ class Models:
                 if labels:
                     options["labels"] = list(labels)
                 self._loaded[key] = spmm.load(spec, **options)
+            self._loaded.move_to_end(key)
+            labelled = [k for k in self._loaded if k[1]]
+            for old in labelled[:-LABELLED_KEPT]:
+                del self._loaded[old]
             return self._loaded[key]
 
 
