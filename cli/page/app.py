@@ -175,7 +175,7 @@ def _image_tab(page: Page, examples: Sequence[str]) -> None:
         step = gr.Slider(0, COUNTERFACTUAL_STEPS, value=0, step=1, label="Step k", elem_id="ascent-step")
         frame = gr.Image(label="x_k", interactive=False, elem_id="ascent-frame")
         caption = gr.Markdown(elem_id="ascent-caption")
-        ascent_files = gr.File(file_count="multiple", label="Downloads (JSON)")
+        ascent_files = gr.File(file_count="multiple", label="Downloads (PNG, JSON)")
     run.click(page.image, [image, spec, method, target, temperature],
               [status, overlay, heatmap, probabilities, target, downloads])
     ascend.click(page.counterfactual, [image, spec, target, steps],

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import spmm
+from spmm.cli.commands.common import parse_target
 from spmm.errors import SpmmInputError
 
 GATE_TEMPERATURES = ("relu", "leaky_relu", "hardtanh")
@@ -94,8 +95,8 @@ def _rgb(values: np.ndarray) -> np.ndarray:
 
 
 def _parse_target(text: str) -> int | str:
-    text = (text or "").strip() or "top1"
-    return int(text) if text.lstrip("-").isdigit() else text
+    """The typed target as the CLI reads it (an empty box is ``"top1"``)."""
+    return parse_target((text or "").strip() or "top1")
 
 
 @dataclasses.dataclass
