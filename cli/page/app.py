@@ -188,8 +188,9 @@ def _text_tab(page: Page) -> None:
         with gr.Column():
             text = gr.Textbox(DEFAULT_TEXT, lines=4, label="Text", elem_id="text-input")
             spec = gr.Dropdown(page.choices["text"], value=page.choices["text"][0], label="Model",
-                               info=f"{ZERO_SHOT_MODEL}: classified over the labels below")
-            labels = gr.Textbox(DEFAULT_ZERO_SHOT_LABELS, label="Zero-shot labels (comma-separated)")
+                               info=f"{ZERO_SHOT_MODEL}: classified over the labels below", elem_id="text-model")
+            labels = gr.Textbox(DEFAULT_ZERO_SHOT_LABELS, label="Zero-shot labels (comma-separated)",
+                                elem_id="text-labels")
             method = gr.Dropdown(spmm.list_methods(), value="soft_pullback", label="Method")
             run = gr.Button("Explain", variant="primary", elem_id="text-explain")
         with gr.Column():

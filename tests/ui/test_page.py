@@ -224,6 +224,21 @@ def test_text_words_match_typed_text(page, tmp_path: Path) -> None:
     page.screenshot(path=str(tmp_path / "text.png"), full_page=True)
 
 
+def test_zero_shot_explains_the_typed_labels(page, tmp_path: Path) -> None:
+    typed = "the striker scored twice in the final"
+    _open_tab(page, "Text")
+    page.locator("#text-model input").click()
+    page.get_by_role("option", name="minilm-zero-shot").click()
+    page.locator("#text-labels textarea").fill("sports, politics, cooking")
+    page.locator("#text-input textarea").fill(typed)
+    page.locator("#text-explain").click()
+    _status(page, "text", "Predicted")
+    choices = sorted(page.locator("#text-label label").all_inner_texts())
+    assert [choice.strip() for choice in choices] == ["cooking", "politics", "sports"]
+    assert page.locator("#text-words span[title]").all_inner_texts() == typed.split()
+    page.screenshot(path=str(tmp_path / "zero-shot.png"), full_page=True)
+
+
 def test_audio_player_has_source(page, tmp_path: Path) -> None:
     _open_tab(page, "Audio")
     _upload(page, "audio-input", _tone(tmp_path / "tone.wav", 1.0))
