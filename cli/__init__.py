@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "spmm.cli.commands.explain",
     "spmm.cli.commands.bench",
     "spmm.cli.commands.attribute",
+    "spmm.cli.commands.serve",
 ]
 
 
