@@ -41,7 +41,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="audio: rate of raw waveforms (files carry their own; resampled to the model's)")
     parser.add_argument("--max-seconds", type=float, default=None,
-                        help="audio: refuse clips longer than this (default: the model's memory-based limit)")
+                        help="audio: refuse clips longer than this (None: the model's memory-based limit)")
     parser.add_argument("--error-on-long", action="store_true",
                         help="text: reject texts longer than the model's maximum instead of truncating them")
     parser.add_argument("--include-special", action="store_true",

@@ -37,8 +37,8 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
     parser.add_argument("--seed", type=int, default=0, help="seed of stochastic methods")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input (the framework's schema)")
     parser.add_argument("--score", choices=("signed", "norm", "sum"), default=None,
-                        help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum; "
-                             "default: sum for methods that already multiply by the input, else signed)")
+                        help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum); "
+                             "None: sum for methods that already multiply by the input, else signed")
     return parser
 
 
