@@ -26,17 +26,3 @@ def audio_mosaic(target: Tensor, distractors: Sequence[Tensor], target_slots: Se
 def frame_slots(frames: int, hop: int, slot_samples: int, slots: int) -> Tensor:
     """(T,) slot of each centred frame (frame t is centred on sample t·hop)."""
     return (torch.arange(frames) * hop // slot_samples).clamp_max(slots - 1)
-
-
-def focus(attribution: Tensor, slot_of_frame: Tensor, target_slots: Sequence[int]) -> Tensor:
-    """Share of positive relevance in the target slots: (B, T, F) or (T, F) -> (B,) or ().
-
-    Relevance is the positive part of the attribution itself (log-mel values have an
-    arbitrary sign, so attribution ⊙ input would not mean "evidence").  A map without
-    positive relevance scores 0.
-    """
-    positive = attribution.clamp_min(0).sum(dim=-1)  # (..., T)
-    in_target = torch.isin(slot_of_frame.to(positive.device), torch.tensor(list(target_slots), device=positive.device))
-    total = positive.sum(dim=-1)
-    share = (positive * in_target).sum(dim=-1)
-    return torch.where(total > 0, share / total.clamp_min(1e-30), torch.zeros_like(total))

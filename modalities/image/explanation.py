@@ -50,7 +50,7 @@ class ImageExplanation(Explanation):
     def aggregate(self, by: str = "patches", size: int = 16, segments: int = 50) -> Tensor:
         """Pixel scores summed per region: ``"patches"`` of ``size`` px -> (B, H/size, W/size);
         ``"superpixels"`` (SLIC, ``segments``) -> (B, H, W) with each pixel holding its region's sum."""
-        from spmm.modalities.image import patch_groups, superpixel_groups
+        from spmm.modalities.image import superpixel_groups
 
         pixels = self.pixel_scores()
         batch, height, width = pixels.shape

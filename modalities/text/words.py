@@ -195,11 +195,3 @@ def concatenate_segments(texts: Sequence[str], separator: str = " ") -> tuple[st
         spans.append((position, position + len(text)))
         position += len(text)
     return "".join(pieces), spans
-
-
-def pointing_share(words: SpanScores, segment: tuple[int, int]) -> float:
-    """Sequence pointing game: share of the positive word relevance inside the character span ``segment``."""
-    positive = torch.tensor(words.scores).clamp_min(0)
-    inside = torch.tensor([segment[0] <= s and e <= segment[1] for s, e in words.spans])
-    total = positive.sum().item()
-    return float(positive[inside].sum().item() / total) if total > 0 else 0.0

@@ -21,7 +21,8 @@ from spmm.modalities.audio.groups import (
     tf_patches,
 )
 from spmm.modalities.audio.io import batch_clips, check_waveform, load_audio, pad_or_crop, save_wav
-from spmm.modalities.audio.mosaic import audio_mosaic, focus, frame_slots
+from spmm.metrics import FeatureGroups, Focus
+from spmm.modalities.audio.mosaic import audio_mosaic, frame_slots
 from spmm.modalities.audio.render import render_explanation, sonify
 
 from tests.audio.audio_signals import tone
@@ -145,5 +146,11 @@ def test_audio_mosaic_and_focus():
     assert slots.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 3]
     attribution = torch.zeros(9, 2)
     attribution[0, 0], attribution[4, 1], attribution[2, 0], attribution[6, 0] = 3.0, 1.0, 4.0, -5.0
-    torch.testing.assert_close(focus(attribution, slots, [0, 2]), torch.tensor(4.0 / 8.0))
-    assert focus(-torch.ones(9, 2), slots, [0]) == 0
+    groups = FeatureGroups(slots.view(9, 1), 4)  # each frame's time slot, for every band
+    focus = Focus(times_input=False)
+    maps = torch.stack([attribution, -torch.ones(9, 2)])
+    targets = torch.tensor([[True, False, True, False], [True, False, False, False]])
+    scores = focus(None, torch.ones(2, 9, 2), torch.zeros(2, dtype=torch.long), maps, groups=groups,
+                   target_groups=targets).scores
+    assert scores[0].item() == pytest.approx(4.0 / 8.0)  # positive 3 + 1 in slots 0, 2 of 3 + 1 + 4
+    assert scores[1].item() == 0  # no positive relevance at all

@@ -68,13 +68,9 @@ def test_groups_replace_and_delete(minilm_tokenizer):
     assert torch.equal(ids[1], batch.input_ids[1]) and torch.equal(mask[1], batch.attention_mask[1])
 
 
-def test_segments_and_pointing_share():
+def test_segments():
     text, spans = text_modality.concatenate_segments(["good film", "bad plot"])
     assert text == "good film bad plot" and spans == [(0, 9), (10, 18)]
-    words = text_modality.SpanScores(text, ["good", "film", "bad", "plot"], [3.0, 1.0, -2.0, 1.0],
-                                     [(0, 4), (5, 9), (10, 13), (14, 18)])
-    assert text_modality.pointing_share(words, spans[0]) == pytest.approx(4.0 / 5.0)
-    assert text_modality.pointing_share(words, spans[1]) == pytest.approx(1.0 / 5.0)
 
 
 def test_rendering():
