@@ -128,3 +128,23 @@ def test_the_bench_scores_the_rules_explain_draws_on_squeeze_excitation():
     torch.testing.assert_close(bench_sp(model.model, x, targets), explained, rtol=0, atol=0)
     op_rules_only = spmm.explain(model.model, x, targets).attributions
     assert (op_rules_only - explained).norm() > 1e-4 * explained.norm()
+
+
+SMALL = {"model_samples": 2, "input_samples": 2, "steps": 3, "samples": 3, "baseline_draws": 2}
+
+
+@pytest.mark.parametrize("method", spmm.list_methods())
+def test_every_method_runs_through_the_one_call_shape(method):
+    """All 16 methods through ``m.explain`` on a random-init image model (Grad-CAM methods with the
+    rule set's layer): attributions shaped like the input, finite, and reproducible with ``seed``."""
+    from spmm.methods.registry import get_method
+
+    torch.manual_seed(0)
+    model = spmm.load("timm:test_resnet", random_init=True)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    params = {k: v for k, v in SMALL.items() if k in get_method(method).defaults}
+    first = model.explain(x, [1, 2], method, seed=3, **params)
+    again = model.explain(x, [1, 2], method, seed=3, **params)
+    assert first.attributions.shape == x.shape and torch.isfinite(first.attributions).all()
+    torch.testing.assert_close(first.attributions, again.attributions, rtol=0, atol=0)
+    assert first.method == method and first.rules.name == "vision"
