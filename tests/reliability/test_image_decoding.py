@@ -125,13 +125,13 @@ def cmyk_tiff(tmp: Path):
     return path, (1 - c[..., :3]) * (1 - c[..., 3:]), 1.5 / 255
 
 
-def ycbcr_tiff(tmp: Path):
+def ycbcr_in_memory(tmp: Path):
+    """A YCbCr image given as a PIL image (Pillow 12 writes YCbCr TIFFs it cannot read back)."""
     ycc = RNG.integers(16, 236, (N, N, 3)).astype(np.uint8)
-    path = tmp / "ycbcr.tif"
-    Image.fromarray(ycc, "YCbCr").save(path)
+    image = Image.fromarray(ycc, "YCbCr")
     y, cb, cr = (ycc[..., i].astype(np.float64) for i in range(3))
     rgb = np.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128), y + 1.772 * (cb - 128)], 2)
-    return path, rgb.clip(0, 255) / 255, 1.5 / 255
+    return image, rgb.clip(0, 255) / 255, 1.5 / 255
 
 
 def lab_neutral_tiff(tmp: Path):
@@ -165,7 +165,7 @@ def exif_rotated_png(tmp: Path):
 
 CASES = [
     gray8, gray16_png, gray16_big_endian_tiff, int32_tiff, float_tiff, bilevel_png, palette_png,
-    palette_transparency_png, gray_alpha_png, rgba_png, cmyk_tiff, ycbcr_tiff, lab_neutral_tiff, hsv_in_memory,
+    palette_transparency_png, gray_alpha_png, rgba_png, cmyk_tiff, ycbcr_in_memory, lab_neutral_tiff, hsv_in_memory,
     exif_rotated_png,
 ]
 
