@@ -7,7 +7,7 @@ import numbers
 import random
 import sys
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -158,6 +158,7 @@ def explain(
     temperatures: Temperatures | Mapping[str, float] | None = None,
     module_rules: Mapping | None = None,
     seed: int | None = None,
+    labels: Sequence[str] | None = None,
     **params: Any,
 ) -> Explanation:
     """Explain ``model``'s ``target`` score on ``inputs`` with ``method``.
@@ -167,13 +168,15 @@ def explain(
     model: a module or callable mapping inputs (B, ...) to an output (logits (B, C), a Hugging
         Face output with ``.logits``, or anything a callable target understands).
     inputs: (B, ...) float tensor; images in [−1, 1] by convention (SPEC §3).
-    target: class index, one index per sample, or a callable output -> (B,) scores.
+    target: class index, one index per sample, ``"top1"``, a label name of ``labels``, or a callable
+        output -> (B,) scores.
     method: see :func:`spmm.list_methods`; pullback methods use the SP rules.
     rules: the :class:`spmm.RuleSet` (or its name) the model is explained with; default: the op
         rules alone.  ``spmm.load(...)`` models carry theirs.  Methods that read a Grad-CAM layer
         get it from ``rules.cam_layer`` unless ``layer=`` is given.
     temperatures: per-rule temperature overrides on top of ``rules``, e.g. ``{"relu": 0.3}``.
     module_rules: extra module rules for this call, on top of ``rules``.
+    labels: class names in output order, for label-name targets.
     seed: makes stochastic methods reproducible: torch, NumPy and Python ``random`` are seeded for
         the call and their global states restored afterwards.
     params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``; every value is checked
@@ -201,7 +204,7 @@ def explain(
     with buffers_kept(model), seeded(seed), layer as found:
         with torch.no_grad():
             output = _forward(model, inputs)
-        target_fn = resolve_target(target, output)
+        target_fn = resolve_target(target, output, labels)
         scores = target_scores(target_fn, output, inputs.shape[0])
         context = MethodContext(
             model, target_fn, pullback=spec.pullback, temperatures=ruleset.temperatures,

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explanation import Explanation, Prediction
 from spmm.ruleset import RuleSet
-from spmm.targets import ClassTarget, class_targets, output_logits
+from spmm.targets import ClassTarget, output_logits
 
 
 @dataclasses.dataclass
@@ -127,13 +127,8 @@ class Explainable:
                 "this model carries its rule set (m.rules); change it with m.with_rules(...) instead of rules=/module_rules="
             )
         prepared = self.prepare(inputs, **(prepare_options or {}))
-        with torch.no_grad():
-            output = prepared.model(prepared.inputs)
-        resolved = target if callable(target) and not isinstance(target, Tensor) else class_targets(
-            target, output_logits(output), self.labels
-        )
         params = {**self.modality.method_params(method, prepared.inputs), **params}
-        base = explain(prepared.model, prepared.inputs, resolved, method, rules=self.rules, **params)
+        base = explain(prepared.model, prepared.inputs, target, method, rules=self.rules, labels=self.labels, **params)
         base.predictions = self.predictions(base.output, top_k)
         base.labels = self.labels
         base.sources = prepared.sources

@@ -94,11 +94,12 @@ def class_indices(target: int | Sequence[int] | Tensor | np.ndarray, logits: Ten
     return indices.clone()
 
 
-def resolve_target(target: Target, output: Any) -> TargetFn:
-    """Turn ``target`` into a callable, validating indices against ``output``."""
+def resolve_target(target: Target, output: Any, labels: Sequence[str] | None = None) -> TargetFn:
+    """Turn ``target`` into a callable: callables as they are, class targets (:func:`class_targets`:
+    indices, ``"top1"``, label names of ``labels``) validated against ``output``."""
     if callable(target) and not isinstance(target, Tensor):
         return target
-    return ClassLogit(class_indices(target, output_logits(output)))
+    return ClassLogit(class_targets(target, output_logits(output), labels))
 
 
 def target_for_rows(target_fn: TargetFn, sample_index: Tensor | None) -> TargetFn:
@@ -148,11 +149,11 @@ def class_targets(target: ClassTarget, logits: Tensor, labels: Sequence[str] | N
             "pass a callable target that maps the output to one score per sample"
         )
     batch = logits.shape[0]
-    if isinstance(target, Tensor):
+    if isinstance(target, (Tensor, np.ndarray)) or _is_index(target):
         return class_indices(target, logits)
     items = list(target) if isinstance(target, (list, tuple)) else [target] * batch
     if len(items) != batch:
-        raise SpmmInputError(f"got {len(items)} targets for {batch} inputs")
+        raise SpmmInputError(f"got {len(items)} targets for a batch of {batch} samples")
     indices = []
     for row, item in enumerate(items):
         if isinstance(item, str) and item.strip().lower() == "top1":
@@ -161,10 +162,10 @@ def class_targets(target: ClassTarget, logits: Tensor, labels: Sequence[str] | N
             if labels is None and not item.strip().lstrip("-").isdigit():
                 raise SpmmInputError(f"target {item!r} is a label name, but the model has no labels; give an index")
             indices.append(label_index(item, labels or []))
-        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+        elif _is_index(item):
             indices.append(int(item))
         else:
             raise SpmmInputError(
-                f"target {item!r} is not 'top1', a class index or a label name (or a callable for the whole batch)"
+                f"target must be an int, 'top1' or a label name (one per sample), or a callable; got {item!r}"
             )
     return class_indices(indices, logits)

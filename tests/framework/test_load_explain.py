@@ -66,7 +66,7 @@ def test_targets_top1_index_name_and_one_per_input(resnet, images):
     torch.testing.assert_close(named.scores, logits[[0, 1], [281, 3]])
     with pytest.raises(SpmmInputError, match="did you mean 'tabby'"):
         resnet.explain(images, "tabbby")
-    with pytest.raises(SpmmInputError, match="3 targets for 2 inputs"):
+    with pytest.raises(SpmmInputError, match="got 3 targets for a batch of 2 samples"):
         resnet.explain(images, [1, 2, 3])
     with pytest.raises(SpmmInputError, match="out of range"):
         resnet.explain(images, 1000)
