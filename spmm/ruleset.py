@@ -20,7 +20,7 @@ from spmm.errors import SpmmInputError
 from spmm.mode import PullbackMode, Recorder
 from spmm.plugins import load_plugins
 from spmm.rules.registry import ModuleRule
-from spmm.temperatures import Temperatures, resolve_temperatures
+from spmm.temperatures import Temperatures
 
 CamLayerFn = Callable[[nn.Module], ContextManager[nn.Module]]
 """``cam_layer(model)`` -> a context manager giving the module Grad-CAM reads (output (B, C, h, w));
@@ -139,8 +139,6 @@ def resolve_rules(
         rules = DEFAULT_RULES
     elif not isinstance(rules, RuleSet):
         raise SpmmInputError(f"rules must be a spmm.RuleSet or the name of one, got {type(rules).__name__}")
-    if temperatures is not None and not isinstance(temperatures, Temperatures):
-        resolve_temperatures(temperatures)  # validates names and values
     return rules.for_model(model).updated(temperatures, module_rules)
 
 
