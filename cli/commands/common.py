@@ -14,6 +14,7 @@ import torch
 import spmm
 from spmm.errors import SpmmInputError
 from spmm.load import NAMED_MODELS, RESOLVERS, default_model, load_plugins
+from spmm.methods.registry import get_method
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif"}
@@ -131,17 +132,13 @@ def load_model(spec: str, args: argparse.Namespace) -> spmm.Explainable:
 
 
 def check_methods(methods: Iterable[str]) -> list[str]:
+    """The method names, each checked by the method registry before any work."""
     methods = list(methods)
-    unknown = [m for m in methods if m not in spmm.list_methods()]
-    if unknown:
-        raise SpmmInputError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(spmm.list_methods())}")
     if not methods:
         raise SpmmInputError("no method given")
+    for method in methods:
+        get_method(method)
     return methods
-
-
-def parse_target(text: str) -> int | str:
-    return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
 def _slug(text: str, limit: int = 40) -> str:

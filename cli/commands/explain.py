@@ -14,7 +14,6 @@ from .common import (
     add_model_arguments,
     check_methods,
     load_model,
-    parse_target,
     prepare_options,
     print_record,
     progress,
@@ -79,7 +78,7 @@ def run_explain(args: argparse.Namespace) -> int:
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
     model = load_model(spec, args)
-    target = parse_target(args.target)
+    target = args.target
     for item in progress(inputs, f"explain ({args.method})"):
         explanation = model.explain([item], target, args.method, seed=args.seed,
                                     prepare_options=prepare_options(args))
@@ -101,7 +100,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if len(inputs) != 1:
         raise SpmmInputError(f"compare takes one input, got {len(inputs)}")
     model = load_model(spec, args)
-    target = parse_target(args.target)
+    target = args.target
     explanations = {}
     for method in progress(methods, "compare"):
         explanations[method] = model.explain(inputs, target, method, seed=args.seed,
@@ -134,7 +133,7 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     model = load_model(spec, args)
     if model.modality.name != "image":
         raise SpmmInputError(f"counterfactual draws image trajectories; {spec} is a {model.modality.name} model")
-    explanation = model.explain(inputs, parse_target(args.target), "pullback_ascent", steps=args.steps,
+    explanation = model.explain(inputs, args.target, "pullback_ascent", steps=args.steps,
                                 step_size=args.step_size)
     label = explanation.target_label(0)
     scores = explanation.extras["step_scores"][:, 0]

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 import spmm
-from spmm.cli.commands.common import parse_target
 from spmm.errors import SpmmInputError
 
 GATE_TEMPERATURES = ("relu", "leaky_relu", "hardtanh")
@@ -94,9 +93,9 @@ def _rgb(values: np.ndarray) -> np.ndarray:
     return (np.clip(values, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def _parse_target(text: str) -> int | str:
-    """The typed target as the CLI reads it (an empty box is ``"top1"``)."""
-    return parse_target((text or "").strip() or "top1")
+def _parse_target(text: str) -> str:
+    """The typed target (an index, a label name or ``"top1"``; an empty box is ``"top1"``)."""
+    return (text or "").strip() or "top1"
 
 
 @dataclasses.dataclass
