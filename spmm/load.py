@@ -18,7 +18,7 @@ from typing import Any, Callable
 from torch import nn
 
 from spmm.errors import SpmmInputError
-from spmm.explainable import Explainable, Modality
+from spmm.explainable import Explainable
 from spmm.plugins import load_plugins
 
 
@@ -46,8 +46,6 @@ class SpecResolver:
 
 NAMED_MODELS: dict[str, NamedModel] = {}
 RESOLVERS: list[SpecResolver] = []
-MODALITIES: dict[str, Callable[..., Modality]] = {}
-"""Modality name -> factory ``(**options) -> Modality`` (for ``spmm.load(module, modality=...)``)."""
 MODULE_WRAPPERS: dict[str, Callable[..., Explainable]] = {}
 """Modality name -> ``wrap(module, **options) -> Explainable`` for user modules."""
 DEFAULT_MODELS: dict[str, str] = {}
@@ -72,9 +70,8 @@ def register_resolver(resolver: SpecResolver) -> None:
         RESOLVERS.append(resolver)
 
 
-def register_modality(name: str, factory: Callable[..., Modality], wrap: Callable[..., Explainable]) -> None:
-    """Make ``modality=name`` available to ``spmm.load(module, modality=name)``."""
-    MODALITIES[name] = factory
+def register_modality(name: str, wrap: Callable[..., Explainable]) -> None:
+    """Make ``modality=name`` available to ``spmm.load(module, modality=name)``: ``wrap(module, **options)``."""
     MODULE_WRAPPERS[name] = wrap
 
 

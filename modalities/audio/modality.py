@@ -289,4 +289,4 @@ def wrap_audio_model(
     return audio_explainable(pipeline, rules)
 
 
-register_modality("audio", AudioModality, wrap_audio_model)
+register_modality("audio", wrap_audio_model)

@@ -120,4 +120,4 @@ def wrap_image_model(
     return Explainable(module, ImageModality(size, preprocess), ruleset, labels, name or type(module).__name__)
 
 
-register_modality("image", ImageModality, wrap_image_model)
+register_modality("image", wrap_image_model)

@@ -126,4 +126,4 @@ def wrap_text_model(
     return Explainable(module, modality, ruleset, list(labels) if labels is not None else None, name)
 
 
-register_modality("text", TextModality, wrap_text_model)
+register_modality("text", wrap_text_model)
