@@ -44,8 +44,19 @@ class SpecResolver:
     describe: str
 
 
+@dataclasses.dataclass(frozen=True)
+class ModuleResolver:
+    """Wraps modules a family recognises without ``modality=``: ``accepts(module) -> bool`` then
+    ``load(module, **options)`` (e.g. any loaded Hugging Face ``PreTrainedModel``)."""
+
+    name: str
+    accepts: Callable[[nn.Module], bool]
+    load: Callable[..., Explainable]
+
+
 NAMED_MODELS: dict[str, NamedModel] = {}
 RESOLVERS: list[SpecResolver] = []
+MODULE_RESOLVERS: list[ModuleResolver] = []
 MODULE_WRAPPERS: dict[str, Callable[..., Explainable]] = {}
 """Modality name -> ``wrap(module, **options) -> Explainable`` for user modules."""
 DEFAULT_MODELS: dict[str, str] = {}
@@ -68,6 +79,12 @@ def register_resolver(resolver: SpecResolver) -> None:
     """Add a resolver for specs that are not registered names (tried in registration order)."""
     if all(r.name != resolver.name for r in RESOLVERS):
         RESOLVERS.append(resolver)
+
+
+def register_module_resolver(resolver: ModuleResolver) -> None:
+    """Add a resolver for modules passed without ``modality=`` (tried in registration order)."""
+    if all(r.name != resolver.name for r in MODULE_RESOLVERS):
+        MODULE_RESOLVERS.append(resolver)
 
 
 def register_modality(name: str, wrap: Callable[..., Explainable]) -> None:
@@ -108,6 +125,9 @@ def load(spec: str | Path | nn.Module | Explainable, **options: Any) -> Explaina
     if isinstance(spec, nn.Module):
         modality = options.pop("modality", None)
         if modality is None:
+            for resolver in MODULE_RESOLVERS:
+                if resolver.accepts(spec):
+                    return call_loader(functools.partial(resolver.load, spec), type(spec).__name__, options)
             raise SpmmInputError(
                 f"spmm.load(module) needs modality=...: one of {', '.join(sorted(MODULE_WRAPPERS))}"
             )
@@ -118,10 +138,10 @@ def load(spec: str | Path | nn.Module | Explainable, **options: Any) -> Explaina
         raise SpmmInputError(f"spmm.load takes a name, a path or an nn.Module, got {type(spec).__name__}")
     text = str(spec)
     if text in NAMED_MODELS:
-        return _call(NAMED_MODELS[text].load, text, options)
+        return call_loader(NAMED_MODELS[text].load, text, options)
     for resolver in RESOLVERS:
         if resolver.accepts(text):
-            return _call(functools.partial(resolver.load, text), text, options)
+            return call_loader(functools.partial(resolver.load, text), text, options)
     close = difflib.get_close_matches(text, list(NAMED_MODELS), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     accepted = "; ".join(r.describe for r in RESOLVERS)
@@ -130,8 +150,9 @@ def load(spec: str | Path | nn.Module | Explainable, **options: Any) -> Explaina
     )
 
 
-def _call(loader: Callable[..., Explainable], spec: str, options: dict[str, Any]) -> Explainable:
-    """Call ``loader`` after checking that it takes every option given."""
+def call_loader(loader: Callable[..., Explainable], spec: str, options: dict[str, Any]) -> Explainable:
+    """``loader(**options)`` after checking that it takes every option given (one-line error naming
+    the ones it takes); ``spec`` names the model in the error."""
     parameters = inspect.signature(loader).parameters.values()
     if not any(p.kind is p.VAR_KEYWORD for p in parameters):
         accepted = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -1,0 +1,82 @@
+"""``spmm.load`` for Hugging Face models: a ``save_pretrained`` folder, a model id in the local
+HF cache (offline, nothing is downloaded) or an already loaded ``PreTrainedModel``.
+
+The config's first architecture picks the task (:mod:`.tasks`); the model loads with an
+attention kernel the SP rules see (``sdpa`` where the class supports it, else ``eager``),
+in eval mode, parameters frozen (explanations need input gradients only).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from spmm.errors import SpmmInputError
+from spmm.explainable import Explainable
+from spmm.load import ModuleResolver, SpecResolver, call_loader, register_module_resolver, register_resolver
+
+from .tasks import task_for
+
+
+def is_pretrained_folder(spec: str) -> bool:
+    """A folder holding a ``config.json`` (what ``save_pretrained`` writes)."""
+    return (Path(spec).expanduser() / "config.json").is_file()
+
+
+def is_cached_model_id(spec: str) -> bool:
+    """An ``org/name`` id whose config is in the local Hugging Face cache."""
+    if spec.count("/") != 1 or Path(spec).exists():
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+
+
+def is_pretrained_model(module: nn.Module) -> bool:
+    """A loaded ``transformers`` model (checked by its class tree, without importing transformers)."""
+    return any(cls.__name__ == "PreTrainedModel" for cls in type(module).__mro__)
+
+
+def load_pretrained(spec: str, attention: str | None = None, **options: Any) -> Explainable:
+    """The Explainable of the model saved at ``spec`` (folder or cached id); ``attention``:
+    "sdpa" or "eager" (default: sdpa where supported)."""
+    import transformers
+
+    from spmm.adapters.text.models import quiet_loading
+
+    source = str(Path(spec).expanduser()) if is_pretrained_folder(spec) else spec
+    config = transformers.AutoConfig.from_pretrained(source, local_files_only=True)
+    architectures = getattr(config, "architectures", None) or []
+    if not architectures:
+        raise SpmmInputError(f"{spec}: config.json names no architecture (save the model with save_pretrained)")
+    task = task_for(architectures[0])
+    model_class = getattr(transformers, architectures[0], None)
+    if model_class is None:
+        raise SpmmInputError(
+            f"{spec}: architecture {architectures[0]} is not in transformers {transformers.__version__} "
+            "(custom code is not loaded)"
+        )
+    chosen = attention or ("sdpa" if getattr(model_class, "_supports_sdpa", False) else "eager")
+    with quiet_loading():
+        model = model_class.from_pretrained(source, local_files_only=True, attn_implementation=chosen)
+    model.eval().requires_grad_(False)
+    return call_loader(functools.partial(task.load, model, source), spec, options)
+
+
+def wrap_pretrained(model: nn.Module, **options: Any) -> Explainable:
+    """The Explainable of a loaded ``transformers`` model (``spmm.load(model, tokenizer=...)``);
+    the user's model is used as is (its mode and parameters are not changed)."""
+    task = task_for(type(model).__name__)
+    return call_loader(functools.partial(task.load, model, None), type(model).__name__, options)
+
+
+register_resolver(SpecResolver(
+    "huggingface-folder", is_pretrained_folder, load_pretrained, "a Hugging Face save_pretrained folder",
+))
+register_resolver(SpecResolver(
+    "huggingface-cache", is_cached_model_id, load_pretrained, "a model id in the local Hugging Face cache",
+))
+register_module_resolver(ModuleResolver("huggingface-model", is_pretrained_model, wrap_pretrained))
