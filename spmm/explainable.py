@@ -52,6 +52,9 @@ class Modality(Protocol):
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
         """Wrap the core result in the modality's :class:`Explanation` subclass."""
 
+    # Optional: ``bind_target(target, prepared) -> target`` turns targets that name parts of the
+    # inputs (a word of a text, a token string) into ones the core resolves (positions, indices).
+
 
 @dataclasses.dataclass
 class Explainable:
@@ -127,6 +130,9 @@ class Explainable:
                 "this model carries its rule set (m.rules); change it with m.with_rules(...) instead of rules=/module_rules="
             )
         prepared = self.prepare(inputs, **(prepare_options or {}))
+        bind_target = getattr(self.modality, "bind_target", None)
+        if bind_target is not None:
+            target = bind_target(target, prepared)
         params = {**self.modality.method_params(method, prepared.inputs), **params}
         base = explain(prepared.model, prepared.inputs, target, method, rules=self.rules, labels=self.labels, **params)
         base.predictions = self.predictions(base.output, top_k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from typing import Any, Callable, Sequence, Union
 
@@ -94,12 +95,111 @@ def class_indices(target: int | Sequence[int] | Tensor | np.ndarray, logits: Ten
     return indices.clone()
 
 
+def model_output(output: Any) -> Any:
+    """A Hugging Face ``ModelOutput`` carrying ``.logits`` -> those logits; any other output as it is."""
+    logits = getattr(output, "logits", None)
+    is_model_output = any(cls.__name__ == "ModelOutput" for cls in type(output).__mro__)
+    return logits if is_model_output and isinstance(logits, Tensor) else output
+
+
+class OnModelOutput:
+    """A user's callable target applied to :func:`model_output` of the output, so that it sees the
+    logits tensor of a Hugging Face model rather than its ``ModelOutput``."""
+
+    def __init__(self, target_fn: TargetFn) -> None:
+        self.target_fn = target_fn
+
+    def __call__(self, output: Any) -> Tensor:
+        return self.target_fn(model_output(output))
+
+    def take(self, sample_index: Tensor) -> "OnModelOutput":
+        return OnModelOutput(target_for_rows(self.target_fn, sample_index))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "target_fn":
+            raise AttributeError(name)
+        return getattr(self.target_fn, name)
+
+    def __repr__(self) -> str:
+        return repr(self.target_fn)
+
+
 def resolve_target(target: Target, output: Any, labels: Sequence[str] | None = None) -> TargetFn:
-    """Turn ``target`` into a callable: callables as they are, class targets (:func:`class_targets`:
-    indices, ``"top1"``, label names of ``labels``) validated against ``output``."""
+    """Turn ``target`` into a callable.  Targets with ``resolve(output, labels)`` (such as
+    :class:`TokenLabel`) resolve themselves against the clean output; other callables receive
+    :func:`model_output` of every output (a Hugging Face ``ModelOutput`` becomes its ``.logits``);
+    class targets (:func:`class_targets`: indices, ``"top1"``, label names of ``labels``) are
+    validated against ``output``.  This is the one place model outputs meet targets."""
+    if hasattr(target, "resolve") and not isinstance(target, Tensor):
+        return target.resolve(model_output(output), labels)
     if callable(target) and not isinstance(target, Tensor):
-        return target
+        return target if isinstance(target, (ClassLogit, OnModelOutput)) else OnModelOutput(target)
     return ClassLogit(class_targets(target, output_logits(output), labels))
+
+
+class PositionLogit:
+    """Score = logit of class ``indices`` (B,) at sequence position ``positions`` (B,) of logits (B, L, C)."""
+
+    def __init__(self, positions: Tensor, indices: Tensor) -> None:
+        self.positions, self.indices = positions, indices
+
+    def __call__(self, output: Any) -> Tensor:
+        logits = output_logits(output)
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return logits[rows, self.positions.to(logits.device), self.indices.to(logits.device)]
+
+    def take(self, sample_index: Tensor) -> "PositionLogit":
+        index = sample_index.to(self.indices.device)
+        return PositionLogit(self.positions[index], self.indices[index])
+
+    def __repr__(self) -> str:
+        return f"PositionLogit(positions={self.positions.tolist()}, classes={self.indices.tolist()})"
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenLabel:
+    """Explain the label of one token (token classification, e.g. named entities).
+
+    word: which word: its text (first occurrence in each input, e.g. ``"Paris"``) or its index
+        among the input's words (``3``: the fourth word); a word's label is read at its first
+        sub-token.  Needs a model that knows its inputs' words (a text model from ``spmm.load``).
+    label: ``"top1"`` (the word's predicted label), a label name or a class index.
+    token: instead of ``word``, a sequence position of the model output (B, L, C) itself (one
+        int, or one per input); works with any model.
+
+    >>> ex = m.explain("Alice moved to Paris", target=spmm.TokenLabel("Paris", "B-LOC"))
+    """
+
+    word: int | str | None = None
+    label: int | str = "top1"
+    token: int | Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.word is None) == (self.token is None):
+            raise SpmmInputError("TokenLabel needs exactly one of word= (a word or its index) and token= (a position)")
+
+    def resolve(self, output: Any, labels: Sequence[str] | None = None) -> PositionLogit:
+        """The :class:`PositionLogit` of this label on logits (B, L, C), validated."""
+        logits = output_logits(output)
+        if self.token is None:
+            raise SpmmInputError(
+                f"TokenLabel(word={self.word!r}) needs a model that knows its inputs' words (spmm.load of a text "
+                "model); for a raw sequence output give token=<position>"
+            )
+        if logits.dim() != 3:
+            raise SpmmInputError(
+                f"TokenLabel needs per-token logits (batch, tokens, classes), got shape {tuple(logits.shape)}"
+            )
+        batch, length, _ = logits.shape
+        tokens = [self.token] * batch if _is_index(self.token) else list(self.token)
+        if len(tokens) != batch or not all(_is_index(t) for t in tokens):
+            raise SpmmInputError(f"TokenLabel token= must be one position or one per input ({batch}), got {self.token!r}")
+        bad = [t for t in tokens if not 0 <= int(t) < length]
+        if bad:
+            raise SpmmInputError(f"token position {bad[0]} is outside the sequence of {length} tokens")
+        positions = torch.tensor([int(t) for t in tokens], dtype=torch.long, device=logits.device)
+        at_tokens = logits[torch.arange(batch, device=logits.device), positions]
+        return PositionLogit(positions, class_targets(self.label, at_tokens, labels))
 
 
 def target_for_rows(target_fn: TargetFn, sample_index: Tensor | None) -> TargetFn:
