@@ -9,12 +9,14 @@ from pathlib import Path
 
 from spmm.explainable import Explainable
 from spmm.load import NAMED_MODELS, load_plugins, register_model
+from spmm.adapters.hf.rules import transformer_module_rules
 from spmm.ruleset import RuleSet, register_ruleset
 
-AUDIO_RULES = register_ruleset(RuleSet("audio"))
+AUDIO_RULES = register_ruleset(RuleSet("audio", model_rules=transformer_module_rules))
 """SPEC §2 op rules and temperatures: the audio architectures (ReLU CNNs, CREPE's ReLU/max-pool
-and its frame normalisation written as ``layer_norm``, AST's GELU/LayerNorm/attention) need
-no module rules."""
+and its frame normalisation written as ``layer_norm``, AST's GELU/LayerNorm/attention) need no
+module rules of their own; transformer blocks written as arithmetic (QuickGELU, RMS norms, gated
+MLPs) get theirs."""
 
 AUDIO_MODEL_SUMMARIES = {
     "honk-res8": "honk res8 keyword spotter, 12 classes (weights=PATH to honk_res8.pt)",

@@ -9,6 +9,7 @@ in eval mode, parameters frozen (explanations need input gradients only).
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,34 @@ def is_pretrained_model(module: nn.Module) -> bool:
     return any(cls.__name__ == "PreTrainedModel" for cls in type(module).__mro__)
 
 
+def attention_kernel(model_class: type, requested: str | None) -> str:
+    """The attention kernel to load ``model_class`` with: ``requested`` when the SP rules see it
+    ("sdpa", "eager"); a kernel they cannot see (flash_attention_2/3, flex_attention, paged…) is
+    replaced by sdpa with a warning; a class without sdpa runs eager attention, with a warning
+    (explicit softmax: handled by the attention-weights rule, but slower and larger)."""
+    from spmm.modalities.text.embedding import ATTENTION_IMPLEMENTATIONS
+
+    has_sdpa = bool(getattr(model_class, "_supports_sdpa", False))
+    if requested is not None and requested not in ATTENTION_IMPLEMENTATIONS:
+        warnings.warn(
+            f"the {requested!r} attention kernel is invisible to the SP rules; {model_class.__name__} is loaded "
+            f"with {'sdpa' if has_sdpa else 'eager'} attention instead", stacklevel=3,
+        )
+        requested = None
+    if requested == "eager":
+        return "eager"
+    if has_sdpa:
+        return "sdpa"
+    warnings.warn(
+        f"{model_class.__name__} has no sdpa attention kernel: it runs eager attention (its softmax gets the "
+        "attention rule; explanations are slower and use more memory)", stacklevel=3,
+    )
+    return "eager"
+
+
 def load_pretrained(spec: str, attention: str | None = None, **options: Any) -> Explainable:
     """The Explainable of the model saved at ``spec`` (folder or cached id); ``attention``:
-    "sdpa" or "eager" (default: sdpa where supported)."""
+    "sdpa" or "eager" (default: sdpa where supported; see :func:`attention_kernel`)."""
     import transformers
 
     from spmm.adapters.text.models import quiet_loading
@@ -59,7 +85,7 @@ def load_pretrained(spec: str, attention: str | None = None, **options: Any) -> 
             f"{spec}: architecture {architectures[0]} is not in transformers {transformers.__version__} "
             "(custom code is not loaded)"
         )
-    chosen = attention or ("sdpa" if getattr(model_class, "_supports_sdpa", False) else "eager")
+    chosen = attention_kernel(model_class, attention)
     with quiet_loading():
         model = model_class.from_pretrained(source, local_files_only=True, attn_implementation=chosen)
     model.eval().requires_grad_(False)

@@ -8,13 +8,17 @@ from typing import Any, Sequence
 
 from spmm.explainable import Explainable
 from spmm.load import SpecResolver, register_model, register_resolver
+from spmm.adapters.hf.rules import transformer_module_rules
 from spmm.ruleset import RuleSet, register_ruleset
 
 from .cam import gradcam_layer
 from .rules import VISION_MODULE_RULES
 
-VISION_RULES = register_ruleset(RuleSet("vision", module_rules=VISION_MODULE_RULES, cam_layer=gradcam_layer))
-"""SPEC §2 temperatures, squeeze-excitation gates held constant, Grad-CAM layers per family."""
+VISION_RULES = register_ruleset(RuleSet(
+    "vision", module_rules=VISION_MODULE_RULES, model_rules=transformer_module_rules, cam_layer=gradcam_layer,
+))
+"""SPEC §2 temperatures, squeeze-excitation gates held constant, transformer blocks written as
+arithmetic (QuickGELU, RMS norms, gated MLPs), Grad-CAM layers per family."""
 
 IMAGENET_CLASSES = 1000
 MAX_NAME_LENGTH = 100

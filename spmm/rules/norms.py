@@ -90,3 +90,12 @@ def group_norm(x: Tensor, num_groups: int, weight, bias, eps: float, forward_fn:
         return w.view(1, -1, *([1] * (like.dim() - 2)))
 
     return _constant_statistics(x, weight, bias, forward_fn, (-1,), eps, True, grouped, channel_weight)
+
+
+def vector_normalize(x: Tensor, p: float, dim: int, eps: float, forward_fn: Callable) -> Tensor:
+    """``F.normalize``: x / max(‖x‖_p, eps) over ``dim`` with the norm held constant (like a norm
+    layer's statistics): the backward is grad / max(‖x‖_p, eps).  The forward is ``forward_fn(x)``."""
+    y = forward_fn(x.detach())
+    denominator = x.detach().norm(p, dim, keepdim=True).clamp_min(eps)
+    surrogate = x / denominator
+    return y + (surrogate - surrogate.detach())

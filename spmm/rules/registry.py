@@ -112,13 +112,14 @@ def _adaptive_pool(input, output_size, return_indices=False): ...
 def _layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5): ...
 def _group_norm(input, num_groups, weight=None, bias=None, eps=1e-5): ...
 def _rms_norm(input, normalized_shape, weight=None, eps=None): ...
+def _normalize(input, p=2.0, dim=1, eps=1e-12, out=None): ...
 def _sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False): ...
 def _softmax(input, dim=None, _stacklevel=3, dtype=None): ...
 def _softmax_method(input, dim, dtype=None): ...
 
 
 _SIGNATURES = {stub: _signature(stub) for stub in (
-    _unary, _leaky, _hardtanh, _gelu, _pool, _adaptive_pool, _layer_norm, _group_norm, _rms_norm, _sdpa,
+    _unary, _leaky, _hardtanh, _gelu, _pool, _adaptive_pool, _layer_norm, _group_norm, _rms_norm, _normalize, _sdpa,
     _softmax, _softmax_method,
 )}
 
@@ -255,6 +256,14 @@ def _rms_norm_rule(func, args, kwargs, t):
         call["input"], call["normalized_shape"], call["weight"], call["eps"],
         lambda x, w: call.call(input=x, weight=w),
     )
+
+
+@op_rule("normalize", None, [F.normalize])
+def _normalize_rule(func, args, kwargs, t):
+    call = _bind(_normalize, func, args, kwargs)
+    if call["out"] is not None:
+        return call.call()
+    return norms.vector_normalize(call["input"], call["p"], call["dim"], call["eps"], lambda x: call.call(input=x))
 
 
 # --- attention ----------------------------------------------------------------
