@@ -24,12 +24,15 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
+from spmm.explanation import Explanation, Prediction
 from spmm.modalities.text.embedding import HFOutput
 from spmm.modalities.text.modality import TextModality
-from spmm.targets import TokenLabel
+from spmm.targets import TokenLabel, output_logits
 
 from .tasks import register_hf_task, source_name
 
+PREDICTIONS = 5
+"""Top labels listed for the explained token of a token classifier."""
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "data2vec-text")
 """Model types whose position ids start after the padding index (max positions − pad − 1 tokens)."""
 
@@ -100,17 +103,35 @@ class TokenLabelModality(TextModality):
     """Texts for a token classifier: targets are :class:`spmm.TokenLabel` (one word's label)."""
 
     def bind_target(self, target: Any, prepared: Prepared) -> Any:
-        """A TokenLabel naming a word -> the TokenLabel of that word's first sub-token in each text."""
+        """A TokenLabel naming a word -> the TokenLabel of that word's first sub-token in each text.
+        The command line's ``WORD:LABEL`` or ``WORD`` (its top label) is read as one."""
+        if isinstance(target, str) and target.strip().lower() != "top1":
+            word, _, label = target.rpartition(":") if ":" in target else (target, "", "top1")
+            target = TokenLabel(int(word) if word.strip().isdigit() else word.strip(), label.strip() or "top1")
         if not isinstance(target, TokenLabel):
             raise SpmmInputError(
                 "a token classifier explains one word's label: target=spmm.TokenLabel(word, label) with the "
-                f"word's text or index and a label name, index or 'top1' (got {target!r})"
+                f"word's text or index and a label name, index or 'top1' (command line: WORD:LABEL); got {target!r}"
             )
         if target.word is None:
             return target
         batch = prepared.context["batch"]
         positions = [word_position(batch, row, target.word) for row in range(len(batch))]
         return TokenLabel(label=target.label, token=positions)
+
+    def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
+        """The text explanation, with the predictions (top labels) of the explained token."""
+        positions = getattr(base.target, "positions", None)
+        logits = output_logits(base.output)
+        if isinstance(positions, Tensor) and logits.dim() == 3:
+            at_token = logits[torch.arange(logits.shape[0]), positions.to(logits.device)].float()
+            values, indices = at_token.softmax(-1).topk(min(PREDICTIONS, at_token.shape[-1]), dim=-1)
+            labels = base.labels or []
+            base.predictions = [
+                [Prediction(i, str(labels[i]) if i < len(labels) else str(i), v) for v, i in zip(vs, ix)]
+                for vs, ix in zip(values.tolist(), indices.tolist())
+            ]
+        return super().explanation(base, prepared)
 
 
 def word_position(batch: Any, row: int, word: int | str) -> int:
@@ -138,7 +159,10 @@ def word_position(batch: Any, row: int, word: int | str) -> int:
         if text[start:end] == word:
             return starts[word_id]
     words = [text[s:e] for s, e in (spans[w] for w in sorted(spans))]
-    raise SpmmInputError(f"word {word!r} is not one of the words of text {row}: {words}")
+    raise SpmmInputError(
+        f"word {word!r} is not one of the words of text {row}: {words} (targets of a token classifier: "
+        "spmm.TokenLabel(word, label), on the command line WORD:LABEL)"
+    )
 
 
 @register_hf_task("token-classification", ("ForTokenClassification",))

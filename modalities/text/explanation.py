@@ -128,7 +128,7 @@ class TextExplanation(Explanation):
 
     # -- renderings -------------------------------------------------------------
     def _heading(self, index: int) -> str:
-        top = self.predictions[index][0] if self.predictions else None
+        top = self.predictions[index][0] if self.predictions and self.predictions[index] else None
         predicted = f"predicted {top.label} ({top.probability:.1%}); " if top is not None else ""
         return f"{predicted}explained {self.target_label(index) or repr(self.target)!r} with {self.method}"
 

@@ -13,6 +13,7 @@ import torch
 import spmm
 
 hf = pytest.importorskip("transformers")
+pytestmark = pytest.mark.filterwarnings("ignore:DebertaV2.* has no sdpa attention kernel")  # tested in test_hf_rules
 
 VOCAB = 30522  # the MiniLM tokenizer's
 LAYER = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
