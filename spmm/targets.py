@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -130,7 +131,7 @@ def resolve_target(target: Target, output: Any, labels: Sequence[str] | None = N
     :func:`model_output` of every output (a Hugging Face ``ModelOutput`` becomes its ``.logits``);
     class targets (:func:`class_targets`: indices, ``"top1"``, label names of ``labels``) are
     validated against ``output``.  This is the one place model outputs meet targets."""
-    if hasattr(target, "resolve") and not isinstance(target, Tensor):
+    if hasattr(target, "resolve") and not isinstance(target, (Tensor, str, os.PathLike)):
         return target.resolve(model_output(output), labels)
     if callable(target) and not isinstance(target, Tensor):
         return target if isinstance(target, (ClassLogit, OnModelOutput)) else OnModelOutput(target)

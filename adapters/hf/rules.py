@@ -18,6 +18,7 @@ arithmetic.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -54,13 +55,15 @@ def rms_epsilon(module: nn.Module) -> float | None:
 def rms_gain_offset(module: nn.Module) -> float | None:
     """The gain offset (0 or 1) if ``module`` computes an RMS norm over its last dimension, else None.
 
-    Only modules without children whose parameters are one 1-D ``weight`` (D,) and that carry an
-    epsilon are probed, on a fixed (2, 3, D) input (the global random state is not touched)."""
+    Only modules without children that carry an epsilon, take one input (gated norms such as
+    Mamba's take two) and whose parameters are one 1-D ``weight`` (D,) are probed, on a fixed
+    (2, 3, D) input (the global random state is not touched)."""
     weight = getattr(module, "weight", None)
     eps = rms_epsilon(module)
     if (isinstance(module, TORCH_NORMS) or eps is None or not isinstance(weight, Tensor) or weight.dim() != 1
             or next(module.children(), None) is not None
-            or [name for name, _ in module.named_parameters()] != ["weight"]):
+            or [name for name, _ in module.named_parameters()] != ["weight"]
+            or len(inspect.signature(module.forward).parameters) != 1):
         return None
     generator = torch.Generator().manual_seed(0)
     probe = torch.randn(2, 3, weight.shape[0], generator=generator).to(weight.device, weight.dtype)

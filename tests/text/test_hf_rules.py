@@ -215,3 +215,15 @@ def test_a_loaded_model_on_a_flash_kernel_fails_clearly(bert_folder):
     tokenizer = hf.AutoTokenizer.from_pretrained(bert_folder, local_files_only=True)
     with pytest.raises(spmm.SpmmInputError, match="flash_attention_2.*cannot see.*use_attention"):
         spmm.load(model, tokenizer=tokenizer)
+
+
+class GatedRootMeanSquare(UnnamedRootMeanSquare):
+    """An RMS norm of x · silu(gate) when a gate is given (Mamba-style): the one-input rule would be wrong."""
+
+    def forward(self, x, gate=None):
+        return super().forward(x if gate is None else x * F.silu(gate))
+
+
+def test_a_gated_rms_norm_is_not_mistaken_for_a_plain_one():
+    rules = spmm.get_ruleset("text").for_model(nn.Sequential(GatedRootMeanSquare(4)))
+    assert GatedRootMeanSquare not in rules.module_rules

@@ -190,3 +190,49 @@ def test_loaded_model_needs_its_tokenizer_and_is_left_unchanged(tokenizer):
     m.explain(TEXT)
     assert all(p.requires_grad for p in model.parameters()) and not model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def bert_soft_pullback_reference(model, embeddings: torch.Tensor, label: int) -> torch.Tensor:
+    """SoftPullback of a BertForSequenceClassification logit written out by hand (SPEC §2): layer-norm
+    mean and variance held constant, attention weights held constant, GELU's gate Φ(x) (T = 1),
+    the pooler's tanh as its secant gate tanh(h)/h.  embeddings: (1, L, D) -> gradient (L, D)."""
+    def layer_norm(x, norm):
+        mean, rstd = x.mean(-1, keepdim=True).detach(), torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + norm.eps)
+        return (x - mean) * rstd.detach() * norm.weight + norm.bias
+
+    def gelu(x):
+        return x * (0.5 * (1 + torch.erf(x / 2 ** 0.5))).detach()
+
+    bert, x = model.bert, embeddings.clone().double().requires_grad_(True)
+    length, heads = x.shape[1], model.config.num_attention_heads
+    h = x + bert.embeddings.position_embeddings.weight[:length] + bert.embeddings.token_type_embeddings.weight[0]
+    h = layer_norm(h, bert.embeddings.LayerNorm)
+    for layer in bert.encoder.layer:
+        attention = layer.attention.self
+
+        def split(t):
+            return t.view(1, length, heads, -1).transpose(1, 2)
+
+        q, k, v = split(attention.query(h)), split(attention.key(h)), split(attention.value(h))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1).detach()
+        context = (weights @ v).transpose(1, 2).reshape(1, length, -1)
+        h = layer_norm(layer.attention.output.dense(context) + h, layer.attention.output.LayerNorm)
+        inner = gelu(layer.intermediate.dense(h))
+        h = layer_norm(layer.output.dense(inner) + h, layer.output.LayerNorm)
+    pooled = bert.pooler.dense(h[:, 0])
+    pooled = pooled * (torch.tanh(pooled) / pooled).detach()
+    (grad,) = torch.autograd.grad(model.classifier(pooled)[0, label], x)
+    return grad[0]
+
+
+def test_bert_soft_pullback_equals_a_reference_written_by_hand(tokenizer, tmp_path):
+    folder = save_model(tmp_path, "bert", "SequenceClassification", tokenizer, id2label=SENTIMENT,
+                        label2id={v: k for k, v in SENTIMENT.items()}, num_hidden_layers=2,
+                        initializer_range=0.4)  # weights large enough for every gate to matter
+    m = spmm.load(str(folder))
+    ex = m.explain(TEXT, target="positive")
+    model = reference(folder, "SequenceClassification").double()
+    encoded = tokenizer(TEXT, return_tensors="pt", return_special_tokens_mask=True)
+    embeddings = model.get_input_embeddings()(encoded["input_ids"])
+    expected = bert_soft_pullback_reference(model, embeddings, 2) * (1 - encoded["special_tokens_mask"][0, :, None])
+    torch.testing.assert_close(ex.attributions[0].double(), expected, rtol=1e-4, atol=1e-6 * expected.abs().max().item())
