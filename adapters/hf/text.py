@@ -17,6 +17,7 @@ token string or a token id are its targets and its predictions are the top token
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import torch
@@ -26,6 +27,7 @@ from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation, Prediction
 from spmm.modalities.text.embedding import HFOutput
+from spmm.modalities.text.explanation import TextExplanation, default_score
 from spmm.modalities.text.modality import TextModality
 from spmm.targets import TokenLabel, output_logits
 
@@ -131,7 +133,24 @@ class TokenLabelModality(TextModality):
                 [Prediction(i, str(labels[i]) if i < len(labels) else str(i), v) for v, i in zip(vs, ix)]
                 for vs, ix in zip(values.tolist(), indices.tolist())
             ]
-        return super().explanation(base, prepared)
+        return base.recast(TokenLabelExplanation, batch=prepared.context["batch"], score=default_score(base.method))
+
+
+@dataclasses.dataclass(repr=False)
+class TokenLabelExplanation(TextExplanation):
+    """A token classifier's explanation: word scores, and in each item's ``extra`` the explained token
+    (``target_token``: its position, token string and word index)."""
+
+    def explained_token(self, index: int) -> dict[str, Any]:
+        position = int(self.target.positions[index])
+        batch = self._batch()
+        return {"position": position, "token": batch.tokens[index][position], "word": batch.word_ids[index][position]}
+
+    def item_extra(self, index: int) -> dict[str, Any]:
+        return {**super().item_extra(index), "target_token": self.explained_token(index)}
+
+    def _heading(self, index: int) -> str:
+        return f"{super()._heading(index)} at token {self.explained_token(index)['token']!r}"
 
 
 def word_position(batch: Any, row: int, word: int | str) -> int:

@@ -122,6 +122,11 @@ def test_token_classification(arch, tokenizer, tmp_path):
     torch.testing.assert_close(by_index.attributions, ex.attributions)
     sp = m.explain(TEXT, target=target)
     assert not torch.allclose(sp.attributions, ex.attributions, rtol=1e-3, atol=1e-7)
+    item = sp.to_dict()["items"][0]
+    assert item["extra"]["target_token"] == {"position": position, "token": "paris", "word": 5}
+    with torch.no_grad():
+        at_paris = reference(folder, "TokenClassification")(**tokenizer(TEXT, return_tensors="pt")).logits[0, position]
+    assert [p["label"] for p in item["predictions"]] == [ENTITIES[i] for i in at_paris.argsort(descending=True).tolist()]
     audit = m.audit(TEXT)
     assert audit.unhandled == [], str(audit)
 
