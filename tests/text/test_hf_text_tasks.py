@@ -241,3 +241,13 @@ def test_bert_soft_pullback_equals_a_reference_written_by_hand(tokenizer, tmp_pa
     embeddings = model.get_input_embeddings()(encoded["input_ids"])
     expected = bert_soft_pullback_reference(model, embeddings, 2) * (1 - encoded["special_tokens_mask"][0, :, None])
     torch.testing.assert_close(ex.attributions[0].double(), expected, rtol=1e-4, atol=1e-6 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("arch, positions, tokens", [("roberta", 40, 39), ("bert", 40, 40)])
+def test_long_texts_are_cut_to_the_position_embeddings(arch, positions, tokens, tokenizer, tmp_path):
+    """RoBERTa-like position ids start after the padding index: 40 positions hold 39 tokens."""
+    folder = save_model(tmp_path, arch, "SequenceClassification", tokenizer, max_position_embeddings=positions)
+    m = spmm.load(str(folder))
+    with pytest.warns(UserWarning, match=f"more than the model's maximum of {tokens}"):
+        ex = m.explain("word " * 60)
+    assert ex.attributions.shape[1] == tokens and ex.to_dict()["items"][0]["extra"]["truncated"]
