@@ -168,8 +168,9 @@ def explain(
     model: a module or callable mapping inputs (B, ...) to an output (logits (B, C), a Hugging
         Face output with ``.logits``, or anything a callable target understands).
     inputs: (B, ...) float tensor; images in [−1, 1] by convention (SPEC §3).
-    target: class index, one index per sample, ``"top1"``, a label name of ``labels``, or a callable
-        output -> (B,) scores.
+    target: class index, one index per sample, ``"top1"``, a label name of ``labels``, a callable
+        output -> (B,) scores (a Hugging Face ``ModelOutput`` reaches it as its ``.logits``), or a
+        target with ``resolve(output, labels)`` such as :class:`spmm.TokenLabel`.
     method: see :func:`spmm.list_methods`; pullback methods use the SP rules.
     rules: the :class:`spmm.RuleSet` (or its name) the model is explained with; default: the op
         rules alone.  ``spmm.load(...)`` models carry theirs.  Methods that read a Grad-CAM layer

@@ -119,8 +119,9 @@ class Explainable:
 
         inputs: what the modality takes (image paths / PIL images / tensors; strings; audio
             paths / waveforms).
-        target: ``"top1"`` (default), a class index, a label name, one of those per input, or a
-            callable mapping the model output to one score per input.
+        target: ``"top1"`` (default), a class index, a label name, one of those per input, a
+            callable mapping the model output to one score per input, or a target the modality
+            binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers).
         params: method parameters and :func:`spmm.explain` keywords (``seed``, ``temperatures``).
         """
         from spmm.explain import explain
