@@ -82,7 +82,7 @@ def clip():
 
 
 def _features_seen(m, waveform):
-    """The tensor reaching the Hugging Face model when ``m`` explains ``waveform``, and the explanation."""
+    """The keywords reaching the Hugging Face model when ``m`` explains ``waveform``, the explanation, the model."""
     hf_model = next(module for module in m.model.modules() if type(module).__module__.startswith("transformers."))
     seen = []
     handle = hf_model.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw), with_kwargs=True)
@@ -99,7 +99,7 @@ def test_the_model_receives_what_its_feature_extractor_makes(folders, clip, name
     extractor = transformers.AutoFeatureExtractor.from_pretrained(folders[name], local_files_only=True)
     expected = extractor(clip.numpy(), sampling_rate=RATE, return_tensors="pt")
     key = INPUT_NAMES.get(name, "input_values")
-    kwargs, explanation, hf_model = _features_seen(m, clip)
+    kwargs, explanation, hf_model = _features_seen(m, clip.numpy())  # a NumPy waveform is taken as is
     torch.testing.assert_close(kwargs[key].detach(), expected[key].float(), atol=1e-4, rtol=0)
     with torch.no_grad():
         logits = hf_model(**{key: expected[key].float()}).logits
