@@ -102,8 +102,8 @@ def gradcam_layer(model: nn.Module) -> Iterator[nn.Module]:
     facts = _facts(inner)
     if facts is None and type(inner).__module__.startswith("transformers."):
         raise SpmmInputError(
-            f"no Grad-CAM layer known for {type(inner).__name__} (its last Conv2d is the patch embedding); "
-            "pass layer=<module>"
+            f"no Grad-CAM layer known for {type(inner).__name__} (spmm does not guess for transformers classes: "
+            "their last Conv2d is often the patch embedding); pass layer=<module>"
         )
     if facts is None:
         convs = [m for m in inner.modules() if isinstance(m, nn.Conv2d)]
