@@ -20,11 +20,15 @@ class LogMel(nn.Module):
     """Mel power spectrogram (librosa conventions: Slaney mel scale and norm, centred
     frames with reflect padding, periodic Hann window) followed by a log.
 
-    ``log``: ``"natural_positive"`` (ln of positive entries, zeros stay zero: honk) or
-    ``"log10_10000"`` (log10(10000·S + 1): musicnn).  (B, N) -> (B, T, n_mels).
+    ``log``: ``"natural_positive"`` (ln of positive entries, zeros stay zero: honk),
+    ``"log10_10000"`` (log10(10000·S + 1): musicnn) or ``"whisper"`` (log10(max(S, 1e-10)), raised
+    to at least the clip's maximum − 8, then (x + 4)/4, the STFT's last frame dropped: Whisper's
+    feature extractor).  (B, N) -> (B, T, n_mels).
     """
 
-    LOGS = ("natural_positive", "log10_10000")
+    LOGS = ("natural_positive", "log10_10000", "whisper")
+    WHISPER_FLOOR = 1e-10
+    WHISPER_RANGE = 8.0
 
     def __init__(self, sample_rate: int, n_fft: int, hop: int, n_mels: int, f_min: float = 0.0,
                  f_max: float | None = None, log: str = "natural_positive") -> None:
@@ -42,6 +46,10 @@ class LogMel(nn.Module):
         power = self.mel(waveform).transpose(-1, -2)
         if self.log == "natural_positive":
             return torch.where(power > 0, power.clamp_min(torch.finfo(power.dtype).tiny).log(), torch.zeros_like(power))
+        if self.log == "whisper":
+            log_power = power[..., :-1, :].clamp_min(self.WHISPER_FLOOR).log10()
+            peak = log_power.amax(dim=(-2, -1), keepdim=True)
+            return (torch.maximum(log_power, peak - self.WHISPER_RANGE) + 4.0) / 4.0
         return torch.log10(10000.0 * power + 1.0)
 
     def band_to_linear(self) -> Tensor:

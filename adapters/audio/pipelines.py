@@ -224,22 +224,25 @@ def crepe_pipeline(crepe: nn.Module, name: str = "crepe", hop: int = 160, n_fft:
 
 
 def ast_pipeline(model: nn.Module, sample_rate: int = 16000, mean: float = -4.2677393,
-                 std: float = 4.5689974) -> AudioPipeline:
+                 std: float = 4.5689974, name: str = "ast") -> AudioPipeline:
     """A Hugging Face ``ASTForAudioClassification``: Kaldi fbank (B, max_length, num_mel_bins) is
-    explained; the explained model returns ``.logits``.  Labels come from ``config.id2label``."""
+    explained; the explained model returns ``.logits``.  Labels come from ``config.id2label``.
+    The model's train/eval mode is left as it is."""
     config = model.config
     front_end = KaldiFbank(sample_rate, config.num_mel_bins, config.max_length, mean, std)
     labels = tuple(config.id2label[i] for i in range(config.num_labels))
-    return AudioPipeline("ast", front_end, ASTLogits(model).eval(), labels, sample_rate, None,
+    return AudioPipeline(name, front_end, ASTLogits(model), labels, sample_rate, None,
                          multi_label=getattr(config, "problem_type", None) == "multi_label_classification")
 
 
 class ASTLogits(nn.Module):
-    """``ASTForAudioClassification`` on fbank features (B, T, F) -> logits (B, C)."""
+    """``ASTForAudioClassification`` on fbank features (B, T, F) -> logits (B, C); in the wrapped
+    model's train/eval mode."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.ast = model
+        self.training = model.training
 
     def forward(self, features: Tensor) -> Tensor:
         return self.ast(input_values=features).logits

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 
-from .facts import CAM_LAYERS, CamLayer
+from .facts import CAM_LAYERS, PREFIX_TOKEN_PARAMETERS, CamLayer
 
 
 def _classifier(model: nn.Module) -> nn.Module:
@@ -30,6 +30,18 @@ def _classifier(model: nn.Module) -> nn.Module:
 def _facts(model: nn.Module) -> CamLayer | None:
     cls = type(model)
     return CAM_LAYERS.get(f"{cls.__module__.split('.')[0]}.{cls.__name__}")
+
+
+def _prefix_tokens(inner: nn.Module, facts: CamLayer) -> int:
+    """Leading non-patch tokens of ``inner``: the fact itself, the attribute it names, or the
+    class/distillation/register token parameters of the embeddings module it names."""
+    if isinstance(facts.prefix_tokens, int):
+        return facts.prefix_tokens
+    value = functools.reduce(getattr, facts.prefix_tokens.split("."), inner)
+    if isinstance(value, nn.Module):
+        tokens = (getattr(value, name, None) for name in PREFIX_TOKEN_PARAMETERS)
+        return sum(int(token.shape[1]) for token in tokens if token is not None)
+    return int(value)
 
 
 def _child(module: nn.Module, step: str) -> nn.Module:
@@ -78,7 +90,8 @@ def gradcam_layer(model: nn.Module) -> Iterator[nn.Module]:
     """The layer Grad-CAM (``guided_gradcam``/``guided_pb_cam``) reads for ``model``, for the
     duration of the block; its output is (B, C, h, w).
 
-    CNNs: the last convolutional stage (per-family facts), else the last ``Conv2d``.
+    CNNs: the last convolutional stage (per-family facts), else the last ``Conv2d`` (never for a
+    ``transformers`` class without facts: there it would be the patch embedding).
     ViT/DeiT: the last block's patch tokens, laid out as a grid by a :class:`TokenGridTap` that is
     removed again when the block ends (outputs are unchanged while it is in place).
 
@@ -87,6 +100,11 @@ def gradcam_layer(model: nn.Module) -> Iterator[nn.Module]:
     """
     inner = _classifier(model)
     facts = _facts(inner)
+    if facts is None and type(inner).__module__.startswith("transformers."):
+        raise SpmmInputError(
+            f"no Grad-CAM layer known for {type(inner).__name__} (spmm does not guess for transformers classes: "
+            "their last Conv2d is often the patch embedding); pass layer=<module>"
+        )
     if facts is None:
         convs = [m for m in inner.modules() if isinstance(m, nn.Conv2d)]
         if not convs:
@@ -101,9 +119,8 @@ def gradcam_layer(model: nn.Module) -> Iterator[nn.Module]:
     if not facts.tokens:
         yield layer
         return
-    prefix = facts.prefix_tokens if isinstance(facts.prefix_tokens, int) else getattr(inner, facts.prefix_tokens)
     grid_size = getattr(getattr(inner, "patch_embed", None), "grid_size", None)
-    tap = TokenGridTap(layer, int(prefix), tuple(grid_size) if grid_size is not None else None)
+    tap = TokenGridTap(layer, _prefix_tokens(inner, facts), tuple(grid_size) if grid_size is not None else None)
     _replace(parent, last, tap)
     try:
         yield tap.grid

@@ -82,10 +82,8 @@ def _probabilities(explanation: spmm.Explanation) -> dict[str, float]:
 
 
 def _save(explanation: spmm.Explanation, folder: Path, stem: str) -> list[Path]:
-    """The explanation's renderings and its JSON under ``folder`` (no WAV of audio that cannot be sonified)."""
-    sonifiable = getattr(explanation, "band_to_linear", None) is not None
-    suffixes = [s for s in (*explanation.renderings, ".json") if s != ".wav" or sonifiable]
-    return [explanation.save(folder / f"{stem}{suffix}") for suffix in suffixes]
+    """The explanation's renderings (audio: a WAV only when it can be sonified) and its JSON under ``folder``."""
+    return [explanation.save(folder / f"{stem}{suffix}") for suffix in (*explanation.renderings, ".json")]
 
 
 def _rgb(values: np.ndarray) -> np.ndarray:

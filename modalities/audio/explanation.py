@@ -47,7 +47,12 @@ class AudioExplanation(Explanation):
 
     modality: ClassVar[str] = "audio"
     units: ClassVar[str] = "time-frequency bins"
-    renderings: ClassVar[tuple[str, ...]] = (".png", ".wav")
+
+    @property
+    def renderings(self) -> tuple[str, ...]:
+        """PNG, and a WAV of what mattered when the front-end is STFT based (fbank front-ends: PNG only)."""
+        sonifiable = self.waveform is not None and self.stft_size is not None and self.band_to_linear is not None
+        return (".png", ".wav") if sonifiable else (".png",)
 
     def item_extra(self, index: int) -> dict[str, Any]:
         """Frame spacing, excerpt start, sample rate, the F axis and its frequencies (Hz)."""

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -70,8 +71,8 @@ class AudioModality:
         """Cut, check and transform clips for the pipeline's model (``model`` is that model, as
         :class:`spmm.Explainable` passes it; its device is where the inputs go).
 
-        inputs: an audio file path, a waveform (N,) or (B, N) in [−1, 1], or a list of paths /
-            (N,) waveforms.  Files are read at their own rate, stereo is averaged to mono.
+        inputs: an audio file path, a waveform (N,) or (B, N) in [−1, 1] (tensor or NumPy array), or
+            a list of paths / (N,) waveforms.  Files are read at their own rate, stereo is averaged to mono.
         sample_rate: Hz of waveform tensors (default: the model's rate); another rate is resampled.
         offset: start of the explained excerpt in seconds; must lie inside every clip.
         duration: excerpt length in seconds (default: the model's clip length, or the rest of the
@@ -112,6 +113,8 @@ class AudioModality:
         from .io import check_waveform, load_audio, resample
 
         rate = self.pipeline.sample_rate
+        if isinstance(inputs, np.ndarray):
+            inputs = torch.from_numpy(np.ascontiguousarray(inputs))
         if isinstance(inputs, Tensor):
             waveform = check_waveform(inputs)
             items: list[Any] = list(waveform[None] if waveform.dim() == 1 else waveform)
@@ -124,6 +127,9 @@ class AudioModality:
             if isinstance(item, (str, Path)):
                 clips.append(load_audio(item, rate))
                 sources.append(str(item))
+            elif isinstance(item, np.ndarray) and item.ndim == 1:
+                clips.append(resample(check_waveform(torch.from_numpy(item), f"clip {i}"), sample_rate or rate, rate))
+                sources.append(f"clip {i}")
             elif isinstance(item, Tensor) and item.dim() == 1:
                 clips.append(resample(check_waveform(item, f"clip {i}"), sample_rate or rate, rate))
                 sources.append(f"clip {i}")

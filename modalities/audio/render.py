@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 import torchaudio
-from torch import Tensor
+from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 
@@ -106,12 +106,15 @@ def sonify(
     band_to_linear: (n_fft // 2 + 1, F) maps per-bin masks to STFT bins (identity for
     STFT-magnitude inputs, the row-normalised mel filterbank for mel inputs).  Each STFT
     bin is multiplied by its mask value; the result is inverted with the same STFT: (N,).
+    The last STFT frame gets mask 0 when the front-end drops it (Whisper).
     """
     check_waveform(waveform)
     stft = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=hop, power=None, pad_mode="reflect")
     istft = torchaudio.transforms.InverseSpectrogram(n_fft=n_fft, hop_length=hop)
     spectrum = stft(waveform)  # (n_fft // 2 + 1, T)
     mask = band_to_linear.to(attribution) @ positive_mask(attribution).T
+    if mask.shape[0] == spectrum.shape[0] and mask.shape[1] == spectrum.shape[1] - 1:
+        mask = nn.functional.pad(mask, (0, 1))
     if mask.shape != spectrum.shape:
         raise SpmmInputError(f"attribution maps to a mask of {tuple(mask.shape)}, the STFT is {tuple(spectrum.shape)}")
     return istft(spectrum * mask, waveform.shape[-1])
