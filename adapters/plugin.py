@@ -6,3 +6,5 @@ from spmm.adapters.vision import registry as _vision  # noqa: F401
 from spmm.adapters.text import registry as _text  # noqa: F401
 from spmm.adapters.audio import registry as _audio  # noqa: F401
 from spmm.adapters.hf import resolver as _hf  # noqa: F401
+from spmm.adapters.crossmodal import registry as _crossmodal  # noqa: F401
+from spmm.adapters.hf import dual as _hf_dual  # noqa: F401
