@@ -178,18 +178,30 @@ class DualEncoderExplainable(Explainable):
     descriptions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def build(cls, dual: DualEncoder, labels: Sequence[str] | dict[str, str], name: str) -> "DualEncoderExplainable":
-        """The image-side explainable of ``dual`` over ``labels`` (texts, or {label: text})."""
+    def build(
+        cls, dual: DualEncoder, labels: Sequence[str] | dict[str, str], name: str, text_embeddings: Tensor | None = None
+    ) -> "DualEncoderExplainable":
+        """The image-side explainable of ``dual`` over ``labels`` (texts, or {label: text});
+        ``text_embeddings`` (C, D): their unit-norm embeddings when already known."""
         from spmm.modalities.image.modality import ImageModality
 
         descriptions = _as_descriptions(labels)
-        logits = ImageTextLogits(dual.image_encoder, dual.embed_texts(list(descriptions.values())), dual.scale, dual.bias)
+        if text_embeddings is None:
+            text_embeddings = dual.embed_texts(list(descriptions.values()))
+        logits = ImageTextLogits(dual.image_encoder, text_embeddings, dual.scale, dual.bias)
         return cls(logits, ImageModality(dual.image_size), dual.image_rules, list(descriptions), name,
                    dual=dual, descriptions=descriptions)
 
     def with_labels(self, labels: Sequence[str] | dict[str, str]) -> "DualEncoderExplainable":
-        """The same model classifying over other ``labels`` (texts, or {label: text})."""
-        rebuilt = self.build(self.dual, labels, self.name)
+        """The same model classifying over other ``labels`` (texts, or {label: text}); texts
+        already embedded are not embedded again."""
+        descriptions = _as_descriptions(labels)
+        known = dict(zip(self.descriptions.values(), self.model.text_embeddings))
+        new = [text for text in dict.fromkeys(descriptions.values()) if text not in known]
+        if new:
+            known.update(zip(new, self.dual.embed_texts(new)))
+        embeddings = torch.stack([known[text] for text in descriptions.values()]) if descriptions else None
+        rebuilt = self.build(self.dual, descriptions, self.name, embeddings)
         return dataclasses.replace(rebuilt, rules=self.rules)
 
     def explain(
