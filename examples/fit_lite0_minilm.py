@@ -145,10 +145,8 @@ def main() -> None:
 
     table, chosen = select(rows, fit_texts, features[validation], labels[validation], args.seed)
     maps = fit(chosen["direction"], chosen["centred"], rows, fit_texts, chosen["lambda"])
-    _, default_embeddings = embed_pair(maps, rows[:1], prompts[DEFAULT_TEMPLATE])
-
     tensors = {"text_centre": maps["text_centre"], "scale": torch.tensor(chosen["scale"]),
-               "label_embeddings": default_embeddings}
+               "label_sentence_embeddings": prompts[DEFAULT_TEMPLATE]}
     if "image_map" in maps:
         tensors["image_map.weight"] = maps["image_map"].T
     else:

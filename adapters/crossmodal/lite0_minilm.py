@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -31,8 +32,9 @@ from .dual import DualEncoder
 
 MAP_NAME = "lite0_minilm_map"
 """``<name>.safetensors`` in the package data: ``image_map.weight`` (384, 1280) or ``text_map.weight``
-(1280, 384) and ``text_map.bias``, ``text_centre`` (384,), ``scale`` (), ``label_embeddings`` (1000, D)
-of the default prompts; ``<name>.json``: recipe, selection table and zero-shot accuracy."""
+(1280, 384) and ``text_map.bias``, ``text_centre`` (384,), ``scale`` (), ``label_sentence_embeddings``
+(1000, 384): MiniLM embeddings of the default prompts; ``<name>.json``: recipe, selection table and
+zero-shot accuracy."""
 
 
 class SentenceTower(nn.Module):
@@ -50,8 +52,12 @@ class SentenceTower(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
 
+    def head(self, sentence_embeddings: Tensor) -> Tensor:
+        """MiniLM sentence embeddings (N, 384) -> this tower's embeddings (N, D)."""
+        return self.projection(sentence_embeddings - self.centre)
+
     def forward(self, embeddings: Tensor, attention_mask: Tensor, input_ids: Tensor) -> Tensor:
-        return self.projection(self.encoder(embeddings, attention_mask) - self.centre)
+        return self.head(self.encoder(embeddings, attention_mask))
 
 
 def _linear(state: dict[str, Tensor], prefix: str) -> nn.Linear:
@@ -77,7 +83,7 @@ def default_prompts(data_dir: Path = DATA_DIR) -> dict[str, str]:
 
 
 def load_lite0_minilm(data_dir: Path = DATA_DIR) -> tuple[DualEncoder, Tensor]:
-    """(the dual encoder, (1000, 384) unit-norm embeddings of :func:`default_prompts`)."""
+    """(the dual encoder, (1000, D) unit-norm text embeddings of :func:`default_prompts`)."""
     from spmm.adapters.vision.models import load_efficientnet_lite0
 
     from .rules import dual_rules
@@ -95,4 +101,6 @@ def load_lite0_minilm(data_dir: Path = DATA_DIR) -> tuple[DualEncoder, Tensor]:
     image_rules, text_rules = dual_rules()
     dual = DualEncoder(image_encoder, text_encoder, tokenizer,
                        scale=float(state["scale"]), image_rules=image_rules, text_rules=text_rules)
-    return dual, nn.functional.normalize(state["label_embeddings"].float(), dim=-1)
+    with torch.no_grad():
+        defaults = nn.functional.normalize(text_encoder.head(state["label_sentence_embeddings"].float()), dim=-1)
+    return dual, defaults

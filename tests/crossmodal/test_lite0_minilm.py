@@ -21,8 +21,13 @@ TEXTS = ["a photo of a sleeping cat", "a photo of a red sports car"]
 
 
 @pytest.fixture(scope="module")
-def model():
-    return spmm.load("lite0-minilm", labels=TEXTS)
+def default_model():
+    return spmm.load("lite0-minilm")
+
+
+@pytest.fixture(scope="module")
+def model(default_model):
+    return default_model.with_labels(TEXTS)
 
 
 @pytest.fixture
@@ -30,23 +35,31 @@ def cat(shared_data):
     return str(shared_data / "imagenet-sample" / CAT)
 
 
-def _reference_logits(image, texts):
-    """scale · cos between the mapped Lite0 feature and the (centred, mapped) MiniLM embedding,
-    written from the shipped tensors and the plain timm / MiniLM models."""
+@pytest.fixture(scope="module")
+def reference_parts():
+    """The shipped tensors, the plain timm Lite0 and the MiniLM sentence encoder."""
     from safetensors.torch import load_file
 
-    from spmm.adapters.text.models import DATA_DIR, SentenceEncoder, embed_sentences, load_minilm
+    from spmm.adapters.text.models import DATA_DIR, SentenceEncoder, load_minilm
     from spmm.adapters.vision.models import load_efficientnet_lite0
+
+    tokenizer, bert = load_minilm()
+    return load_file(DATA_DIR / "lite0_minilm_map.safetensors"), load_efficientnet_lite0(), tokenizer, \
+        SentenceEncoder(bert).eval()
+
+
+def _reference_logits(parts, image, texts):
+    """scale · cos between the Lite0 feature and the mapped MiniLM embedding, written from the
+    shipped tensors and the plain timm / MiniLM models."""
+    from spmm.adapters.text.models import embed_sentences
     from spmm.modalities.image import load_image
 
-    state = load_file(DATA_DIR / "lite0_minilm_map.safetensors")
-    lite0 = load_efficientnet_lite0()
+    state, lite0, tokenizer, encoder = parts
     x = load_image(image).unsqueeze(0)
     with torch.no_grad():
         feature = lite0.model.forward_head(lite0.model.forward_features(((x + 1) / 2 - lite0.mean) / lite0.std),
                                            pre_logits=True)
-    tokenizer, bert = load_minilm()
-    text = embed_sentences(tokenizer, SentenceEncoder(bert).eval(), texts) - state["text_centre"]
+    text = embed_sentences(tokenizer, encoder, texts) - state["text_centre"]
     if "image_map.weight" in state:
         feature = feature @ state["image_map.weight"].T
     else:
@@ -56,11 +69,11 @@ def _reference_logits(image, texts):
 
 
 @pytest.mark.real_data
-def test_real_image_both_sides(model, cat):
+def test_real_image_both_sides(model, cat, reference_parts):
     with torch.no_grad():
         logits = model.predict(cat, k=2)
     assert logits[0][0].label == "a photo of a sleeping cat"
-    expected = _reference_logits(cat, TEXTS)
+    expected = _reference_logits(reference_parts, cat, TEXTS)
     prepared = model.prepare(cat)
     with torch.no_grad():
         plain = prepared.model(prepared.inputs)
@@ -85,23 +98,34 @@ def test_real_image_both_sides(model, cat):
 
 
 @pytest.mark.real_data
-def test_free_text_target_adds_a_label_without_reembedding_the_others(model, cat):
+def test_free_text_target_adds_a_label_without_reembedding_the_others(model, cat, reference_parts):
     ex = model.explain(cat, target="a siamese cat on a sofa", method="gradient")
     assert ex.to_dict()["items"][0]["target"]["label"] == "a siamese cat on a sofa"
-    torch.testing.assert_close(ex.scores, _reference_logits(cat, ["a siamese cat on a sofa"])[:, 0],
+    torch.testing.assert_close(ex.scores, _reference_logits(reference_parts, cat, ["a siamese cat on a sofa"])[:, 0],
                                atol=1e-4, rtol=1e-4)
     assert model.labels == TEXTS                                   # the model itself is unchanged
 
 
-def test_default_labels_are_the_shipped_prompt_embeddings():
-    """The shipped default-label embeddings equal MiniLM's embeddings of the default prompts."""
-    from spmm.adapters.crossmodal.lite0_minilm import default_prompts, load_lite0_minilm
+@pytest.mark.real_data
+def test_default_labels_classify_the_real_image(default_model, cat):
+    (top,) = default_model.predict(cat, k=5)
+    assert "Siamese cat" in [p.label for p in top]
+    assert len(default_model.labels) == 1000 and default_model.descriptions["tabby"].endswith("tabby.")
 
-    dual, shipped = load_lite0_minilm()
-    prompts = default_prompts()
+
+def test_default_labels_are_the_shipped_prompt_embeddings(reference_parts):
+    """The shipped default-prompt sentence embeddings equal MiniLM's embeddings of those prompts."""
+    from safetensors.torch import load_file
+
+    from spmm.adapters.crossmodal.lite0_minilm import MAP_NAME, default_prompts
+    from spmm.adapters.text.models import DATA_DIR, embed_sentences
+
+    shipped = load_file(DATA_DIR / f"{MAP_NAME}.safetensors")["label_sentence_embeddings"]
+    prompts = list(default_prompts().items())
     picks = [0, 281, 999]
-    names = list(prompts)
-    fresh = dual.embed_texts([prompts[names[i]] for i in picks])
+    assert [prompts[i][0] for i in picks] == ["tench", "tabby", "toilet tissue"]
+    _, _, tokenizer, encoder = reference_parts
+    fresh = embed_sentences(tokenizer, encoder, [prompts[i][1] for i in picks])
     torch.testing.assert_close(shipped[picks], fresh, atol=1e-5, rtol=1e-5)
 
 
