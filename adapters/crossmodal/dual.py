@@ -218,6 +218,12 @@ class DualEncoderExplainable(Explainable):
                                                                                             **params)
         return super().explain(inputs, target, method, **params)
 
+    def to(self, device: torch.device | str) -> "DualEncoderExplainable":
+        """Move both towers to ``device`` (in place) and return self."""
+        self.dual.text_encoder.to(device)
+        super().to(device)
+        return self
+
     def text_side(self, images: Any) -> Explainable:
         """The text model scoring texts against fixed ``images`` (paths / PIL images / a tensor in
         [−1, 1]): texts -> logits (B, K), one per image (labels: the images' names)."""

@@ -153,3 +153,21 @@ def test_loaded_model_needs_its_preprocessors_and_is_left_unchanged(folder):
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     finally:
         model.eval()
+
+
+def test_cli_explains_pixels_and_words_of_a_folder(folder, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from spmm.cli import main
+
+    path, *_ = folder
+    image = tmp_path / "noise.png"
+    Image.fromarray((torch.rand(40, 48, 3, generator=torch.Generator().manual_seed(2)) * 255).byte().numpy()).save(image)
+    for side, modality in (("image", "image"), ("text", "text")):
+        assert main(["explain", str(path), str(image), "--text", "a photo of a cat", "--explain", side, "--json",
+                     "--out", str(tmp_path / "out")]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["modality"] == modality and record["schema"] == "spmm.explanation/1"
+    assert record["items"][0]["extra"]["words"] == ["a", "photo", "of", "a", "cat"]
