@@ -4,7 +4,7 @@ The map is fitted without images: each of the 1000 ImageNet classes has a row w_
 classifier (1280) and MiniLM embeddings t_c of its prompts (384, averaged over the fitting
 templates).  Candidates:
 
-- ``image-to-text``: ridge M with (w_c − μ_w) M ≈ t_c − μ_t; an image embeds as f(x) M, a text as t − μ_t;
+- ``image-to-text``: ridge M with w_c M ≈ t_c − μ_t; an image embeds as f(x) M, a text as t − μ_t;
 - ``text-to-image``: ridge A with (t_c − μ_t) A ≈ w_c − μ_w; an image embeds as f(x) (Lite0's pooled
   feature), a text as (t − μ_t) A + μ_w, a predicted classifier row;
 
