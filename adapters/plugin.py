@@ -9,3 +9,5 @@ from spmm.adapters.hf import resolver as _hf  # noqa: F401
 from spmm.adapters.hf import text as _hf_text  # noqa: F401
 from spmm.adapters.hf import vision as _hf_vision  # noqa: F401
 from spmm.adapters.hf import audio as _hf_audio  # noqa: F401
+from spmm.adapters.crossmodal import registry as _crossmodal  # noqa: F401
+from spmm.adapters.hf import dual as _hf_dual  # noqa: F401

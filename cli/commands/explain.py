@@ -38,6 +38,10 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
     parser.add_argument("--score", choices=("signed", "norm", "sum"), default=None,
                         help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum); "
                              "None: sum for methods that already multiply by the input, else signed")
+    parser.add_argument("--text", default=None,
+                        help="image–text models (lite0-minilm, CLIP/SigLIP folders): the text each image is matched with")
+    parser.add_argument("--explain", choices=("image", "text"), default="image", dest="side",
+                        help="image–text models: explain the image's pixels or the text's words (with --text)")
     return parser
 
 
@@ -78,10 +82,14 @@ def run_explain(args: argparse.Namespace) -> int:
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
     model = load_model(spec, args)
-    target = args.target
+    target = _image_text_target(model, spec, args)
     for item in progress(inputs, f"explain ({args.method})"):
-        explanation = model.explain([item], target, args.method, seed=args.seed,
-                                    prepare_options=prepare_options(args))
+        if args.side == "text":
+            explanation = model.explain_text([args.text], image=item, method=args.method, seed=args.seed,
+                                             prepare_options=prepare_options(args))
+        else:
+            explanation = model.explain([item], target, args.method, seed=args.seed,
+                                        prepare_options=prepare_options(args))
         if args.score is not None:
             if explanation.modality != "text":
                 raise SpmmInputError(f"--score applies to text models; {spec} is a {explanation.modality} model")
@@ -89,6 +97,20 @@ def run_explain(args: argparse.Namespace) -> int:
         stem = files.stem(item, spec, args.method, explanation.target_label(0) or args.target)
         print_record(explanation, save_renderings(explanation, files, stem), args.json)
     return 0
+
+
+def _image_text_target(model: object, spec: str, args: argparse.Namespace) -> str:
+    """The target of ``explain``: ``--target``, or ``--text`` for image–text models (checked here)."""
+    if args.text is None and args.side == "image":
+        return args.target
+    if not hasattr(model, "explain_text"):
+        raise SpmmInputError(f"--text and --explain apply to image–text models (lite0-minilm, CLIP/SigLIP folders); "
+                             f"{spec} is not one")
+    if args.text is None or not args.text.strip():
+        raise SpmmInputError("--explain text needs --text \"...\": the text whose words are explained")
+    if args.target != "top1":
+        raise SpmmInputError("give either --text (the text to match) or --target, not both")
+    return args.text
 
 
 def run_compare(args: argparse.Namespace) -> int:
