@@ -6,3 +6,4 @@ from spmm.adapters.vision import registry as _vision  # noqa: F401
 from spmm.adapters.text import registry as _text  # noqa: F401
 from spmm.adapters.audio import registry as _audio  # noqa: F401
 from spmm.adapters.hf import resolver as _hf  # noqa: F401
+from spmm.adapters.hf import generation as _hf_generation  # noqa: F401
