@@ -12,7 +12,7 @@ frequencies of the training split, add-one smoothed) on the same target tokens.
 Writes ``adapters/data/tiny-lm/`` (safetensors weights, config, tokenizer) and
 ``adapters/data/tiny-lm/training.json`` (data, steps, perplexities, wall time, versions).
 
-    OMP_NUM_THREADS=2 nice -n 5 python examples/train_tiny_lm.py [--steps 350]
+    OMP_NUM_THREADS=1 nice -n 5 python examples/train_tiny_lm.py [--steps 300]
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=REPO / "adapters" / "data" / "tiny-lm")
-    parser.add_argument("--steps", type=int, default=350)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--vocab", type=int, default=2048)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import spmm
 from spmm.errors import SpmmInputError
 
 from .common import (
@@ -38,6 +39,9 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
     parser.add_argument("--score", choices=("signed", "norm", "sum"), default=None,
                         help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum); "
                              "None: sum for methods that already multiply by the input, else signed")
+    parser.add_argument("--generate", type=int, default=None, metavar="N",
+                        help="language models: generate N tokens greedily and explain each on the prompt and "
+                             "the tokens before it (HTML tokens x tokens matrix + JSON)")
     return parser
 
 
@@ -78,7 +82,7 @@ def run_explain(args: argparse.Namespace) -> int:
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
     model = load_model(spec, args)
-    target = args.target
+    target = generation_target(args, model, spec)
     for item in progress(inputs, f"explain ({args.method})"):
         explanation = model.explain([item], target, args.method, seed=args.seed,
                                     prepare_options=prepare_options(args))
@@ -89,6 +93,21 @@ def run_explain(args: argparse.Namespace) -> int:
         stem = files.stem(item, spec, args.method, explanation.target_label(0) or args.target)
         print_record(explanation, save_renderings(explanation, files, stem), args.json)
     return 0
+
+
+def generation_target(args: argparse.Namespace, model: spmm.Explainable, spec: str):
+    """``--target`` as given, or ``spmm.Continuation(max_new_tokens=N)`` for ``--generate N``."""
+    if args.generate is None:
+        return args.target
+    from spmm.adapters.hf.generation import LanguageModel
+
+    if not isinstance(model, LanguageModel):
+        raise SpmmInputError(f"--generate needs a language model (a causal LM or seq2seq folder); {spec} is not one")
+    if args.generate < 1:
+        raise SpmmInputError(f"--generate takes a positive number of tokens, got {args.generate}")
+    if args.score is not None or args.target != "top1":
+        raise SpmmInputError("--generate explains the generated tokens themselves; drop --target and --score")
+    return spmm.Continuation(max_new_tokens=args.generate)
 
 
 def run_compare(args: argparse.Namespace) -> int:

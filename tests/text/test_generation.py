@@ -308,3 +308,22 @@ def test_contrast_on_a_classifier_uses_label_names():
     torch.testing.assert_close(ex.attributions, (model.weight[1] - model.weight[0]).detach().expand(4, 3))
     named = spmm.explain(model, x, spmm.Contrast("pos", "neg"), "gradient", labels=["neg", "pos"])
     torch.testing.assert_close(named.attributions, ex.attributions)
+
+
+def test_cli_generate_writes_matrix_html_and_json(saved, tmp_path, capsys):
+    from spmm.cli import main
+
+    folder = str(saved("llama"))
+    assert main(["explain", folder, PROMPT, "--generate", "3", "--out", str(tmp_path / "out"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    html_file, json_file = record["files"]
+    assert html_file.endswith(".html") and json_file.endswith(".json")
+    saved_record = json.loads(open(json_file).read())
+    (item,) = saved_record["items"]
+    assert item["shape"] == [3, len(item["extra"]["column_tokens"])] and item["extra"]["prompt"] == PROMPT
+    m = spmm.load(folder)
+    direct = m.explain(PROMPT, target=spmm.Continuation(max_new_tokens=3), seed=0)
+    assert item["extra"]["row_tokens"] == direct.row_tokens
+    assert "<table" in open(html_file).read()
+    assert main(["explain", "a fine film", "--generate", "3", "--out", str(tmp_path / "x")]) != 0
+    assert "--generate needs a language model" in capsys.readouterr().err
