@@ -191,7 +191,8 @@ DEFAULT_NEW_TOKENS = 10
 class Continuation:
     """Explain every token of a continuation of the prompt, each on the prompt and the tokens before it.
 
-    text: the continuation to explain (teacher-forced), or None to generate one greedily
+    text: the continuation to explain (teacher-forced), as text or as token ids (exactly these
+        tokens, e.g. a sampled generation), or None to generate one greedily
         (``do_sample=False``) of ``max_new_tokens`` tokens (default :data:`DEFAULT_NEW_TOKENS`).
     score: what each row explains: ``"logit"`` of the token, or its ``"logprob"`` (log-softmax).
 
@@ -199,13 +200,15 @@ class Continuation:
     continuation tokens; a row is undefined on the columns from its own token on).
     """
 
-    text: str | None = None
+    text: str | Sequence[int] | None = None
     max_new_tokens: int | None = None
     score: str = "logit"
 
     def __post_init__(self) -> None:
-        if self.text is not None and (not isinstance(self.text, str) or not self.text.strip()):
-            raise SpmmInputError(f"Continuation text must be a non-empty string, got {self.text!r}")
+        if isinstance(self.text, (list, tuple)) and self.text and all(_is_index(i) for i in self.text):
+            object.__setattr__(self, "text", tuple(int(i) for i in self.text))
+        elif self.text is not None and (not isinstance(self.text, str) or not self.text.strip()):
+            raise SpmmInputError(f"Continuation text must be a non-empty string or token ids, got {self.text!r}")
         if self.text is not None and self.max_new_tokens is not None:
             raise SpmmInputError("give Continuation either text= (explained as given) or max_new_tokens= (generated), not both")
         if self.max_new_tokens is not None and (not _is_index(self.max_new_tokens) or self.max_new_tokens < 1):

@@ -9,17 +9,21 @@ it; ``spmm.SequenceLogProb(text)`` explains log p(text | prompt).  Both give a
 :class:`GenerationExplanation` (tokens × tokens).
 
 How the matrix is computed: the context (prompt + continuation; for seq2seq source + decoder
-input) is embedded once; its R explained rows are R copies of that one sequence in a batch,
-row r's target being the logit (or log-probability) of token r at its own position, so one
-forward and one backward of a batch of R rows give all rows, with any method.  Causal
-attention makes each row's score depend on its prefix only, so row r equals the explanation
-of the next token of the prefix alone (tested).  ``rows_per_pass`` bounds the batch (memory).
+input) is embedded once, and row r's target is the logit (or log-probability) of token r at
+its own position.  ``strategy="shared"`` (the default for ``gradient`` and ``soft_pullback``):
+one forward of the sequence and one backward per row (``retain_graph``); ``"batched"`` (every
+other method): R copies of the sequence in one batch through :func:`spmm.explain`, one forward
+and one backward, ``rows_per_pass`` rows at a time (memory).  Causal attention makes each row's
+score depend on its prefix only, so row r equals the explanation of the next token of the
+prefix alone (tested for both strategies).  Costs: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +34,9 @@ from spmm.errors import SpmmInputError
 from spmm.explain import explain, seeded
 from spmm.explainable import Explainable
 from spmm.explanation import Explanation
+from spmm.load import register_model
+from spmm.methods.context import MethodContext
+from spmm.methods.registry import get_method
 from spmm.ruleset import get_ruleset
 from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.text import EmbeddingModel, HFOutput, encode_texts, token_scores
@@ -45,7 +52,10 @@ SEQ2SEQ_ARCHITECTURES = (
     "MBartForConditionalGeneration", "MarianMTModel", "PegasusForConditionalGeneration",
 )
 ROWS_PER_PASS = 32
-"""Default number of explained rows per forward/backward batch."""
+"""Default number of explained rows per forward/backward batch (``strategy="batched"``)."""
+SHARED_FORWARD_METHODS = ("gradient", "soft_pullback")
+"""Methods whose rows share one forward pass by default (``strategy="shared"``)."""
+ROW_STRATEGIES = ("auto", "batched", "shared")
 
 
 # -- bodies: (embeddings (B, L, D), attention_mask (B, L)) -> logits ----------------------------
@@ -153,7 +163,13 @@ class Context:
     source_length: int | None = None
 
 
-def _continuation_ids(tokenizer: Any, text: str) -> list[int]:
+def _continuation_ids(tokenizer: Any, text: str | tuple[int, ...]) -> list[int]:
+    """The continuation's token ids: given ids (checked against the vocabulary), or the text tokenised."""
+    if isinstance(text, tuple):
+        bad = [i for i in text if not 0 <= i < len(tokenizer)]
+        if bad:
+            raise SpmmInputError(f"continuation token id {bad[0]} is outside the vocabulary (size {len(tokenizer)})")
+        return list(text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:
         raise SpmmInputError(f"the continuation {text!r} has no tokens")
@@ -204,12 +220,12 @@ class LanguageModel(Explainable):
                 top_k: int = 5, prepare_options: dict[str, Any] | None = None, **params: Any) -> Explanation:
         """``target``: ``"top1"`` (default), a token id or string (one token), ``spmm.Contrast`` of two,
         a callable (next-token explanations of the prompts' words); or ``spmm.Continuation`` /
-        ``spmm.SequenceLogProb`` (one prompt: a :class:`GenerationExplanation`).  ``rows_per_pass``:
-        rows explained per forward/backward batch (default :data:`ROWS_PER_PASS`)."""
+        ``spmm.SequenceLogProb`` (one prompt: a :class:`GenerationExplanation`); then ``strategy``
+        (``"auto"``, ``"shared"``, ``"batched"``) and ``rows_per_pass`` (see the module docstring)."""
         if isinstance(target, (Continuation, SequenceLogProb)):
             return explain_continuation(self, inputs, target, method, **params)
-        if "rows_per_pass" in params:
-            raise SpmmInputError("rows_per_pass applies to Continuation and SequenceLogProb targets only")
+        if "rows_per_pass" in params or "strategy" in params:
+            raise SpmmInputError("rows_per_pass and strategy apply to Continuation and SequenceLogProb targets only")
         return super().explain(inputs, self.token_target(target), method, top_k=top_k,
                                prepare_options=prepare_options, **params)
 
@@ -228,7 +244,7 @@ class LanguageModel(Explainable):
             new_ids = _continuation_ids(tokenizer, text)
         else:
             new_ids = self.generate(batch.input_ids.to(device), batch.attention_mask.to(device), target.new_tokens, seed)
-        continuation = text if text is not None else tokenizer.decode(new_ids, skip_special_tokens=True)
+        continuation = text if isinstance(text, str) else tokenizer.decode(new_ids, skip_special_tokens=True)
         special = set(tokenizer.all_special_ids)
         if self.encoder_decoder:
             start = decoder_start(self.lm)
@@ -279,8 +295,38 @@ class LanguageModel(Explainable):
             return torch.cat([source, target], dim=1).detach()
 
 
+def batched_rows(model: nn.Module, embeddings: Tensor, row_targets: list, method: str, m: LanguageModel,
+                 seed: int | None, params: dict[str, Any]) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Each chunk of rows as copies of the one sequence in a batch, through :func:`spmm.explain`
+    (any method): (attributions (R, C, D), row scores (R,), parameters as used)."""
+    parts = []
+    for row_target in row_targets:
+        rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
+        parts.append(explain(model, embeddings.expand(rows, -1, -1), row_target, method, rules=m.rules, seed=seed, **params))
+    return torch.cat([p.attributions for p in parts]), torch.cat([p.scores for p in parts]), parts[0].params
+
+
+def shared_forward_rows(model: nn.Module, embeddings: Tensor, row_target: Any, method: str,
+                        m: LanguageModel) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """One forward of the sequence (under the rules for SoftPullback) and one backward per row
+    (``retain_graph``), for the methods whose attribution is one input gradient
+    (:data:`SHARED_FORWARD_METHODS`): (attributions (R, C, D), row scores (R,), {})."""
+    spec = get_method(method)
+    rules = m.rules.for_model(model)
+    context = MethodContext(model, row_target, pullback=spec.pullback, temperatures=rules.temperatures,
+                            module_rules=rules.module_rules)
+    rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
+    x = embeddings.detach().requires_grad_(True)
+    with torch.enable_grad():
+        with context.rules():
+            output = model(x)
+        scores = row_target(output.expand(rows, *output.shape[1:]))
+        grads = [torch.autograd.grad(scores[r], x, retain_graph=r < rows - 1)[0][0] for r in range(rows)]
+    return torch.stack(grads), scores.detach(), {}
+
+
 def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | SequenceLogProb, method: str,
-                         rows_per_pass: int = ROWS_PER_PASS, seed: int | None = None,
+                         rows_per_pass: int = ROWS_PER_PASS, strategy: str = "auto", seed: int | None = None,
                          **params: Any) -> GenerationExplanation:
     """The :class:`GenerationExplanation` of ``target`` on one prompt (see the module docstring)."""
     prompts = [inputs] if isinstance(inputs, str) else list(inputs) if isinstance(inputs, (list, tuple)) else None
@@ -289,8 +335,13 @@ def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | S
                              + (f" of {len(prompts)}" if prompts is not None else ""))
     if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
         raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
+    if strategy not in ROW_STRATEGIES:
+        raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
+    if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
+        raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
     if "rules" in params or "module_rules" in params:
         raise SpmmInputError("this model carries its rule set (m.rules); change it with m.with_rules(...)")
+    get_method(method)
     context = m.context(prompts[0], target, seed)
     device = next(m.lm.parameters()).device
     embeddings = m.embed_context(context)
@@ -298,24 +349,24 @@ def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | S
     model = EmbeddingModel(m.body(context), mask, embeddings, ~fixed)
     n = context.continuation_ids.numel()
     if isinstance(target, SequenceLogProb):
-        row_targets = [SequenceLogProbScore(context.continuation_ids, context.logit_positions)]
+        all_rows = SequenceLogProbScore(context.continuation_ids, context.logit_positions)
         row_columns = [context.input_ids.shape[1]]
     else:
-        kind = NextTokenLogProb if target.score == "logprob" else NextTokenLogit
-        row_targets = [kind(context.continuation_ids[i: i + rows_per_pass], context.logit_positions[i: i + rows_per_pass])
-                       for i in range(0, n, rows_per_pass)]
+        all_rows = (NextTokenLogProb if target.score == "logprob" else NextTokenLogit)(
+            context.continuation_ids, context.logit_positions)
         row_columns = context.row_columns
-    params = {**m.modality.method_params(method, embeddings), **params}
-    parts = []
-    for row_target in row_targets:
-        rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
-        parts.append(explain(model, embeddings.expand(rows, -1, -1), row_target, method, rules=m.rules, seed=seed, **params))
-    attributions = torch.cat([p.attributions for p in parts])
-    inputs_rows = embeddings.expand(attributions.shape[0], -1, -1)
+    shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not params)
+    if shared:
+        attributions, row_scores, used = shared_forward_rows(model, embeddings, all_rows, method, m)
+    else:
+        chunks = [all_rows] if isinstance(all_rows, SequenceLogProbScore) else [
+            all_rows.take(torch.arange(i, min(i + rows_per_pass, n))) for i in range(0, n, rows_per_pass)]
+        params = {**m.modality.method_params(method, embeddings), **params}
+        attributions, row_scores, used = batched_rows(model, embeddings, chunks, method, m, seed, params)
     kind = default_score(method)
-    matrix = token_scores(attributions, inputs_rows, kind).detach()
+    matrix = token_scores(attributions, embeddings.expand(attributions.shape[0], -1, -1), kind).detach()
     matrix = matrix.masked_fill(undefined_cells(*matrix.shape, row_columns).to(matrix.device), float("nan"))
-    row_scores = torch.cat([p.scores for p in parts]).detach().cpu()
+    row_scores = row_scores.detach().cpu()
     ids = context.input_ids[0].tolist()
     tokens = [m.tokenizer.decode([i]) for i in ids]
     word_count = max([w for w in context.words if w is not None], default=-1) + 1
@@ -323,9 +374,8 @@ def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | S
                   for word in range(word_count)]
     row_tokens = ([m.tokenizer.decode([i]) for i in context.continuation_ids.tolist()]
                   if isinstance(target, Continuation) else [f"log p({context.continuation})"])
-    first = parts[0]
     return GenerationExplanation(
-        matrix.unsqueeze(0).cpu(), embeddings.cpu(), target, method, first.params, None, row_scores.sum().view(1),
+        matrix.unsqueeze(0).cpu(), embeddings.cpu(), target, method, used, None, row_scores.sum().view(1),
         rules=m.rules, sources=[context.prompt], model_name=m.name, row_scores=row_scores,
         context_tokens=tokens, row_tokens=row_tokens, row_columns=list(row_columns), context_words=context.words, word_texts=word_texts,
         prompt_columns=context.prompt_columns, prompt=context.prompt, continuation=context.continuation, score=kind,
@@ -352,6 +402,16 @@ def language_tokenizer(model: nn.Module, source: Any, tokenizer: Any) -> Any:
     return tokenizer
 
 
+def token_limit(model: nn.Module, tokenizer: Any, max_length: int | None) -> int | None:
+    """``max_length``, else the smaller of the tokenizer's ``model_max_length`` and the model's
+    ``max_position_embeddings`` (tokenizers saved without a limit report a huge one)."""
+    if max_length is not None:
+        return max_length
+    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [int(v) for v in limits if isinstance(v, int) and 0 < v < 2**31]
+    return min(limits) if limits else None
+
+
 def adds_trailing_special(tokenizer: Any) -> bool:
     """Whether the tokenizer appends a special token (such as EOS) after a text."""
     mask = tokenizer("a", return_special_tokens_mask=True)["special_tokens_mask"]
@@ -363,7 +423,8 @@ def load_causal_lm(model: nn.Module, source: Any, tokenizer: Any = None, rules: 
                    max_length: int | None = None) -> LanguageModel:
     """A causal LM: next-token and continuation explanations (see the module docstring)."""
     tokenizer = language_tokenizer(model, source, tokenizer)
-    modality = TextModality(tokenizer, max_length, add_special_tokens=not adds_trailing_special(tokenizer))
+    modality = TextModality(tokenizer, token_limit(model, tokenizer, max_length),
+                            add_special_tokens=not adds_trailing_special(tokenizer))
     return language_model(model, modality, False, source_name(source, model), rules)
 
 
@@ -373,7 +434,8 @@ def load_seq2seq(model: nn.Module, source: Any, tokenizer: Any = None, rules: An
     """An encoder–decoder: the first target token on the source words, or continuations on the
     source and the target prefix."""
     tokenizer = language_tokenizer(model, source, tokenizer)
-    return language_model(model, TextModality(tokenizer, max_length), True, source_name(source, model), rules)
+    modality = TextModality(tokenizer, token_limit(model, tokenizer, max_length))
+    return language_model(model, modality, True, source_name(source, model), rules)
 
 
 def language_model(lm: nn.Module, modality: TextModality, encoder_decoder: bool, name: str, rules: Any) -> LanguageModel:
@@ -383,3 +445,23 @@ def language_model(lm: nn.Module, modality: TextModality, encoder_decoder: bool,
     labels = tokenizer.backend_tokenizer.decode_batch([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
     ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
     return LanguageModel(body, modality, ruleset, labels, name, lm=lm, encoder_decoder=encoder_decoder)
+
+
+TINY_LM = "tiny-lm"
+"""The causal LM trained by ``examples/train_tiny_lm.py``, shipped in ``spmm/adapters/data/tiny-lm``."""
+
+
+def tiny_lm_folder() -> Path:
+    """The shipped tiny LM's ``save_pretrained`` folder (weights, config, tokenizer, training.json)."""
+    return Path(str(resources.files("spmm.adapters") / "data" / TINY_LM))
+
+
+@register_model(TINY_LM, "text", "small Llama-architecture causal LM trained here on SST-2, AG News and TREC "
+                "text (examples/train_tiny_lm.py); generation attribution end to end")
+def load_tiny_lm(**options: Any) -> LanguageModel:
+    from .resolver import load_pretrained
+
+    folder = tiny_lm_folder()
+    if not (folder / "config.json").is_file():
+        raise SpmmInputError(f"the tiny LM is not in {folder}; train it with examples/train_tiny_lm.py")
+    return dataclasses.replace(load_pretrained(str(folder), **options), name=TINY_LM)

@@ -116,10 +116,11 @@ def test_causal_lm_forward_unchanged_audit_clean_and_sp_differs(name, saved):
     assert not torch.allclose(sp.matrix[defined], grad.matrix[defined], rtol=1e-3, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["gpt2", "llama", "phi"])
-def test_matrix_rows_equal_next_token_explanations_of_each_prefix(name, saved):
+@pytest.mark.parametrize(("name", "strategy"), [("gpt2", "shared"), ("llama", "shared"), ("llama", "batched"),
+                                              ("phi", "batched")])
+def test_matrix_rows_equal_next_token_explanations_of_each_prefix(name, strategy, saved):
     m = spmm.load(str(saved(name)))
-    ex = m.explain(PROMPT, target=spmm.Continuation(max_new_tokens=4), rows_per_pass=3)
+    ex = m.explain(PROMPT, target=spmm.Continuation(max_new_tokens=4), rows_per_pass=3, strategy=strategy)
     ids = m.tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
     generated = [m.tokenizer.convert_tokens_to_ids(t) for t in m.tokenizer.convert_ids_to_tokens(
         m.lm.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False, pad_token_id=0)[0, len(ids):].tolist())]
