@@ -328,3 +328,15 @@ def test_cli_generate_writes_matrix_html_and_json(saved, tmp_path, capsys):
     assert "<table" in open(html_file).read()
     assert main(["explain", "a fine film", "--generate", "3", "--out", str(tmp_path / "x")]) != 0
     assert "--generate needs a language model" in capsys.readouterr().err
+
+
+def test_loaded_model_with_tokenizer_is_left_as_it_was(tokenizer):
+    torch.manual_seed(0)
+    model = CAUSAL["llama"]().eval()
+    m = spmm.load(model, tokenizer=tokenizer)
+    ex = m.explain(PROMPT, target=spmm.Continuation(max_new_tokens=2))
+    assert ex.matrix.shape[0] == 2
+    assert all(p.requires_grad for p in model.parameters()) and all(p.grad is None for p in model.parameters())
+    assert tokenizer.padding_side == "right" and m.tokenizer is not tokenizer
+    with pytest.raises(spmm.SpmmInputError, match="tokenizer"):
+        spmm.load(model)
