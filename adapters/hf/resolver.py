@@ -22,13 +22,17 @@ from .tasks import task_for
 
 
 def is_pretrained_folder(spec: str) -> bool:
-    """A folder holding a ``config.json`` (what ``save_pretrained`` writes)."""
-    return (Path(spec).expanduser() / "config.json").is_file()
+    """A folder holding a ``config.json`` (what ``save_pretrained`` writes); False for a spec that
+    cannot be a path (a long text given as input)."""
+    try:
+        return (Path(spec).expanduser() / "config.json").is_file()
+    except OSError:
+        return False
 
 
 def is_cached_model_id(spec: str) -> bool:
     """An ``org/name`` id whose config is in the local Hugging Face cache."""
-    if spec.count("/") != 1 or Path(spec).exists():
+    if spec.count("/") != 1 or len(spec) > 200 or Path(spec).exists():  # ids are short; long texts are no paths
         return False
     from huggingface_hub import try_to_load_from_cache
 
