@@ -11,3 +11,4 @@ from spmm.adapters.hf import vision as _hf_vision  # noqa: F401
 from spmm.adapters.hf import audio as _hf_audio  # noqa: F401
 from spmm.adapters.crossmodal import registry as _crossmodal  # noqa: F401
 from spmm.adapters.hf import dual as _hf_dual  # noqa: F401
+from spmm.adapters.hf import generation as _hf_generation  # noqa: F401

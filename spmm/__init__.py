@@ -20,11 +20,11 @@ from spmm.rules.registry import (
     unregister_module_rule,
 )
 from spmm.ruleset import RuleSet, get_ruleset, list_rulesets, register_ruleset, rulesets
-from spmm.targets import ClassLogit, TokenLabel
+from spmm.targets import ClassLogit, Continuation, Contrast, SequenceLogProb, TokenLabel
 from spmm.temperatures import Temperatures
 
 __all__ = [
-    "AuditReport", "ClassLogit", "Explainable", "Explanation", "Prediction", "Prepared", "PullbackMode", "RuleSet",
+    "AuditReport", "ClassLogit", "Continuation", "Contrast", "SequenceLogProb", "Explainable", "Explanation", "Prediction", "Prepared", "PullbackMode", "RuleSet",
     "SpmmInputError", "SpmmParameterError", "Temperatures", "audit", "check_inputs", "explain", "gate_module_rule", "get_ruleset",
     "keep_forward", "list_methods", "list_models", "list_rules", "list_rulesets", "load", "pullback_mode",
     "quantus_explain_func", "register_module_rule", "register_ruleset", "rulesets", "unregister_module_rule",

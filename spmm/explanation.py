@@ -11,7 +11,7 @@ JSON layout (:data:`SCHEMA`, documented in the README):
      "params": {...}, "rules": {"name", "temperatures", "module_rules"}, "units": str,
      "items": [{"input": str, "target": {"index", "label", "score"} | {"description", "score"},
                 "predictions": [{"index", "label", "probability"}...], "shape": [...],
-                "scores": nested list | null, "extra": {...}}]}
+                "scores": nested list (null where undefined) | null, "extra": {...}}]}
 """
 
 from __future__ import annotations
@@ -112,6 +112,12 @@ class Explanation:
         cls = self.target_index(index)
         if cls is None:
             return None
+        foil = getattr(self.target, "foil", None)
+        if isinstance(foil, Tensor):
+            return f"{self._class_name(cls)} − {self._class_name(int(foil[index]))}"
+        return self._class_name(cls)
+
+    def _class_name(self, cls: int) -> str:
         return str(self.labels[cls]) if self.labels is not None and cls < len(self.labels) else str(cls)
 
     def source(self, index: int) -> str:
@@ -234,9 +240,10 @@ def _in_notebook() -> bool:
 
 
 def _rounded(value: Any) -> Any:
+    """Six significant digits; NaN (an undefined score, such as a generated token on a later column) is null."""
     if isinstance(value, list):
         return [_rounded(v) for v in value]
-    return float(f"{value:.6g}")
+    return None if value != value else float(f"{value:.6g}")
 
 
 def _plain(value: Any) -> Any:

@@ -126,11 +126,21 @@ class OnModelOutput:
 
 
 def resolve_target(target: Target, output: Any, labels: Sequence[str] | None = None) -> TargetFn:
-    """Turn ``target`` into a callable.  Targets with ``resolve(output, labels)`` (such as
-    :class:`TokenLabel`) resolve themselves against the clean output; other callables receive
-    :func:`model_output` of every output (a Hugging Face ``ModelOutput`` becomes its ``.logits``);
-    class targets (:func:`class_targets`: indices, ``"top1"``, label names of ``labels``) are
-    validated against ``output``.  This is the one place model outputs meet targets."""
+    """Turn ``target`` into a callable.  :class:`Contrast` becomes a :class:`LogitDifference`;
+    targets with ``resolve(output, labels)`` (such as :class:`TokenLabel`) resolve themselves
+    against the clean output; other callables receive :func:`model_output` of every output (a
+    Hugging Face ``ModelOutput`` becomes its ``.logits``); class targets (:func:`class_targets`:
+    indices, ``"top1"``, label names of ``labels``) are validated against ``output``.
+    :class:`Continuation` and :class:`SequenceLogProb` need a model that generates (``spmm.load``
+    of a language model).  This is the one place model outputs meet targets."""
+    if isinstance(target, (Continuation, SequenceLogProb)):
+        raise SpmmInputError(
+            f"{type(target).__name__} targets need a generative model loaded with spmm.load (a causal or "
+            "sequence-to-sequence language model); this call explains a fixed output"
+        )
+    if isinstance(target, Contrast):
+        logits = output_logits(output)
+        return LogitDifference(class_targets(target.target, logits, labels), class_targets(target.foil, logits, labels))
     if hasattr(target, "resolve") and not isinstance(target, (Tensor, str, os.PathLike)):
         return target.resolve(model_output(output), labels)
     if callable(target) and not isinstance(target, Tensor):
@@ -270,3 +280,83 @@ def class_targets(target: ClassTarget, logits: Tensor, labels: Sequence[str] | N
                 f"target must be an int, 'top1' or a label name (one per sample), or a callable; got {item!r}"
             )
     return class_indices(indices, logits)
+
+
+# -- targets of language models (generation is run by the adapters) -------------------------
+CONTINUATION_SCORES = ("logit", "logprob")
+DEFAULT_NEW_TOKENS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Continuation:
+    """Explain every token of a continuation of the prompt, each on the prompt and the tokens before it.
+
+    text: the continuation to explain (teacher-forced), as text or as token ids (exactly these
+        tokens, e.g. a sampled generation), or None to generate one greedily
+        (``do_sample=False``) of ``max_new_tokens`` tokens (default :data:`DEFAULT_NEW_TOKENS`).
+    score: what each row explains: ``"logit"`` of the token, or its ``"logprob"`` (log-softmax).
+
+    The explanation is a tokens × tokens matrix (rows: continuation tokens; columns: prompt and
+    continuation tokens; a row is undefined on the columns from its own token on).
+    """
+
+    text: str | Sequence[int] | None = None
+    max_new_tokens: int | None = None
+    score: str = "logit"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.text, (list, tuple)) and self.text and all(_is_index(i) for i in self.text):
+            object.__setattr__(self, "text", tuple(int(i) for i in self.text))
+        elif self.text is not None and (not isinstance(self.text, str) or not self.text.strip()):
+            raise SpmmInputError(f"Continuation text must be a non-empty string or token ids, got {self.text!r}")
+        if self.text is not None and self.max_new_tokens is not None:
+            raise SpmmInputError("give Continuation either text= (explained as given) or max_new_tokens= (generated), not both")
+        if self.max_new_tokens is not None and (not _is_index(self.max_new_tokens) or self.max_new_tokens < 1):
+            raise SpmmInputError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if self.score not in CONTINUATION_SCORES:
+            raise SpmmInputError(f"Continuation score must be one of {CONTINUATION_SCORES}, got {self.score!r}")
+
+    @property
+    def new_tokens(self) -> int:
+        """How many tokens to generate when no text is given."""
+        return self.max_new_tokens or DEFAULT_NEW_TOKENS
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceLogProb:
+    """Explain log p(text | prompt) = Σ_t log p(token_t | prompt, tokens before t): one score,
+    attributed to the prompt and the continuation's own tokens."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise SpmmInputError(f"SequenceLogProb needs the continuation as a non-empty string, got {self.text!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Contrast:
+    """Score = logit(target) − logit(foil): why this output rather than that one.  Each side is a
+    class index, ``"top1"`` or a label name; language models also take token strings (one token
+    each, explained at the next position)."""
+
+    target: int | str
+    foil: int | str
+
+
+class LogitDifference:
+    """Score = logit of ``target`` minus logit of ``foil`` per sample: indices (B,) each."""
+
+    def __init__(self, target: Tensor, foil: Tensor) -> None:
+        self.indices, self.foil = target, foil
+
+    def __call__(self, output: Any) -> Tensor:
+        logits = output_logits(output)
+        return ClassLogit(self.indices)(logits) - ClassLogit(self.foil)(logits)
+
+    def take(self, sample_index: Tensor) -> "LogitDifference":
+        index = sample_index.to(self.indices.device)
+        return LogitDifference(self.indices[index], self.foil[index])
+
+    def __repr__(self) -> str:
+        return f"LogitDifference({self.indices.tolist()} - {self.foil.tolist()})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import spmm
 from spmm.errors import SpmmInputError
 
 from .common import (
@@ -42,6 +43,9 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
                         help="image–text models (lite0-minilm, CLIP/SigLIP folders): the text each image is matched with")
     parser.add_argument("--explain", choices=("image", "text"), default="image", dest="side",
                         help="image–text models: explain the image's pixels or the text's words (with --text)")
+    parser.add_argument("--generate", type=int, default=None, metavar="N",
+                        help="language models: generate N tokens greedily and explain each on the prompt and "
+                             "the tokens before it (HTML tokens x tokens matrix + JSON)")
     return parser
 
 
@@ -83,6 +87,8 @@ def run_explain(args: argparse.Namespace) -> int:
     spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
     model = load_model(spec, args)
     target = _image_text_target(model, spec, args)
+    if args.generate is not None:
+        target = generation_target(args, model, spec)
     for item in progress(inputs, f"explain ({args.method})"):
         if args.side == "text":
             explanation = model.explain_text([args.text], image=item, method=args.method, seed=args.seed,
@@ -111,6 +117,19 @@ def _image_text_target(model: object, spec: str, args: argparse.Namespace) -> st
     if args.target != "top1":
         raise SpmmInputError("give either --text (the text to match) or --target, not both")
     return args.text
+def generation_target(args: argparse.Namespace, model: spmm.Explainable, spec: str):
+    """``--target`` as given, or ``spmm.Continuation(max_new_tokens=N)`` for ``--generate N``."""
+    if args.generate is None:
+        return args.target
+    from spmm.adapters.hf.generation import LanguageModel
+
+    if not isinstance(model, LanguageModel):
+        raise SpmmInputError(f"--generate needs a language model (a causal LM or seq2seq folder); {spec} is not one")
+    if args.generate < 1:
+        raise SpmmInputError(f"--generate takes a positive number of tokens, got {args.generate}")
+    if args.score is not None or args.target != "top1":
+        raise SpmmInputError("--generate explains the generated tokens themselves; drop --target and --score")
+    return spmm.Continuation(max_new_tokens=args.generate)
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -10,13 +10,14 @@ Importing this package does not import ``transformers``.
 from .batch import TextBatch, encode_texts
 from .embedding import ATTENTION_IMPLEMENTATIONS, EmbeddingModel, HFOutput, embed, model_labels, use_attention
 from .explanation import TextExplanation
+from .generation import GenerationExplanation
 from .words import (
     TOKEN_SCORE_KINDS, SpanScores, concatenate_segments, delete_groups, replace_groups, token_groups,
     token_scores, word_groups, word_scores,
 )
 
 __all__ = [
-    "ATTENTION_IMPLEMENTATIONS", "EmbeddingModel", "HFOutput", "SpanScores", "TOKEN_SCORE_KINDS", "TextBatch",
+    "ATTENTION_IMPLEMENTATIONS", "EmbeddingModel", "GenerationExplanation", "HFOutput", "SpanScores", "TOKEN_SCORE_KINDS", "TextBatch",
     "TextExplanation", "concatenate_segments", "delete_groups", "embed", "encode_texts", "model_labels",
     "replace_groups", "token_groups", "token_scores", "use_attention", "word_groups", "word_scores",
 ]

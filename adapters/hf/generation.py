@@ -1,0 +1,467 @@
+"""Language models: causal LMs (GPT-2, GPT-NeoX, Llama, Mistral, Qwen2, Gemma, Phi…) and
+sequence-to-sequence models (T5, BART, Marian…).
+
+``m.explain(prompt)`` explains the next token (``"top1"``, a token id or string,
+``spmm.Contrast("are", "is")``) on the prompt's words, as a :class:`TextExplanation`.
+``m.explain(prompt, target=spmm.Continuation(...))`` generates greedily (or takes the given
+text) and explains every continuation token on the prompt (or source) and the tokens before
+it; ``spmm.SequenceLogProb(text)`` explains log p(text | prompt).  Both give a
+:class:`GenerationExplanation` (tokens × tokens).
+
+How the matrix is computed: the context (prompt + continuation; for seq2seq source + decoder
+input) is embedded once, and row r's target is the logit (or log-probability) of token r at
+its own position.  ``strategy="shared"`` (the default for ``gradient`` and ``soft_pullback``):
+one forward of the sequence and one backward per row (``retain_graph``); ``"batched"`` (every
+other method): R copies of the sequence in one batch through :func:`spmm.explain`, one forward
+and one backward, ``rows_per_pass`` rows at a time (memory).  Causal attention makes each row's
+score depend on its prefix only, so row r equals the explanation of the next token of the
+prefix alone (tested for both strategies).  Costs: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spmm.adapters.text.targets import NextTokenLogit, last_positions, next_token_id
+from spmm.errors import SpmmInputError
+from spmm.explain import explain, seeded
+from spmm.explainable import Explainable
+from spmm.explanation import Explanation
+from spmm.load import register_model
+from spmm.methods.context import MethodContext
+from spmm.methods.registry import get_method
+from spmm.ruleset import get_ruleset
+from spmm.targets import Continuation, Contrast, SequenceLogProb
+from spmm.modalities.text import EmbeddingModel, HFOutput, encode_texts, token_scores
+from spmm.modalities.text.explanation import default_score
+from spmm.modalities.text.generation import GenerationExplanation, undefined_cells
+from spmm.modalities.text.modality import TextModality
+
+from .tasks import register_hf_task, source_name
+
+CAUSAL_LM_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
+SEQ2SEQ_ARCHITECTURES = (
+    "T5ForConditionalGeneration", "MT5ForConditionalGeneration", "BartForConditionalGeneration",
+    "MBartForConditionalGeneration", "MarianMTModel", "PegasusForConditionalGeneration",
+)
+ROWS_PER_PASS = 32
+"""Default number of explained rows per forward/backward batch (``strategy="batched"``)."""
+SHARED_FORWARD_METHODS = ("gradient", "soft_pullback")
+"""Methods whose rows share one forward pass by default (``strategy="shared"``)."""
+ROW_STRATEGIES = ("auto", "batched", "shared")
+
+
+# -- bodies: (embeddings (B, L, D), attention_mask (B, L)) -> logits ----------------------------
+class NextTokenBody(nn.Module):
+    """A causal LM's next-token logits at each row's last real token: (B, V)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.body = HFOutput(model)
+        self.train(model.training)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.body.get_input_embeddings()
+
+    def forward(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
+        logits = self.body(embeddings, attention_mask)
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return logits[rows, last_positions(attention_mask).to(logits.device)]
+
+
+class Seq2SeqBody(nn.Module):
+    """An encoder–decoder on one concatenated sequence: the first ``source_length`` positions
+    are the encoder's input embeddings, the rest the decoder's: decoder logits (B, L − S, V).
+    With ``start_only`` the decoder gets its start token alone: first-token logits (B, V)."""
+
+    def __init__(self, model: nn.Module, source_length: int | None = None, start_only: bool = False) -> None:
+        super().__init__()
+        self.model, self.source_length, self.start_only = model, source_length, start_only
+        self.train(model.training)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def forward(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
+        if self.start_only:
+            start = torch.full((embeddings.shape[0], 1), decoder_start(self.model), device=embeddings.device)
+            return self.model(inputs_embeds=embeddings, attention_mask=attention_mask, decoder_input_ids=start).logits[:, 0]
+        s = self.source_length
+        return self.model(
+            inputs_embeds=embeddings[:, :s], attention_mask=attention_mask[:, :s],
+            decoder_inputs_embeds=embeddings[:, s:], decoder_attention_mask=attention_mask[:, s:],
+        ).logits
+
+
+def decoder_start(model: nn.Module) -> int:
+    """The decoder's start token id (``decoder_start_token_id`` of the generation or model config)."""
+    for config in (getattr(model, "generation_config", None), model.config):
+        start = getattr(config, "decoder_start_token_id", None)
+        if start is not None:
+            return int(start)
+    raise SpmmInputError(f"{type(model).__name__} names no decoder_start_token_id in its config")
+
+
+# -- row targets ------------------------------------------------------------------------------
+class NextTokenLogProb(NextTokenLogit):
+    """Score = log-softmax of ``token_ids`` (B,) at ``positions`` (B,) of logits (B, L, V)."""
+
+    def __call__(self, logits: Any) -> Tensor:
+        logits = logits if isinstance(logits, Tensor) else logits.logits
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        picked = logits[rows, self.positions.to(logits.device)]
+        return picked.log_softmax(-1).gather(1, self.token_ids.to(logits.device).view(-1, 1)).squeeze(1)
+
+    def take(self, sample_index: Tensor) -> "NextTokenLogProb":
+        return NextTokenLogProb(self.token_ids[sample_index], self.positions[sample_index])
+
+
+class SequenceLogProbScore:
+    """Score = Σ_t log-softmax(logits[:, positions_t])[token_ids_t]: logits (B, L, V) -> (B,)."""
+
+    def __init__(self, token_ids: Tensor, positions: Tensor) -> None:
+        self.token_ids, self.positions = token_ids, positions
+
+    def __call__(self, logits: Any) -> Tensor:
+        logits = logits if isinstance(logits, Tensor) else logits.logits
+        picked = logits[:, self.positions.to(logits.device)].log_softmax(-1)
+        index = self.token_ids.to(logits.device).view(1, -1, 1).expand(logits.shape[0], -1, 1)
+        return picked.gather(2, index).squeeze(2).sum(1)
+
+    def __repr__(self) -> str:
+        return f"SequenceLogProbScore({self.token_ids.tolist()})"
+
+
+# -- the context of one generation explanation ------------------------------------------------
+@dataclasses.dataclass
+class Context:
+    """One prompt with its continuation, as the columns of the matrix.
+
+    input_ids, attention_mask: (1, C); fixed: (1, C) bool, special tokens (held fixed);
+    continuation_ids: (T,) explained tokens; logit_positions: (T,) where the model's logits
+    predict them; row_columns: (T,) their own columns; words: (C,) word index or None;
+    prompt_columns: the prompt's (source's) columns; source_length: encoder columns (seq2seq).
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    fixed: Tensor
+    continuation_ids: Tensor
+    logit_positions: Tensor
+    row_columns: list[int]
+    words: list[int | None]
+    prompt_columns: int
+    prompt: str
+    continuation: str
+    source_length: int | None = None
+
+
+def _continuation_ids(tokenizer: Any, text: str | tuple[int, ...]) -> list[int]:
+    """The continuation's token ids: given ids (checked against the vocabulary), or the text tokenised."""
+    if isinstance(text, tuple):
+        bad = [i for i in text if not 0 <= i < len(tokenizer)]
+        if bad:
+            raise SpmmInputError(f"continuation token id {bad[0]} is outside the vocabulary (size {len(tokenizer)})")
+        return list(text)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise SpmmInputError(f"the continuation {text!r} has no tokens")
+    return ids
+
+
+def word_indices(tokenizer: Any, text: str, ids: list[int], add_special_tokens: bool, first_word: int) -> list[int | None]:
+    """Word index of each token of ``ids`` (the tokens of ``text``; special tokens: None): the fast
+    tokenizer's ``word_ids`` of ``text`` shifted by ``first_word`` when tokenising ``text`` reproduces
+    ``ids`` (trailing special tokens such as a generated EOS aside), else one word per token."""
+    special = set(tokenizer.all_special_ids)
+    kept = len(ids)
+    while kept and ids[kept - 1] in special:
+        kept -= 1
+    encoded = tokenizer(text, add_special_tokens=add_special_tokens)
+    if encoded["input_ids"][:kept] == ids[:kept]:
+        words = [None if w is None else first_word + w for w in encoded.word_ids()[:kept]]
+    else:
+        words = [first_word + k for k in range(kept)]
+    return [None if i in special else w for i, w in zip(ids, words + [None] * (len(ids) - kept))]
+
+
+@dataclasses.dataclass(repr=False)
+class LanguageModel(Explainable):
+    """A causal or sequence-to-sequence language model: next-token explanations through the text
+    modality, continuations through :func:`explain_continuation` (see the module docstring).
+
+    lm: the ``transformers`` model; encoder_decoder: whether it is a sequence-to-sequence model.
+    ``model`` (what the modality's inputs go through) gives the next (first) token's logits (B, V).
+    """
+
+    lm: Any = None
+    encoder_decoder: bool = False
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.modality.tokenizer
+
+    def token_target(self, target: Any) -> Any:
+        """Token strings (and the sides of a :class:`Contrast`) as token ids; other targets unchanged."""
+        if isinstance(target, Contrast):
+            return Contrast(self.token_target(target.target), self.token_target(target.foil))
+        if isinstance(target, str) and target.strip().lower() != "top1":
+            return next_token_id(self.tokenizer, target)
+        return target
+
+    def explain(self, inputs: Any, target: Any = "top1", method: str = "soft_pullback", *,
+                top_k: int = 5, prepare_options: dict[str, Any] | None = None, **params: Any) -> Explanation:
+        """``target``: ``"top1"`` (default), a token id or string (one token), ``spmm.Contrast`` of two,
+        a callable (next-token explanations of the prompts' words); or ``spmm.Continuation`` /
+        ``spmm.SequenceLogProb`` (one prompt: a :class:`GenerationExplanation`); then ``strategy``
+        (``"auto"``, ``"shared"``, ``"batched"``) and ``rows_per_pass`` (see the module docstring)."""
+        if isinstance(target, (Continuation, SequenceLogProb)):
+            return explain_continuation(self, inputs, target, method, **params)
+        if "rows_per_pass" in params or "strategy" in params:
+            raise SpmmInputError("rows_per_pass and strategy apply to Continuation and SequenceLogProb targets only")
+        return super().explain(inputs, self.token_target(target), method, top_k=top_k,
+                               prepare_options=prepare_options, **params)
+
+    # -- building the context --------------------------------------------------------------
+    def context(self, prompt: str, target: Continuation | SequenceLogProb, seed: int | None) -> Context:
+        """The prompt's tokens and the continuation (generated greedily, or the given text)."""
+        tokenizer, modality = self.tokenizer, self.modality
+        batch = encode_texts(tokenizer, prompt, max_length=modality.max_length, on_overflow="error",
+                             add_special_tokens=modality.add_special_tokens)
+        device = next(self.lm.parameters()).device
+        prompt_ids = batch.input_ids[0].tolist()
+        prompt_words = list(batch.word_ids[0])
+        first_word = max([w for w in prompt_words if w is not None], default=-1) + 1
+        text = getattr(target, "text", None)
+        if text is not None:
+            new_ids = _continuation_ids(tokenizer, text)
+        else:
+            new_ids = self.generate(batch.input_ids.to(device), batch.attention_mask.to(device), target.new_tokens, seed)
+        continuation = text if isinstance(text, str) else tokenizer.decode(new_ids, skip_special_tokens=True)
+        special = set(tokenizer.all_special_ids)
+        if self.encoder_decoder:
+            start = decoder_start(self.lm)
+            decoder_ids = [start] + new_ids
+            new_words = word_indices(tokenizer, continuation, new_ids, False, first_word)
+            ids = prompt_ids + decoder_ids
+            words = prompt_words + [None] + new_words
+            fixed = batch.special_mask[0].tolist() + [True] + [i in special for i in new_ids]
+            s = len(prompt_ids)
+            positions = list(range(len(new_ids)))
+            row_columns = [s + 1 + t for t in range(len(new_ids))]
+            return Context(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), torch.tensor([fixed]),
+                           torch.tensor(new_ids), torch.tensor(positions), row_columns, words, s, prompt,
+                           continuation, source_length=s)
+        p = len(prompt_ids)
+        ids = prompt_ids + new_ids
+        words = word_indices(tokenizer, prompt + continuation, ids, modality.add_special_tokens, 0)
+        if words[:p] != prompt_words:
+            words = prompt_words + [None if i in special else first_word + k for k, i in enumerate(new_ids)]
+        fixed = batch.special_mask[0].tolist() + [i in special for i in new_ids]
+        return Context(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), torch.tensor([fixed]),
+                       torch.tensor(new_ids), torch.arange(p - 1, p - 1 + len(new_ids)),
+                       [p + t for t in range(len(new_ids))], words, p, prompt, continuation)
+
+    def generate(self, input_ids: Tensor, attention_mask: Tensor, new_tokens: int, seed: int | None) -> list[int]:
+        """Greedy continuation (``do_sample=False``) of one prompt: the new token ids."""
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        with seeded(seed), torch.no_grad():
+            out = self.lm.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=new_tokens,
+                                   do_sample=False, num_beams=1, pad_token_id=pad)
+        new = out[0, 1:] if self.encoder_decoder else out[0, input_ids.shape[1]:]
+        return new.tolist()
+
+    def body(self, context: Context) -> nn.Module:
+        """The model on the whole context: logits (B, L, V) (decoder logits for seq2seq)."""
+        return Seq2SeqBody(self.lm, context.source_length) if self.encoder_decoder else HFOutput(self.lm)
+
+    def embed_context(self, context: Context) -> Tensor:
+        """(1, C, D) token embeddings of the context (the decoder's own table for decoder tokens)."""
+        device = next(self.lm.parameters()).device
+        ids = context.input_ids.to(device)
+        with torch.no_grad():
+            if not self.encoder_decoder:
+                return self.lm.get_input_embeddings()(ids).detach()
+            s = context.source_length
+            source = self.lm.get_input_embeddings()(ids[:, :s])
+            target = self.lm.get_decoder().get_input_embeddings()(ids[:, s:])
+            return torch.cat([source, target], dim=1).detach()
+
+
+def batched_rows(model: nn.Module, embeddings: Tensor, row_targets: list, method: str, m: LanguageModel,
+                 seed: int | None, params: dict[str, Any]) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Each chunk of rows as copies of the one sequence in a batch, through :func:`spmm.explain`
+    (any method): (attributions (R, C, D), row scores (R,), parameters as used)."""
+    parts = []
+    for row_target in row_targets:
+        rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
+        parts.append(explain(model, embeddings.expand(rows, -1, -1), row_target, method, rules=m.rules, seed=seed, **params))
+    return torch.cat([p.attributions for p in parts]), torch.cat([p.scores for p in parts]), parts[0].params
+
+
+def shared_forward_rows(model: nn.Module, embeddings: Tensor, row_target: Any, method: str,
+                        m: LanguageModel) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """One forward of the sequence (under the rules for SoftPullback) and one backward per row
+    (``retain_graph``), for the methods whose attribution is one input gradient
+    (:data:`SHARED_FORWARD_METHODS`): (attributions (R, C, D), row scores (R,), {})."""
+    spec = get_method(method)
+    rules = m.rules.for_model(model)
+    context = MethodContext(model, row_target, pullback=spec.pullback, temperatures=rules.temperatures,
+                            module_rules=rules.module_rules)
+    rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
+    x = embeddings.detach().requires_grad_(True)
+    with torch.enable_grad():
+        with context.rules():
+            output = model(x)
+        scores = row_target(output.expand(rows, *output.shape[1:]))
+        grads = [torch.autograd.grad(scores[r], x, retain_graph=r < rows - 1)[0][0] for r in range(rows)]
+    return torch.stack(grads), scores.detach(), {}
+
+
+def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | SequenceLogProb, method: str,
+                         rows_per_pass: int = ROWS_PER_PASS, strategy: str = "auto", seed: int | None = None,
+                         **params: Any) -> GenerationExplanation:
+    """The :class:`GenerationExplanation` of ``target`` on one prompt (see the module docstring)."""
+    prompts = [inputs] if isinstance(inputs, str) else list(inputs) if isinstance(inputs, (list, tuple)) else None
+    if prompts is None or len(prompts) != 1 or not isinstance(prompts[0], str):
+        raise SpmmInputError(f"{type(target).__name__} explains one prompt (a string) at a time; got {type(inputs).__name__}"
+                             + (f" of {len(prompts)}" if prompts is not None else ""))
+    if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
+        raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
+    if strategy not in ROW_STRATEGIES:
+        raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
+    if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
+        raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
+    if "rules" in params or "module_rules" in params:
+        raise SpmmInputError("this model carries its rule set (m.rules); change it with m.with_rules(...)")
+    get_method(method)
+    context = m.context(prompts[0], target, seed)
+    device = next(m.lm.parameters()).device
+    embeddings = m.embed_context(context)
+    mask, fixed = context.attention_mask.to(device), context.fixed.to(device)
+    model = EmbeddingModel(m.body(context), mask, embeddings, ~fixed)
+    n = context.continuation_ids.numel()
+    if isinstance(target, SequenceLogProb):
+        all_rows = SequenceLogProbScore(context.continuation_ids, context.logit_positions)
+        row_columns = [context.input_ids.shape[1]]
+    else:
+        all_rows = (NextTokenLogProb if target.score == "logprob" else NextTokenLogit)(
+            context.continuation_ids, context.logit_positions)
+        row_columns = context.row_columns
+    shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not params)
+    if shared:
+        attributions, row_scores, used = shared_forward_rows(model, embeddings, all_rows, method, m)
+    else:
+        chunks = [all_rows] if isinstance(all_rows, SequenceLogProbScore) else [
+            all_rows.take(torch.arange(i, min(i + rows_per_pass, n))) for i in range(0, n, rows_per_pass)]
+        params = {**m.modality.method_params(method, embeddings), **params}
+        attributions, row_scores, used = batched_rows(model, embeddings, chunks, method, m, seed, params)
+    kind = default_score(method)
+    matrix = token_scores(attributions, embeddings.expand(attributions.shape[0], -1, -1), kind).detach()
+    matrix = matrix.masked_fill(undefined_cells(*matrix.shape, row_columns).to(matrix.device), float("nan"))
+    row_scores = row_scores.detach().cpu()
+    ids = context.input_ids[0].tolist()
+    tokens = [m.tokenizer.decode([i]) for i in ids]
+    word_count = max([w for w in context.words if w is not None], default=-1) + 1
+    word_texts = [m.tokenizer.decode([i for i, w in zip(ids, context.words) if w == word]).strip()
+                  for word in range(word_count)]
+    row_tokens = ([m.tokenizer.decode([i]) for i in context.continuation_ids.tolist()]
+                  if isinstance(target, Continuation) else [f"log p({context.continuation})"])
+    return GenerationExplanation(
+        matrix.unsqueeze(0).cpu(), embeddings.cpu(), target, method, used, None, row_scores.sum().view(1),
+        rules=m.rules, sources=[context.prompt], model_name=m.name, row_scores=row_scores,
+        context_tokens=tokens, row_tokens=row_tokens, row_columns=list(row_columns), context_words=context.words, word_texts=word_texts,
+        prompt_columns=context.prompt_columns, prompt=context.prompt, continuation=context.continuation, score=kind,
+    )
+
+
+# -- task loaders -----------------------------------------------------------------------------
+def language_tokenizer(model: nn.Module, source: Any, tokenizer: Any) -> Any:
+    """The model's fast tokenizer (from ``source`` unless given), padding on the right with a pad
+    token (the EOS token when it has none); a given tokenizer is copied, never changed."""
+    if tokenizer is None:
+        if source is None:
+            raise SpmmInputError(f"spmm.load({type(model).__name__}) needs tokenizer=<its fast tokenizer>")
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=True)
+    else:
+        tokenizer = copy.deepcopy(tokenizer)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise SpmmInputError("the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def token_limit(model: nn.Module, tokenizer: Any, max_length: int | None) -> int | None:
+    """``max_length``, else the smaller of the tokenizer's ``model_max_length`` and the model's
+    ``max_position_embeddings`` (tokenizers saved without a limit report a huge one)."""
+    if max_length is not None:
+        return max_length
+    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [int(v) for v in limits if isinstance(v, int) and 0 < v < 2**31]
+    return min(limits) if limits else None
+
+
+def adds_trailing_special(tokenizer: Any) -> bool:
+    """Whether the tokenizer appends a special token (such as EOS) after a text."""
+    mask = tokenizer("a", return_special_tokens_mask=True)["special_tokens_mask"]
+    return bool(mask) and bool(mask[-1])
+
+
+@register_hf_task("causal-lm", CAUSAL_LM_ARCHITECTURES)
+def load_causal_lm(model: nn.Module, source: Any, tokenizer: Any = None, rules: Any = "text",
+                   max_length: int | None = None) -> LanguageModel:
+    """A causal LM: next-token and continuation explanations (see the module docstring)."""
+    tokenizer = language_tokenizer(model, source, tokenizer)
+    modality = TextModality(tokenizer, token_limit(model, tokenizer, max_length),
+                            add_special_tokens=not adds_trailing_special(tokenizer))
+    return language_model(model, modality, False, source_name(source, model), rules)
+
+
+@register_hf_task("seq2seq", SEQ2SEQ_ARCHITECTURES)
+def load_seq2seq(model: nn.Module, source: Any, tokenizer: Any = None, rules: Any = "text",
+                 max_length: int | None = None) -> LanguageModel:
+    """An encoder–decoder: the first target token on the source words, or continuations on the
+    source and the target prefix."""
+    tokenizer = language_tokenizer(model, source, tokenizer)
+    modality = TextModality(tokenizer, token_limit(model, tokenizer, max_length))
+    return language_model(model, modality, True, source_name(source, model), rules)
+
+
+def language_model(lm: nn.Module, modality: TextModality, encoder_decoder: bool, name: str, rules: Any) -> LanguageModel:
+    """The :class:`LanguageModel` of ``lm``; its labels are the vocabulary's tokens as text."""
+    body = Seq2SeqBody(lm, start_only=True) if encoder_decoder else NextTokenBody(lm)
+    tokenizer = modality.tokenizer
+    labels = tokenizer.backend_tokenizer.decode_batch([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+    ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
+    return LanguageModel(body, modality, ruleset, labels, name, lm=lm, encoder_decoder=encoder_decoder)
+
+
+TINY_LM = "tiny-lm"
+"""The causal LM trained by ``examples/train_tiny_lm.py``, shipped in ``spmm/adapters/data/tiny-lm``."""
+
+
+def tiny_lm_folder() -> Path:
+    """The shipped tiny LM's ``save_pretrained`` folder (weights, config, tokenizer, training.json)."""
+    return Path(str(resources.files("spmm.adapters") / "data" / TINY_LM))
+
+
+@register_model(TINY_LM, "text", "small Llama-architecture causal LM trained here on SST-2, AG News and TREC "
+                "text (examples/train_tiny_lm.py); generation attribution end to end")
+def load_tiny_lm(**options: Any) -> LanguageModel:
+    from .resolver import load_pretrained
+
+    folder = tiny_lm_folder()
+    if not (folder / "config.json").is_file():
+        raise SpmmInputError(f"the tiny LM is not in {folder}; train it with examples/train_tiny_lm.py")
+    return dataclasses.replace(load_pretrained(str(folder), **options), name=TINY_LM)
