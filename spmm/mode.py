@@ -4,7 +4,8 @@ Inside ``with pullback_mode():`` every op with a registered rule returns its
 exact forward value together with the Semantic Pullback backward; every other
 op runs untouched.  Module rules (for nonlinearities written as arithmetic) are
 applied through global module forward hooks that act only in the thread that
-entered the mode.  Leaving the block, normally or through an exception, restores
+entered the mode.  Gradient-checkpointed regions recompute under the same rules
+(:mod:`spmm.checkpointing`).  Leaving the block, normally or through an exception, restores
 everything.
 """
 
@@ -20,6 +21,7 @@ from torch.nn.modules.module import register_module_forward_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from spmm import checkpointing
 from spmm.errors import SpmmInputError
 from spmm.rules import registry
 from spmm.temperatures import Temperatures, resolve_temperatures
@@ -101,12 +103,21 @@ class PullbackMode(TorchFunctionMode):
         self._softened_weights: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._affine_sources: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._uses_hook = False
+        self._routes_checkpoints = False
+
+    def copy(self) -> "PullbackMode":
+        """A fresh mode with the same temperatures and module rules (no recorder)."""
+        twin = PullbackMode(self.temperatures)
+        twin.module_rules = dict(self.module_rules)
+        return twin
 
     # -- entering and leaving ---------------------------------------------------
     def __enter__(self) -> "PullbackMode":
         super().__enter__()
         try:
             _active_modes().append(self)
+            checkpointing.acquire()
+            self._routes_checkpoints = True
             if self.module_rules or registry.MODULE_RULES:
                 _acquire_module_hook()
                 self._uses_hook = True
@@ -120,6 +131,9 @@ class PullbackMode(TorchFunctionMode):
         super().__exit__(exc_type, exc, tb)
 
     def _leave(self) -> None:
+        if self._routes_checkpoints:
+            checkpointing.release()
+            self._routes_checkpoints = False
         if self._uses_hook:
             _release_module_hook()
             self._uses_hook = False
