@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.utils._pytree as pytree
 from torch import Tensor, nn
-from torch.nn.modules.module import register_module_forward_hook
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
@@ -220,11 +220,14 @@ class PullbackMode(TorchFunctionMode):
 
 
 def _acquire_module_hook() -> None:
-    """One global forward hook serves every active mode in every thread."""
+    """One pair of global forward hooks serves every active mode in every thread."""
     global _hook_users, _hook_handle
     with _hook_lock:
         if _hook_users == 0:
-            _hook_handle = register_module_forward_hook(_apply_module_rule)
+            _hook_handle = (
+                register_module_forward_pre_hook(_enter_ruled_module),
+                register_module_forward_hook(_apply_module_rule, always_call=True),
+            )
         _hook_users += 1
 
 
@@ -233,8 +236,27 @@ def _release_module_hook() -> None:
     with _hook_lock:
         _hook_users -= 1
         if _hook_users == 0 and _hook_handle is not None:
-            _hook_handle.remove()
+            for handle in _hook_handle:
+                handle.remove()
             _hook_handle = None
+
+
+def _ruled_modules() -> list[nn.Module]:
+    stack = getattr(_active, "ruled_modules", None)
+    if stack is None:
+        stack = _active.ruled_modules = []
+    return stack
+
+
+def _enter_ruled_module(module: nn.Module, inputs: tuple) -> None:
+    """Global forward pre-hook: a module with a module rule runs its own forward without autograd
+    (its output's value is all the rule keeps), so that no graph is built and saved for nothing."""
+    mode = current_mode()
+    if mode is None or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return
+    if registry.find_module_rule(module, mode.module_rules) is not None:
+        _ruled_modules().append(module)
+        torch.set_grad_enabled(False)
 
 
 def _has_tagged(args: tuple, kwargs: dict, tags: WeakIdKeyDictionary) -> bool:
@@ -242,9 +264,14 @@ def _has_tagged(args: tuple, kwargs: dict, tags: WeakIdKeyDictionary) -> bool:
 
 
 def _apply_module_rule(module: nn.Module, inputs: tuple, output: Any) -> Any:
-    """Global forward hook: swap in a module rule's output when this thread is in a pullback mode."""
+    """Global forward hook (also called when the forward raised, with ``output`` None): swap in a
+    module rule's output when this thread is in a pullback mode."""
+    ruled = _ruled_modules()
+    if ruled and ruled[-1] is module:
+        ruled.pop()
+        torch.set_grad_enabled(True)
     mode = current_mode()
-    if mode is None or not torch.is_grad_enabled():
+    if mode is None or output is None or not torch.is_grad_enabled():
         return None
     entry = registry.find_module_rule(module, mode.module_rules)
     if entry is None:

@@ -357,7 +357,9 @@ def register_module_rule(module_type: type | str, rule: ModuleRule, name: str | 
     """Give every module of ``module_type`` (a class, or its qualified or bare name) the rule.
 
     ``rule(module, inputs, output, temperatures)`` returns a replacement output with
-    the same value, typically ``keep_forward(output, surrogate)``.
+    the same value, typically ``keep_forward(output, surrogate)``.  Inside the pullback mode the
+    module's own forward runs without autograd (``output`` carries no graph): the rule's
+    surrogate is the only gradient path.
     """
     MODULE_RULES[module_type] = ModuleRuleEntry(name or getattr(rule, "__name__", "module rule"), rule)
 
