@@ -156,6 +156,8 @@ class PullbackMode(TorchFunctionMode):
         rule = registry.OP_RULES.get(func)
         if func is torch.nn.functional.batch_norm and not compiling:
             return self._batch_norm(func, args, kwargs)
+        if func in _RESIDUAL_ADDS and self._affine_sources and not compiling:
+            return self._residual_add(func, args, kwargs)
         if rule is None or not _needs_graph(args, kwargs):
             return func(*args, **kwargs)
         if self.recorder is not None:
@@ -202,6 +204,21 @@ class PullbackMode(TorchFunctionMode):
                 self._affine_sources[result] = (source, result._version)
         return result
 
+    def _residual_add(self, func, args, kwargs):
+        """``a + b`` (or ``a += b``) of same-shaped tensors where one was a batch norm's output:
+        the sum remembers how to be recomputed from that batch norm's input and the other term,
+        so that an activation after a residual connection need not keep a copy of its input."""
+        sourced = None
+        if not kwargs and len(args) == 2 and all(isinstance(a, Tensor) for a in args):
+            first, second = self._source_of(args[:1]), self._source_of(args[1:])
+            sourced = (first, args[1]) if first is not None else (second, args[0]) if second is not None else None
+        result = func(*args, **kwargs)
+        if sourced is not None and isinstance(result, Tensor) and result.requires_grad:
+            source, residual = sourced
+            if residual.shape == result.shape == args[0].shape == args[1].shape and residual.dtype == result.dtype:
+                self._affine_sources[result] = (registry.residual_source(source, residual), result._version)
+        return result
+
     def _through_softened_weights(self, func, args, kwargs):
         """Ops fed with attention weights when T ≠ 1: value from the true weights,
         gradient from the softened ones."""
@@ -217,6 +234,10 @@ class PullbackMode(TorchFunctionMode):
             surrogate = func(*softened_args, **softened_kwargs)
             return registry.keep_forward(result, surrogate)
         return result
+
+
+# Additions after which an activation's input can still be recomputed (see PullbackMode._residual_add).
+_RESIDUAL_ADDS = {Tensor.__iadd__, Tensor.add_, Tensor.__add__, Tensor.__radd__, Tensor.add, torch.add}
 
 
 def _acquire_module_hook() -> None:

@@ -228,7 +228,16 @@ def eval_batch_norm_source(func: Callable, args: tuple, kwargs: dict, output: Te
     def recompute(c: Tensor) -> Tensor:
         return call.call(input=c)
 
-    return gates.AffineSource(call["input"], recompute)
+    return gates.AffineSource((call["input"],), recompute)
+
+
+def residual_source(source: gates.AffineSource, residual: Tensor) -> gates.AffineSource:
+    """The recompute recipe of ``x + residual`` for x given by ``source``."""
+
+    def recompute(*tensors: Tensor) -> Tensor:
+        return source.recompute(*tensors[:-1]) + tensors[-1]
+
+    return gates.AffineSource((*source.tensors, residual), recompute)
 
 @op_rule("layer_norm", None, [F.layer_norm])
 def _layer_norm_rule(func, args, kwargs, t):
