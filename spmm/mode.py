@@ -156,7 +156,7 @@ class PullbackMode(TorchFunctionMode):
         rule = registry.OP_RULES.get(func)
         if func is torch.nn.functional.batch_norm and not compiling:
             return self._batch_norm(func, args, kwargs)
-        if func in _RESIDUAL_ADDS and self._affine_sources and not compiling:
+        if not compiling and func in _RESIDUAL_ADDS and self._affine_sources:
             return self._residual_add(func, args, kwargs)
         if rule is None or not _needs_graph(args, kwargs):
             return func(*args, **kwargs)
