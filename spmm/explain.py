@@ -125,8 +125,6 @@ TRAINING_WARNING = (
 def _forward(model: Callable[[Tensor], Any], inputs: Tensor) -> Any:
     try:
         return model(inputs)
-    except SpmmInputError:
-        raise
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
         raise SpmmInputError(
             f"the model failed on inputs of shape {tuple(inputs.shape)} and dtype {inputs.dtype} "
