@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import numbers
 import random
-import sys
 import warnings
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.utils._pytree as pytree
 from torch import Tensor, nn
 
 import spmm.methods.classic  # noqa: F401  (registers the classic methods)
 import spmm.methods.deeplift  # noqa: F401  (registers DeepLift)
 import spmm.methods.pullback  # noqa: F401  (registers the pullback methods)
+from spmm.compiled import compiled, contains_compiled, eager_probe
 from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.explanation import Explanation
 from spmm.methods.context import MethodContext
@@ -44,15 +45,9 @@ def check_inputs(inputs: Any) -> None:
 
 
 def refuse_compiled(model: Any) -> None:
-    """Raise for a ``torch.compile``d model or function: the rules intercept eager ops only."""
-    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # never imported: nothing was compiled
-    compiled = eval_frame is not None and (
-        isinstance(model, eval_frame.OptimizedModule)
-        or hasattr(model, "_torchdynamo_orig_callable")
-        or getattr(model, "_compiled_call_impl", None) is not None
-    )
-    if compiled:
-        raise SpmmInputError("compiled models are not supported yet; pass the eager module (not torch.compile(model))")
+    """Raise for a ``torch.compile``d model or function (used where eager ops must be seen)."""
+    if contains_compiled(model):
+        raise SpmmInputError("compiled models are not supported here; pass the eager module (not torch.compile(model))")
 
 
 def check_autograd(inputs: Tensor) -> Tensor:
@@ -159,6 +154,7 @@ def explain(
     module_rules: Mapping | None = None,
     seed: int | None = None,
     labels: Sequence[str] | None = None,
+    compile: bool | str = False,
     **params: Any,
 ) -> Explanation:
     """Explain ``model``'s ``target`` score on ``inputs`` with ``method``.
@@ -178,6 +174,11 @@ def explain(
     temperatures: per-rule temperature overrides on top of ``rules``, e.g. ``{"relu": 0.3}``.
     module_rules: extra module rules for this call, on top of ``rules``.
     labels: class names in output order, for label-name targets.
+    compile: ``True`` (inductor) or a ``torch.compile`` backend name ("aot_eager"…): explain
+        ``torch.compile(model)`` (made once per model and backend and reused; ``model`` itself is
+        not changed).  Compiled models (``torch.compile(m)``, ``m.compile()``, or with compiled
+        submodules) are explained as they are, with the same result as the eager model; a model
+        calling an op that torch.compile hides from the rules is refused (:mod:`spmm.compiled`).
     seed: makes stochastic methods reproducible: torch, NumPy and Python ``random`` are seeded for
         the call and their global states restored afterwards.
     params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``; every value is checked
@@ -191,7 +192,8 @@ def explain(
     -------
     Explanation with ``attributions`` of the same shape as ``inputs``.
     """
-    refuse_compiled(model)
+    if not (compile is True or compile is False or (isinstance(compile, str) and compile)):
+        raise SpmmParameterError(f"compile must be True, False or a torch.compile backend name, got {compile!r}")
     spec = get_method(method)
     check_inputs(inputs)
     ruleset = resolve_rules(rules, model, temperatures, module_rules)
@@ -203,8 +205,14 @@ def explain(
     needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(model, nn.Module)
     layer = ruleset.gradcam_layer(model) if needs_layer else contextlib.nullcontext()
     with buffers_kept(model), seeded(seed), layer as found:
-        with torch.no_grad():
-            output = _forward(model, inputs)
+        if compile or contains_compiled(model):
+            with eager_probe(), torch.enable_grad():  # the model output, and a look for ops compiling would hide
+                output = pytree.tree_map_only(Tensor, Tensor.detach, _forward(model, inputs.clone().requires_grad_(True)))
+            if compile:
+                model = compiled(model, "inductor" if compile is True else compile)
+        else:
+            with torch.no_grad():
+                output = _forward(model, inputs)
         target_fn = resolve_target(target, output, labels)
         scores = target_scores(target_fn, output, inputs.shape[0])
         context = MethodContext(

@@ -4,7 +4,8 @@ Inside ``with pullback_mode():`` every op with a registered rule returns its
 exact forward value together with the Semantic Pullback backward; every other
 op runs untouched.  Module rules (for nonlinearities written as arithmetic) are
 applied through global module forward hooks that act only in the thread that
-entered the mode.  Leaving the block, normally or through an exception, restores
+entered the mode.  Gradient-checkpointed regions recompute under the same rules
+(:mod:`spmm.checkpointing`).  Leaving the block, normally or through an exception, restores
 everything.
 """
 
@@ -16,10 +17,11 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.utils._pytree as pytree
 from torch import Tensor, nn
-from torch.nn.modules.module import register_module_forward_hook
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from spmm import checkpointing
 from spmm.errors import SpmmInputError
 from spmm.rules import registry
 from spmm.temperatures import Temperatures, resolve_temperatures
@@ -101,12 +103,21 @@ class PullbackMode(TorchFunctionMode):
         self._softened_weights: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._affine_sources: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._uses_hook = False
+        self._routes_checkpoints = False
+
+    def copy(self) -> "PullbackMode":
+        """A fresh mode with the same temperatures and module rules (no recorder)."""
+        twin = PullbackMode(self.temperatures)
+        twin.module_rules = dict(self.module_rules)
+        return twin
 
     # -- entering and leaving ---------------------------------------------------
     def __enter__(self) -> "PullbackMode":
         super().__enter__()
         try:
             _active_modes().append(self)
+            checkpointing.acquire()
+            self._routes_checkpoints = True
             if self.module_rules or registry.MODULE_RULES:
                 _acquire_module_hook()
                 self._uses_hook = True
@@ -120,6 +131,9 @@ class PullbackMode(TorchFunctionMode):
         super().__exit__(exc_type, exc, tb)
 
     def _leave(self) -> None:
+        if self._routes_checkpoints:
+            checkpointing.release()
+            self._routes_checkpoints = False
         if self._uses_hook:
             _release_module_hook()
             self._uses_hook = False
@@ -142,6 +156,8 @@ class PullbackMode(TorchFunctionMode):
         rule = registry.OP_RULES.get(func)
         if func is torch.nn.functional.batch_norm and not compiling:
             return self._batch_norm(func, args, kwargs)
+        if not compiling and func in _RESIDUAL_ADDS and self._affine_sources:
+            return self._residual_add(func, args, kwargs)
         if rule is None or not _needs_graph(args, kwargs):
             return func(*args, **kwargs)
         if self.recorder is not None:
@@ -188,6 +204,21 @@ class PullbackMode(TorchFunctionMode):
                 self._affine_sources[result] = (source, result._version)
         return result
 
+    def _residual_add(self, func, args, kwargs):
+        """``a + b`` (or ``a += b``) of same-shaped tensors where one was a batch norm's output:
+        the sum remembers how to be recomputed from that batch norm's input and the other term,
+        so that an activation after a residual connection need not keep a copy of its input."""
+        sourced = None
+        if not kwargs and len(args) == 2 and all(isinstance(a, Tensor) for a in args):
+            first, second = self._source_of(args[:1]), self._source_of(args[1:])
+            sourced = (first, args[1]) if first is not None else (second, args[0]) if second is not None else None
+        result = func(*args, **kwargs)
+        if sourced is not None and isinstance(result, Tensor) and result.requires_grad:
+            source, residual = sourced
+            if residual.shape == result.shape == args[0].shape == args[1].shape and residual.dtype == result.dtype:
+                self._affine_sources[result] = (registry.residual_source(source, residual), result._version)
+        return result
+
     def _through_softened_weights(self, func, args, kwargs):
         """Ops fed with attention weights when T ≠ 1: value from the true weights,
         gradient from the softened ones."""
@@ -205,12 +236,19 @@ class PullbackMode(TorchFunctionMode):
         return result
 
 
+# Additions after which an activation's input can still be recomputed (see PullbackMode._residual_add).
+_RESIDUAL_ADDS = {Tensor.__iadd__, Tensor.add_, Tensor.__add__, Tensor.__radd__, Tensor.add, torch.add}
+
+
 def _acquire_module_hook() -> None:
-    """One global forward hook serves every active mode in every thread."""
+    """One pair of global forward hooks serves every active mode in every thread."""
     global _hook_users, _hook_handle
     with _hook_lock:
         if _hook_users == 0:
-            _hook_handle = register_module_forward_hook(_apply_module_rule)
+            _hook_handle = (
+                register_module_forward_pre_hook(_enter_ruled_module),
+                register_module_forward_hook(_apply_module_rule, always_call=True),
+            )
         _hook_users += 1
 
 
@@ -219,8 +257,27 @@ def _release_module_hook() -> None:
     with _hook_lock:
         _hook_users -= 1
         if _hook_users == 0 and _hook_handle is not None:
-            _hook_handle.remove()
+            for handle in _hook_handle:
+                handle.remove()
             _hook_handle = None
+
+
+def _ruled_modules() -> list[nn.Module]:
+    stack = getattr(_active, "ruled_modules", None)
+    if stack is None:
+        stack = _active.ruled_modules = []
+    return stack
+
+
+def _enter_ruled_module(module: nn.Module, inputs: tuple) -> None:
+    """Global forward pre-hook: a module with a module rule runs its own forward without autograd
+    (its output's value is all the rule keeps), so that no graph is built and saved for nothing."""
+    mode = current_mode()
+    if mode is None or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return
+    if registry.find_module_rule(module, mode.module_rules) is not None:
+        _ruled_modules().append(module)
+        torch.set_grad_enabled(False)
 
 
 def _has_tagged(args: tuple, kwargs: dict, tags: WeakIdKeyDictionary) -> bool:
@@ -228,9 +285,14 @@ def _has_tagged(args: tuple, kwargs: dict, tags: WeakIdKeyDictionary) -> bool:
 
 
 def _apply_module_rule(module: nn.Module, inputs: tuple, output: Any) -> Any:
-    """Global forward hook: swap in a module rule's output when this thread is in a pullback mode."""
+    """Global forward hook (also called when the forward raised, with ``output`` None): swap in a
+    module rule's output when this thread is in a pullback mode."""
+    ruled = _ruled_modules()
+    if ruled and ruled[-1] is module:
+        ruled.pop()
+        torch.set_grad_enabled(True)
     mode = current_mode()
-    if mode is None or not torch.is_grad_enabled():
+    if mode is None or output is None or not torch.is_grad_enabled():
         return None
     entry = registry.find_module_rule(module, mode.module_rules)
     if entry is None:

@@ -93,18 +93,25 @@ def fusiongrad(
         raise SpmmInputError("fusiongrad perturbs model weights, so the model must be an nn.Module")
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
-    total = torch.zeros_like(inputs)
+    total = torch.zeros_like(inputs, dtype=torch.float32)  # a sum of many terms: float32 for low-precision models
     for _ in progress.steps(range(model_samples), "model samples", model_samples):
         with torch.no_grad():
-            noisy = {name: p * (1.0 + weight_noise * torch.randn_like(p)) for name, p in params.items()}
+            noisy = {name: p * (1.0 + weight_noise * _normal_like(p)) for name, p in params.items()}
 
         def perturbed(x: Tensor, weights: dict = noisy) -> Any:
             return functional_call(model, {**weights, **buffers}, (x,))
 
         for _ in range(input_samples):
-            grad, _ = context.gradient(inputs + noise * torch.randn_like(inputs), model=perturbed)
+            grad, _ = context.gradient(inputs + noise * _normal_like(inputs), model=perturbed)
             total += grad
-    return total / (model_samples * input_samples), {}
+    return (total / (model_samples * input_samples)).to(inputs.dtype), {}
+
+
+def _normal_like(t: Tensor) -> Tensor:
+    """N(0, 1) draws shaped like ``t`` in its dtype, drawn in float32 (at least) so that a seed gives
+    the same draws to a float16/bfloat16 model as to its float32 original."""
+    dtype = torch.promote_types(t.dtype, torch.float32)
+    return torch.randn(t.shape, dtype=dtype, device=t.device).to(t.dtype)
 
 
 _INTEGRATED_CHECKS = {"baseline": check.real_or_tensor, "steps": check.count(), "batch_size": check.count(optional=True)}
@@ -131,7 +138,8 @@ def integrated_gradients(context: MethodContext, inputs: Tensor, baseline: float
 def _uniform_baselines(inputs: Tensor, draws: int, low: float, high: float) -> Tensor:
     """The zero image and ``draws`` U(low, high) images: (draws + 1, ...)."""
     shape = (draws, *inputs.shape[1:])
-    noise = torch.rand(shape, dtype=inputs.dtype, device=inputs.device) * (high - low) + low
+    dtype = torch.promote_types(inputs.dtype, torch.float32)  # the same draws for every input dtype
+    noise = (torch.rand(shape, dtype=dtype, device=inputs.device) * (high - low) + low).to(inputs.dtype)
     return torch.cat([torch.zeros_like(inputs[:1]), noise])
 
 

@@ -55,16 +55,18 @@ def ascent(
     """
     if clip != "none" and bounds is None:
         raise SpmmInputError("clipping needs bounds=(low, high)")
-    x = inputs.detach()
+    dtype = inputs.dtype
+    x = inputs.detach().to(torch.promote_types(dtype, torch.float32))  # steps add up in float32 at least
     trajectory, step_scores = [x], []
     for step in progress.steps(range(steps), "ascent steps", steps):
-        grad, scores = context.gradient(x)
+        grad, scores = context.gradient(x.to(dtype))
         step_scores.append(scores)
+        grad = grad.to(x.dtype)
         x = x + step_size * grad / _per_sample_norm(grad)
         if clip == "every" or (clip == "last" and step == steps - 1):
             x = x.clamp(*bounds)
         trajectory.append(x)
     with torch.no_grad():
-        step_scores.append(context.score(x).detach())
-    extras = {"trajectory": torch.stack(trajectory), "step_scores": torch.stack(step_scores)}
-    return x - inputs.detach(), extras
+        step_scores.append(context.score(x.to(dtype)).detach())
+    extras = {"trajectory": torch.stack(trajectory).to(dtype), "step_scores": torch.stack(step_scores)}
+    return (x - trajectory[0]).to(dtype), extras

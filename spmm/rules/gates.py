@@ -91,14 +91,15 @@ def hardswish_gate(temperature: float) -> Gate:
 
 @dataclasses.dataclass(frozen=True)
 class AffineSource:
-    """How to recompute an activation's input x from a tensor autograd keeps anyway.
+    """How to recompute an activation's input x from tensors autograd keeps anyway.
 
-    For x = BatchNorm_eval(c), ``recompute(tensor)`` is the same batch norm applied to c, so
-    the gate needs no copy of x (the batch norm already saves c for its own backward).
+    For x = BatchNorm_eval(c), ``recompute(c)`` is the same batch norm applied to c, so the gate
+    needs no copy of x (the batch norm already saves c for its own backward); for a residual
+    x = BatchNorm_eval(c) + r, ``recompute(c, r)`` (r is typically saved by the next block's conv).
     """
 
-    tensor: Tensor
-    recompute: Callable[[Tensor], Tensor]
+    tensors: tuple[Tensor, ...]
+    recompute: Callable[..., Tensor]
 
 
 class ExpectedGate(torch.autograd.Function):
@@ -109,7 +110,7 @@ class ExpectedGate(torch.autograd.Function):
     def forward(ctx, x: Tensor, forward_fn, gate: Gate, inplace: bool, source: AffineSource | None):
         ctx.gate, ctx.source = gate, source
         if source is not None:
-            ctx.source_version = source.tensor._version
+            ctx.source_versions = tuple(t._version for t in source.tensors)
         else:
             ctx.save_for_backward(x.clone() if inplace else x)
         out = forward_fn(x)
@@ -121,10 +122,10 @@ class ExpectedGate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         if ctx.source is not None:
-            if ctx.source.tensor._version != ctx.source_version:
+            if tuple(t._version for t in ctx.source.tensors) != ctx.source_versions:
                 raise RuntimeError("spmm: a tensor needed by an activation's pullback was modified in place")
             with torch.no_grad():
-                x = ctx.source.recompute(ctx.source.tensor)
+                x = ctx.source.recompute(*ctx.source.tensors)
         else:
             (x,) = ctx.saved_tensors
         return ctx.gate(x).mul_(grad_out), None, None, None, None

@@ -51,6 +51,9 @@ def soft_max_pool2d_grad(
     dh, dw = _pair(dilation)
     n, c, h, w = x.shape
     h_out, w_out = grad_out.shape[-2:]
+    tiling = (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1) and (h, w) == (h_out * kh, w_out * kw)
+    if tiling and temperature > 0:
+        return _tiled_spread(x, grad_out, kh, kw, temperature)
     extra_h = max(0, (h_out - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
     extra_w = max(0, (w_out - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
     padded = F.pad(x, (pw, pw + extra_w, ph, ph + extra_h), value=-math.inf)
@@ -66,6 +69,16 @@ def soft_max_pool2d_grad(
         stride=(sh, sw),
     )
     return grad_padded[..., ph : ph + h, pw : pw + w]
+
+
+def _tiled_spread(x: Tensor, grad_out: Tensor, kh: int, kw: int, temperature: float) -> Tensor:
+    """The soft spread when the windows tile the input (VGG's 2×2/2 pools): softmax computed in
+    place on a (N, C, H_out, kh, W_out, kw) view, one input-sized tensor instead of five."""
+    n, c, h_out, w_out = grad_out.shape
+    tiles = x.reshape(n, c, h_out, kh, w_out, kw)
+    spread = (tiles - tiles.amax(dim=(3, 5), keepdim=True)).div_(temperature).exp_()
+    spread.div_(spread.sum(dim=(3, 5), keepdim=True)).mul_(grad_out.reshape(n, c, h_out, 1, w_out, 1))
+    return spread.view(n, c, h_out * kh, w_out * kw)
 
 
 def _adaptive_bounds(size_in: int, size_out: int) -> list[tuple[int, int]]:

@@ -229,7 +229,16 @@ def eval_batch_norm_source(func: Callable, args: tuple, kwargs: dict, output: Te
     def recompute(c: Tensor) -> Tensor:
         return call.call(input=c)
 
-    return gates.AffineSource(call["input"], recompute)
+    return gates.AffineSource((call["input"],), recompute)
+
+
+def residual_source(source: gates.AffineSource, residual: Tensor) -> gates.AffineSource:
+    """The recompute recipe of ``x + residual`` for x given by ``source``."""
+
+    def recompute(*tensors: Tensor) -> Tensor:
+        return source.recompute(*tensors[:-1]) + tensors[-1]
+
+    return gates.AffineSource((*source.tensors, residual), recompute)
 
 @op_rule("layer_norm", None, [F.layer_norm])
 def _layer_norm_rule(func, args, kwargs, t):
@@ -366,7 +375,9 @@ def register_module_rule(module_type: type | str, rule: ModuleRule, name: str | 
     """Give every module of ``module_type`` (a class, or its qualified or bare name) the rule.
 
     ``rule(module, inputs, output, temperatures)`` returns a replacement output with
-    the same value, typically ``keep_forward(output, surrogate)``.
+    the same value, typically ``keep_forward(output, surrogate)``.  Inside the pullback mode the
+    module's own forward runs without autograd (``output`` carries no graph): the rule's
+    surrogate is the only gradient path.
     """
     MODULE_RULES[module_type] = ModuleRuleEntry(name or getattr(rule, "__name__", "module rule"), rule)
 

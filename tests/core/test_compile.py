@@ -76,18 +76,20 @@ def _vgg11_bn() -> nn.Module:
     return model
 
 
+_HEAVY = pytest.mark.heavy  # several seconds of tracing each on 2 CPU cores
 MODELS = [
-    ("resnet18", lambda: torchvision.models.resnet18(num_classes=5), (2, 3, 32, 32)),
-    ("vgg11_bn", _vgg11_bn, (1, 3, 32, 32)),
+    pytest.param("resnet18", lambda: torchvision.models.resnet18(num_classes=5), (2, 3, 32, 32), marks=_HEAVY),
+    pytest.param("vgg11_bn", _vgg11_bn, (1, 3, 32, 32), marks=_HEAVY),
     ("max-pool net", _pool_net, (2, 3, 12, 12)),
-    ("vit", lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2, num_classes=5),
-     (2, 3, 32, 32)),
-    ("bert sdpa", lambda: _bert("sdpa"), (2, 7, 32)),
-    ("bert eager", lambda: _bert("eager"), (2, 7, 32)),
+    pytest.param("vit", lambda: timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2,
+                                                  num_classes=5), (2, 3, 32, 32), marks=_HEAVY),
+    pytest.param("bert sdpa", lambda: _bert("sdpa"), (2, 7, 32), marks=_HEAVY),
+    pytest.param("bert eager", lambda: _bert("eager"), (2, 7, 32), marks=_HEAVY),
 ]
+MODEL_IDS = ["resnet18", "vgg11_bn", "max-pool net", "vit", "bert sdpa", "bert eager"]
 
 
-@pytest.mark.parametrize("name,build,shape", MODELS, ids=[m[0] for m in MODELS])
+@pytest.mark.parametrize("name,build,shape", MODELS, ids=MODEL_IDS)
 def test_compiled_model_gives_the_eager_pullback(name, build, shape):
     torch.manual_seed(0)
     model = build().eval()
@@ -150,7 +152,7 @@ class _OneHiddenLayer(nn.Module):
         return self.second(F.relu(hidden, inplace=True))
 
 
-@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.heavy)])
 @pytest.mark.parametrize("break_graph", [False, True], ids=["one graph", "graph break"])
 def test_compiled_pullback_matches_the_closed_form(backend, break_graph):
     """SP of W2·relu(W1 x + b1) is W2[c] diag(Φ(h/T)) W1, h = W1 x + b1 (float64)."""
@@ -295,7 +297,8 @@ HIDDEN_UNDER_COMPILE = [
 
 
 @pytest.mark.xfail(strict=True, reason="torch.relu_ is not overridable and F.hardswish is in torch.overrides' ignored "
-                   "functions: under torch.compile neither reaches a TorchFunctionMode, the graph has the plain gradient")
+                   "functions: under torch.compile neither reaches a TorchFunctionMode, the graph has the plain gradient "
+                   "(spmm.explain refuses such models: tests/core/test_explain_compiled.py)")
 @pytest.mark.parametrize("name,fn,gate", HIDDEN_UNDER_COMPILE, ids=[c[0] for c in HIDDEN_UNDER_COMPILE])
 def test_ops_the_compiler_hides_from_the_mode(name, fn, gate):
     x = torch.linspace(-5, 5, 11, dtype=torch.float64)

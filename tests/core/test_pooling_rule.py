@@ -36,6 +36,7 @@ POOLS = [
     dict(kernel=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 1), ceil_mode=True, size=(8, 7)),
     dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(2, 2), ceil_mode=False, size=(9, 9)),
     dict(kernel=(3, 3), stride=(3, 3), padding=(0, 0), dilation=(1, 1), ceil_mode=True, size=(10, 8)),
+    dict(kernel=(3, 2), stride=(3, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False, size=(9, 8)),  # tiles
 ]
 
 
