@@ -35,6 +35,18 @@ def next_token_logits(model: nn.Module) -> Callable[[Tensor], Tensor]:
     return logits
 
 
+def random_llama(vocab_size: int, seed: int, hidden: int, layers: int) -> torch.nn.Module:
+    """A seeded random-init ``LlamaForCausalLM`` (eager attention; BOS/EOS/PAD ids of the MiniLM
+    word-piece tokenizer: [CLS], [SEP], [PAD]) — the decoder of the peer tables."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                         num_attention_heads=hidden // 32, num_key_value_heads=max(1, hidden // 64),
+                         bos_token_id=101, eos_token_id=102, pad_token_id=0, attn_implementation="eager")
+    return LlamaForCausalLM(config).eval()
+
+
 def greedy_continuation(model: nn.Module, prompt_ids: Tensor, steps: int) -> Tensor:
     """prompt_ids (L0,) -> the ``steps`` tokens greedy decoding appends (T,)."""
     with torch.no_grad():

@@ -23,23 +23,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from spmm.adapters.peers.decoders import DECODER_METHODS, greedy_continuation, next_token_logits, token_scores
+from spmm.adapters.peers.decoders import DECODER_METHODS, greedy_continuation, next_token_logits, random_llama, token_scores
 from spmm.adapters.peers.versions import installed_versions
 from spmm.adapters.text.models import minilm_path
 from spmm.bench.runner import write_reports
 from spmm.metrics.groups import FeatureGroups
 from spmm.metrics.registry import make_metric
 from spmm.modalities.text.datasets import read_sst2
-
-
-def random_llama(vocab_size: int, seed: int, hidden: int, layers: int) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                         num_attention_heads=hidden // 32, num_key_value_heads=max(1, hidden // 64),
-                         bos_token_id=101, eos_token_id=102, pad_token_id=0, attn_implementation="eager")
-    return LlamaForCausalLM(config).eval()
 
 
 def main() -> None:

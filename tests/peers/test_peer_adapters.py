@@ -192,3 +192,35 @@ def test_peer_names_are_listed_and_keyed_by_version():
     assert explain.method == "captum:saliency" and "captum" in explain.params
     with pytest.raises(SpmmInputError, match="unknown explainer"):
         bench_explainers(["lxt:nope"], get_ruleset("default"))
+
+
+def test_decoder_scores_inseq_saliency_and_lxt_per_generated_token():
+    """inseq's per-step saliency equals the normalised L2 norm of |∂ logit / ∂ embeddings| computed here;
+    LXT's per-step scores are Σ embedding · gradient under its rules; both cover the prefix of each step."""
+    pytest.importorskip("inseq", reason="the peers extra is not installed: pip install 'spmm[peers]'")
+    pytest.importorskip("lxt", reason="the peers extra is not installed: pip install 'spmm[peers]'")
+    from transformers import AutoTokenizer
+
+    from spmm.adapters.peers.decoders import greedy_continuation, random_llama, token_scores
+    from spmm.adapters.peers.lxt_rules import lxt_rules
+    from spmm.adapters.text.models import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    model = random_llama(len(tokenizer), 0, 32, 1)
+    prompt = torch.tensor(tokenizer("the movie was good", add_special_tokens=False).input_ids)
+    ids = torch.cat([prompt, greedy_continuation(model, prompt, 2)])
+    if tokenizer(tokenizer.decode(ids), add_special_tokens=False).input_ids != ids.tolist():
+        pytest.skip("this seed's continuation does not survive re-tokenising")
+    embeddings = model.get_input_embeddings()(ids.view(1, -1)).detach()
+    inseq_scores = token_scores("inseq:saliency", model, tokenizer, ids, 2)
+    lxt_scores = token_scores("lxt:cp_lrp", model, tokenizer, ids, 2)
+    for t in range(2):
+        length = prompt.numel() + t
+        x = embeddings[:, :length].clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(inputs_embeds=x).logits[0, -1, ids[length]], x)
+        norms = grad[0].abs().norm(dim=-1)
+        torch.testing.assert_close(inseq_scores[t], norms / norms.sum(), rtol=1e-4, atol=1e-6)
+        x = embeddings[:, :length].clone().requires_grad_(True)
+        with lxt_rules(model, "cp_lrp"):
+            (grad,) = torch.autograd.grad(model(inputs_embeds=x).logits[0, -1, ids[length]], x)
+        torch.testing.assert_close(lxt_scores[t], (grad * x).sum(-1)[0].detach())
