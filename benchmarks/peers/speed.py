@@ -133,6 +133,22 @@ def _timed(call: Callable[[], Any], repeats: int) -> tuple[list[float], float]:
     return seconds, peak - before
 
 
+def summary_markdown(rows: list[dict[str, Any]]) -> str:
+    """Medians over rounds per (model, size, method): seconds, ratio to the plain gradient, peak extra MiB."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["setting"] = frame.apply(lambda r: f"Llama L={r['length']}" if r["kind"] == "text" else r["model"], axis=1)
+    medians = frame.groupby(["setting", "method"], sort=False).agg(
+        seconds=("seconds", "median"), peak=("peak_extra_mib", "median"), rounds=("round", "count"), load=("load1", "median"))
+    lines = ["| setting | method | s per token / image (median) | × gradient | peak extra MiB | rounds | load (1 min) |",
+             "|---|---|---|---|---|---|---|"]
+    for (setting, method), row in medians.iterrows():
+        ratio = row.seconds / medians.loc[(setting, "gradient"), "seconds"]
+        lines.append(f"| {setting} | {method} | {row.seconds:.3f} | {ratio:.2f} | {row.peak:.0f} | {row.rounds} | {row.load:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -140,7 +156,12 @@ def main() -> None:
     parser.add_argument("--images", default="resnet50,vit_small")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--summarise", action="store_true", help="only print the table of OUT/speed_raw.jsonl")
     args = parser.parse_args()
+    if args.summarise:
+        rows = [json.loads(line) for line in (Path(args.out) / "speed_raw.jsonl").read_text().splitlines() if line]
+        print(summary_markdown(rows))
+        return
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
         # freed tensors must leave the resident set, or later methods' peaks hide under earlier ones
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 from spmm.errors import SpmmInputError
@@ -76,6 +77,10 @@ def bench_explainers(
             raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
         settings = {**(method_defaults or {}).get(name, {}), **params.get(name, {})}
         if name in EXPLAINER_FACTORIES:
+            accepted = set(inspect.signature(EXPLAINER_FACTORIES[name]).parameters) - {"seed"}
+            if set(settings) - accepted:
+                raise SpmmInputError(f"explainer {name!r} takes no parameters {sorted(set(settings) - accepted)}; "
+                                     f"it takes {sorted(accepted) or 'none'}")
             explainers[name] = EXPLAINER_FACTORIES[name](seed=seed, **settings)
         else:
             explainers[name] = explainer(name, seed=seed, rules=rules, **settings)

@@ -224,3 +224,8 @@ def test_decoder_scores_inseq_saliency_and_lxt_per_generated_token():
         with lxt_rules(model, "cp_lrp"):
             (grad,) = torch.autograd.grad(model(inputs_embeds=x).logits[0, -1, ids[length]], x)
         torch.testing.assert_close(lxt_scores[t], (grad * x).sum(-1)[0].detach())
+
+
+def test_peer_parameters_are_checked():
+    with pytest.raises(SpmmInputError, match="takes no parameters"):
+        bench_explainers(["captum:saliency"], get_ruleset("default"), params={"captum:saliency": {"steps": 3}})
