@@ -32,6 +32,11 @@ from spmm.metrics.registry import make_metric
 from spmm.modalities.text.datasets import read_sst2
 
 
+def report(records: list[dict], out: Path, settings: dict) -> None:
+    """The bench's reports (scores, summary, paired CIs vs SP) of the items done so far."""
+    write_reports(pd.DataFrame(records), out, settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared/data/text/sst2/stsa.binary.test"))
@@ -61,6 +66,13 @@ def main() -> None:
         "deletion_auc": make_metric("deletion_auc", groups_per_step=1, **removal),
     }
     logits = next_token_logits(model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def settings(items: int, skipped: int) -> dict:
+        return {"args": vars(args), "items": items, "skipped_not_round_tripping": skipped,
+                "versions": installed_versions(), "torch": torch.__version__}
+
     records, skipped, used = [], 0, 0
     bar = tqdm(total=args.n, desc="decoder items")
     for row in rows:
@@ -88,12 +100,9 @@ def main() -> None:
                     score = metric(logits, x, target, attributions, groups=groups).scores
                     records.append({"sample": f"sst2-{row}-step{t}", "explainer": method, "metric": name,
                                     "score": float(score[0])})
+        report(records, out, settings(used, skipped))  # after every item: an interrupted run keeps its items
     bar.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {"args": vars(args), "items": used, "skipped_not_round_tripping": skipped,
-                "versions": installed_versions(), "torch": torch.__version__}
-    print(write_reports(pd.DataFrame(records), out, settings))
+    report(records, out, settings(used, skipped))
     print(json.dumps({"items": used, "skipped": skipped}))
 
 
