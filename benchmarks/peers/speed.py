@@ -42,6 +42,7 @@ def _text_call(method: str, length: int) -> Callable[[], Any]:
     from spmm.adapters.text.models import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+    tokenizer.model_max_length = 4 * length  # MiniLM's 512 is MiniLM's limit; inseq would truncate the Llama's prompt to it
     model = random_llama(len(tokenizer), 0, 512, 4)
     text = " ".join(WORDS[i % len(WORDS)] for i in range(length))
     ids = torch.tensor(tokenizer(text, add_special_tokens=False).input_ids)
