@@ -146,7 +146,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for (setting, method), row in medians.iterrows():
         ratio = row.seconds / medians.loc[(setting, "gradient"), "seconds"]
-        lines.append(f"| {setting} | {method} | {row.seconds:.3f} | {ratio:.2f} | {row.peak:.0f} | {row.rounds} | {row.load:.1f} |")
+        lines.append(f"| {setting} | {method} | {row.seconds:.3f} | {ratio:.2f} | {row.peak:.0f} | {int(row.rounds)} | {row.load:.1f} |")
     return "\n".join(lines)
 
 
