@@ -139,7 +139,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    frame["setting"] = frame.apply(lambda r: f"Llama L={r['length']}" if r["kind"] == "text" else r["model"], axis=1)
+    frame["setting"] = frame.apply(lambda r: f"Llama L={int(r['length'])}" if r["kind"] == "text" else r["model"], axis=1)
     medians = frame.groupby(["setting", "method"], sort=False).agg(
         seconds=("seconds", "median"), peak=("peak_extra_mib", "median"), rounds=("round", "count"), load=("load1", "median"))
     lines = ["| setting | method | s per token / image (median) | × gradient | peak extra MiB | rounds | load (1 min) |",
