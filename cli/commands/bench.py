@@ -59,7 +59,7 @@ def _arguments(parser: argparse.ArgumentParser, n: int) -> None:
                              "SST-2 stsa.binary.* or AG News csv; an audio folder (one subfolder per label, or "
                              "labels.csv with file,label)")
     parser.add_argument("--n", type=int, default=n, help="number of samples (faithfulness) or mosaics (focus)")
-    parser.add_argument("--explainers", default=",".join(DEFAULT_EXPLAINERS), help="comma-separated method names")
+    parser.add_argument("--explainers", default=",".join(DEFAULT_EXPLAINERS), help="comma-separated method names (spmm.list_methods()) or registered explainers such as lxt:attnlrp (pip install spmm[peers])")
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the kind's table)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per explainer call")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")

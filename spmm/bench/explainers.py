@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import inspect
+from typing import Any, Callable, Mapping, Sequence
 
 from spmm.errors import SpmmInputError
 from spmm.methods.registry import check_parameters, get_method, list_methods
@@ -15,6 +16,30 @@ DEFAULT_EXPLAINERS = [
     "deeplift", "guided_gradcam",
 ]
 """The 12 explainers of SPEC §3: four SP variants and eight baselines."""
+
+
+ExplainerFactory = Callable[..., ExplainFn]
+"""``factory(seed=..., **params) -> ExplainFn``: an explainer that is not a method of the registry
+(e.g. another library's implementation, registered by an outer package such as ``spmm.adapters.peers``).
+The function it returns carries ``method`` (its name) and ``params`` (everything its results depend
+on, library versions included), which key the runner's checkpoints."""
+
+EXPLAINER_FACTORIES: dict[str, ExplainerFactory] = {}
+
+
+def register_explainer(name: str, factory: ExplainerFactory) -> None:
+    """Make ``name`` usable wherever bench explainers are named (``spmm bench --explainers``)."""
+    if name in list_methods():
+        raise ValueError(f"explainer {name!r} is already a method of the registry")
+    EXPLAINER_FACTORIES[name] = factory
+
+
+def list_explainers() -> list[str]:
+    """Every name :func:`bench_explainers` takes: the registry's methods, then registered explainers."""
+    from spmm.plugins import load_plugins
+
+    load_plugins()
+    return list_methods() + sorted(EXPLAINER_FACTORIES)
 
 
 def per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) -> dict[str, dict[str, Any]]:
@@ -41,14 +66,22 @@ def bench_explainers(
     ``params``: per-method parameters given by the user; ``method_defaults``: per-method defaults of
     the modality (e.g. audio step sizes), overridden by ``params``.
     """
-    known = list_methods()
+    known = list_explainers()
     params = per_name(params, known, "explainer")
     for name, extra in params.items():
-        check_parameters(get_method(name), extra)
+        if name not in EXPLAINER_FACTORIES:
+            check_parameters(get_method(name), extra)
     explainers = {}
     for name in names:
         if name not in known:
             raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
         settings = {**(method_defaults or {}).get(name, {}), **params.get(name, {})}
-        explainers[name] = explainer(name, seed=seed, rules=rules, **settings)
+        if name in EXPLAINER_FACTORIES:
+            accepted = set(inspect.signature(EXPLAINER_FACTORIES[name]).parameters) - {"seed"}
+            if set(settings) - accepted:
+                raise SpmmInputError(f"explainer {name!r} takes no parameters {sorted(set(settings) - accepted)}; "
+                                     f"it takes {sorted(accepted) or 'none'}")
+            explainers[name] = EXPLAINER_FACTORIES[name](seed=seed, **settings)
+        else:
+            explainers[name] = explainer(name, seed=seed, rules=rules, **settings)
     return explainers
