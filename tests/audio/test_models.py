@@ -89,7 +89,8 @@ def test_sp_rules_cover_every_nonlinearity(name):
 
 def test_ast_audit_handles_gelu_norms_and_attention():
     report = random_ast().audit(clips(1.0, batch=1))
-    assert {"gelu", "layer_norm"} <= set(report.handled.values())
+    rules = set(report.handled.values())
+    assert "layer_norm" in rules and any(rule.startswith("gelu") for rule in rules)  # op or module GELU gate
     assert report.unhandled == []
 
 
