@@ -12,7 +12,7 @@ method:
   relevance mass accuracy of δ = x_K − x (:class:`spmm.metrics.MassAccuracy`); ``share_near`` the
   same on the object dilated by ``--near`` pixels (reshaping an object also adds pixels next to it);
   ``chance``: the object's (dilated object's) share of the image, what evenly spread noise scores;
-* ``norm``: ‖x_K − x‖₂.
+* ``norm``: ‖x_K − x‖₂; ``flip_step1..K``: the flip after each step.
 
 Equal perturbation norm: both methods take K steps of length α, but clipping to [−1, 1] shortens
 them by different amounts, so their δ differ in norm.  Per scene, the longer δ is scaled down to
@@ -81,11 +81,12 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         ids = [i for i, k in zip(batch.ids, keep.tolist()) if k]
         x, labels, mask, towards = x[keep], labels[keep], mask[keep], towards[keep]
         near = dilate(mask, args.near)
-        deltas = {}
+        deltas, step_flips = {}, {}
         for method in METHODS:
             ex = model.explain(x, target=towards.tolist(), method=method, seed=args.seed,
                                step_size=args.step_size, steps=args.steps)
             deltas[method] = ex.attributions.detach()
+            step_flips[method] = [predicted(model.model, x_k) == towards for x_k in ex.extras["trajectory"][1:]]
         radius = torch.minimum(*[d.flatten(1).norm(dim=1) for d in deltas.values()])
         for method, delta in deltas.items():
             share = MassAccuracy()(None, x, towards, delta, mask=mask).scores
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                     "norm": float(delta[i].norm()), "equal_norm": float(radius[i]),
                     "share_object": float(share[i]), "share_near": float(share_near[i]),
                     "chance_object": float(mask[i].float().mean()), "chance_near": float(near[i].float().mean()),
+                    **{f"flip_step{k}": float(flips[i]) for k, flips in enumerate(step_flips[method], start=1)},
                 })
     return pd.DataFrame(rows)
 
@@ -115,6 +117,8 @@ def summarise(scenes: pd.DataFrame, seed: int) -> dict:
         a, b = wide[METHODS[0]][column].to_numpy(), wide[METHODS[1]][column].to_numpy()
         low, high = paired_bootstrap_ci(a, b, seed=seed)
         summary["paired"][column] = {"mean_diff": float((a - b).mean()), "ci_low": low, "ci_high": high}
+    steps = [c for c in scenes.columns if c.startswith("flip_step")]
+    summary["flip_by_step"] = {method: [float(wide[method][c].mean()) for c in steps] for method in METHODS}
     return summary
 
 
@@ -125,6 +129,8 @@ def markdown(summary: dict) -> str:
         means, paired = summary["means"][column], summary["paired"][column]
         lines.append(f"| {column} | {means[METHODS[0]]:.3f} | {means[METHODS[1]]:.3f} | "
                      f"{paired['mean_diff']:+.3f} [{paired['ci_low']:+.3f}, {paired['ci_high']:+.3f}] |")
+    for method, rates in summary["flip_by_step"].items():
+        lines.append(f"| flip rate after steps 1..K, {method} | " + ", ".join(f"{r:.2f}" for r in rates) + " | | |")
     return "\n".join(lines)
 
 
@@ -133,7 +139,8 @@ def main() -> None:
     parser.add_argument("--model", default="shapes-resnet", help="shapes-resnet, shapes-vgg or shapes-vit")
     parser.add_argument("--weights", default=None, help="checkpoint for --model (default: the shipped one)")
     parser.add_argument("--n", type=int, default=200, help="scenes drawn (misclassified ones are left out)")
-    parser.add_argument("--seed", type=int, default=1, help="scene seed and seed of the class draws")
+    parser.add_argument("--seed", type=int, default=2,
+                        help="scene seed and seed of the class draws (training used seed 1)")
     parser.add_argument("--steps", type=int, default=5, help="ascent steps K (SPEC default 5)")
     parser.add_argument("--step-size", type=float, default=20.0, help="step length α (SPEC default 20)")
     parser.add_argument("--near", type=int, default=4, help="dilation (pixels) of the object for share_near")
