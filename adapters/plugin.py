@@ -5,3 +5,4 @@ their heavy dependencies only when called."""
 from spmm.adapters.vision import registry as _vision  # noqa: F401
 from spmm.adapters.text import registry as _text  # noqa: F401
 from spmm.adapters.audio import registry as _audio  # noqa: F401
+from spmm.adapters.vision import shapes as _vision_shapes  # noqa: F401
