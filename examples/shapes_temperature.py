@@ -150,27 +150,37 @@ def study(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
 
 
 def plot(points: pd.DataFrame, path: Path) -> None:
+    """Test-scene mass accuracy: global T per family (top row, ★ = the rule set's default) and the
+    per-layer scale τ (bottom row), one column per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    test = points[(points.split == "test") & (points.variant == "global")]
+    test = points[points.split == "test"]
     models = list(dict.fromkeys(test.model))
-    figure, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False, layout="constrained")
-    for axis, name in zip(axes[0], models):
-        for family, rows in test[test.model == name].groupby("family", sort=False):
-            shown = axis.plot(rows.value.clip(lower=0.01), rows.mass_accuracy, "o-", label=family, markersize=3)
-            default = float(rows["default"].iloc[0])
-            at = rows[rows.value == default]
-            axis.plot([max(default, 0.01)], at.mass_accuracy, "*", color=shown[0].get_color(), markersize=12)
-        axis.set_xscale("log")
-        axis.set_xlabel("temperature T (0 drawn at 0.01)")
-        axis.set_title(name)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    axes[0, 0].set_ylabel("mass accuracy on the object (test scenes)")
-    figure.suptitle("SoftPullback mass accuracy vs rule temperature (★ = SPEC default)")
+    figure, axes = plt.subplots(2, len(models), figsize=(4.2 * len(models), 6.4), squeeze=False, layout="constrained")
+    for column, name in enumerate(models):
+        for row, variant in enumerate(("global", "per_layer")):
+            axis = axes[row, column]
+            rows_ = test[(test.model == name) & (test.variant == variant)]
+            for family, rows in rows_.groupby("family", sort=False):
+                shown = axis.plot(rows.value.clip(lower=0.01), rows.mass_accuracy, "o-", label=family, markersize=3)
+                default = float(rows["default"].iloc[0])
+                at = rows[rows.value == default]
+                if variant == "global" and not at.empty:
+                    axis.plot([max(default, 0.01)], at.mass_accuracy, "*", color=shown[0].get_color(), markersize=12)
+            axis.set_xscale("log")
+            axis.grid(alpha=0.3)
+            if rows_.empty:
+                axis.set_axis_off()
+                continue
+            axis.legend(fontsize=8)
+            axis.set_title(f"{name}: {'global T' if variant == 'global' else 'per-layer T_i = τ·σ_i'}", fontsize=9)
+            axis.set_xlabel("T (0 drawn at 0.01)" if variant == "global" else "τ")
+        axes[0, column].set_ylabel("mass accuracy (test scenes)")
+        axes[1, column].set_ylabel("mass accuracy (test scenes)")
+    figure.suptitle("SoftPullback mass accuracy on the class object vs rule temperature (★ = default)", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
