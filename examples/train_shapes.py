@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import timm
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from spmm.adapters.vision.shapes import ARCHITECTURES, SHAPES_SIZE, build_shapes_model, wrap_unit_range
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--test-seed", type=int, default=1000)
     parser.add_argument("--test", type=int, default=2000, help="held-out scenes for accuracy and interventions")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="continue from these weights (a shapes_<arch>.safetensors of an earlier run)")
     parser.add_argument("--cache", type=Path, default=None, help="optional .npz cache of the training pool")
     args = parser.parse_args()
 
@@ -81,6 +83,13 @@ def main() -> None:
     started = time.time()
     images, labels = training_pool(args.train, args.seed, SHAPES_SIZE, args.cache)
     model = build_shapes_model(args.arch, len(SHAPE_CLASSES))
+    if args.init is not None:
+        model.load_state_dict(load_file(str(args.init)))
+        previous = args.init.with_suffix(".json")
+        card = json.loads(previous.read_text()) if previous.exists() else {}
+        history = card.get("commands") or [card.get("command", f"(weights {args.init})")]
+    else:
+        history = []
     wrapped = wrap_unit_range(model, args.arch)
     lr = args.lr or LEARNING_RATES[args.arch]
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
@@ -123,7 +132,7 @@ def main() -> None:
         "distractors_deleted_prediction_changed": result.distractor_change,
         "ground_truth_trusted": result.trusted,
         "train_minutes": round(minutes, 1),
-        "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python " + " ".join(sys.argv),
+        "commands": history + [f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python " + " ".join(sys.argv)],
         "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version(),
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs",
         "load_average": os.getloadavg()[0],

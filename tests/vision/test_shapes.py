@@ -120,3 +120,44 @@ def test_shipped_models_are_accurate_on_fresh_scenes(name):
     with torch.no_grad():
         predicted = explainable.model(torch.from_numpy(batch.images) * 2 - 1).argmax(1).numpy()
     assert (predicted == batch.labels).mean() >= 0.9
+
+
+class _LookupModel:
+    """Knows the label of each full scene of make_shapes(n, SEED, SIZE) by its bytes and answers
+    class 0 for any other image."""
+
+    def __init__(self, n: int) -> None:
+        import torch
+
+        self.torch = torch
+        batch = make_shapes(n, SEED, SIZE)
+        self.known = {self.key(image): int(label) for image, label in zip(batch.images, batch.labels)}
+
+    @staticmethod
+    def key(image: np.ndarray) -> bytes:
+        """Exact up to the float error of the [0, 1] -> [−1, 1] -> [0, 1] round trip."""
+        return np.round(image * 4096).astype(np.int32).tobytes()
+
+    def __call__(self, x):
+        labels = []
+        for image in ((x + 1) / 2).numpy():
+            labels.append(self.known.get(self.key(image), -1))
+        logits = self.torch.zeros(len(labels), len(SHAPE_CLASSES))
+        for row, label in enumerate(labels):
+            logits[row, label if label >= 0 else 0] = 1.0
+        return logits
+
+
+def test_interventions_of_constant_and_lookup_models():
+    import torch
+
+    from spmm.modalities.image.shapes_interventions import check_interventions
+
+    labels = make_shapes(10, SEED, SIZE).labels
+    constant = check_interventions(lambda x: torch.eye(len(SHAPE_CLASSES))[[2] * len(x)], 10, SEED, SIZE)
+    assert (constant.accuracy, constant.object_change, constant.distractor_change) == ((labels == 2).mean(), 0, 0)
+    assert not constant.trusted
+    lookup = check_interventions(_LookupModel(10), 10, SEED, SIZE, batch_size=4)
+    # any edited scene is unknown to the lookup and goes to class 0: a change exactly where the label is not 0
+    assert lookup.accuracy == 1.0
+    assert lookup.object_change == lookup.distractor_change == (labels != 0).mean()
