@@ -111,7 +111,8 @@ def layer_spreads(model: torch.nn.Module, batches: list, rules: RuleSet, family:
 
 
 def study(name: str, args: argparse.Namespace) -> tuple[list[dict], dict]:
-    model = spmm.load(name)
+    weights = args.weights_dir / f"{name.replace('-', '_')}.safetensors" if args.weights_dir else None
+    model = spmm.load(name, **({"weights": weights} if weights else {}))
     rules = model.rules.for_model(model.model)
     splits = {split: shapes_batches(model.model, args.n, args.batch_size, seed, model.modality.size)
               for split, seed in (("tune", args.tune_seed), ("test", args.seed))}
@@ -207,6 +208,8 @@ def markdown(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="shapes-resnet,shapes-vgg,shapes-vit", help="comma-separated model specs")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="folder of shapes_<arch>.safetensors checkpoints (default: the shipped weights)")
     parser.add_argument("--n", type=int, default=200, help="scenes per split")
     parser.add_argument("--tune-seed", type=int, default=3, help="seed of the scenes the best T and τ are picked on")
     parser.add_argument("--seed", type=int, default=2, help="seed of the test scenes (training used seed 1)")
