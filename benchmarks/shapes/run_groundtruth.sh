@@ -3,15 +3,15 @@
 # Usage: benchmarks/shapes/run_groundtruth.sh OUT_DIR [N_MASK] [N_FAITH] [N_STUDY] [MODELS]
 #   N_MASK:  scenes for the mask metrics, all 16 methods at the SPEC settings (cheap: explanations only)
 #   N_FAITH: scenes for the paper's six faithfulness metrics, --preset cpu-small (costly)
-#   N_STUDY: scenes of the counterfactual study and per split of the temperature study
+#   N_STUDY: scenes of the counterfactual study (the temperature study uses 64 per split)
 # WEIGHTS_DIR=DIR (optional): use DIR/shapes_<arch>.safetensors instead of the shipped weights.
 # Scenes: seed 0 (bench), 2 (counterfactual, temperature test), 3 (temperature tuning); the
 # models were trained on seed 1.  Resumable: the bench reuses its checkpoints in OUT_DIR.
 set -euo pipefail
 OUT=${1:-/tmp/spmm-shapes}
-N_MASK=${2:-128}
+N_MASK=${2:-64}
 N_FAITH=${3:-32}
-N_STUDY=${4:-200}
+N_STUDY=${4:-100}
 MODELS=${5:-shapes-resnet,shapes-vgg,shapes-vit}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export OMP_NUM_THREADS=1
@@ -25,7 +25,7 @@ for model in ${MODELS//,/ }; do
     --out "$OUT/$model/counterfactual"
 done
 python "$ROOT/examples/shapes_temperature.py" --models "$MODELS" ${WEIGHTS_DIR:+--weights-dir "$WEIGHTS_DIR"} \
-  --n "$N_STUDY" --out "$OUT/temperature" --figure "$ROOT/docs/shapes_temperature.png"
+  --n 64 --batch-size 32 --out "$OUT/temperature" --figure "$ROOT/docs/shapes_temperature.png"
 python "$ROOT/examples/shapes_figure.py" --model shapes-resnet $(weights shapes-resnet) --out "$ROOT/docs/shapes_grid.png"
 for model in ${MODELS//,/ }; do
   spmm bench groundtruth --model "$model" $(weights "$model") --n "$N_FAITH" --batch-size 8 --metrics "$FAITH_METRICS" \
