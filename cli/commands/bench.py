@@ -37,7 +37,11 @@ PRESETS = {
 BENCH_KINDS = {
     "faithfulness": ("metrics table on a labelled data set", 64),
     "focus": ("Focus on mosaics built from a labelled data set", 40),
+    "groundtruth": ("ground-truth metrics (object masks) and the paper's table on synthetic shapes, all methods", 64),
 }
+SYNTHETIC_SOURCES = {"groundtruth": ("shapes", "shapes-resnet")}
+"""Kinds whose data is generated -> (source, default model): ``--data`` defaults to the generator's
+name, which keys checkpoints as given."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,21 +49,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kinds = bench.add_subparsers(dest="bench_kind", required=True)
     for kind, (help_text, n) in BENCH_KINDS.items():
         parser = kinds.add_parser(kind, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        _arguments(parser, n)
+        _arguments(parser, n, SYNTHETIC_SOURCES.get(kind))
         parser.set_defaults(func=run)
 
 
-def _arguments(parser: argparse.ArgumentParser, n: int) -> None:
-    parser.add_argument("--model", default="efficientnet-lite0", help="model spec (anything spmm.load takes)")
+def _arguments(parser: argparse.ArgumentParser, n: int, source: tuple[str, str] | None = None) -> None:
+    parser.add_argument("--model", default=source[1] if source else "efficientnet-lite0",
+                        help="model spec (anything spmm.load takes)")
     parser.add_argument("--weights", help="local checkpoint for the model")
     parser.add_argument("--random-init", action="store_true", help="an untrained model")
     parser.add_argument("--labels", default=None, help="comma-separated labels (zero-shot models)")
-    parser.add_argument("--data", required=True,
-                        help="labelled data: an image folder with labels.csv (file,class_index); a text CSV (text,label), "
-                             "SST-2 stsa.binary.* or AG News csv; an audio folder (one subfolder per label, or "
-                             "labels.csv with file,label)")
+    if source is not None:
+        parser.add_argument("--data", default=source[0], help=f"synthetic data source ({source[0]}: seeded scenes "
+                                                               "with object masks, drawn from --seed)")
+    else:
+        parser.add_argument("--data", required=True,
+                            help="labelled data: an image folder with labels.csv (file,class_index) or 'shapes' "
+                                 "(synthetic scenes); a text CSV (text,label), SST-2 stsa.binary.* or AG News csv; an "
+                                 "audio folder (one subfolder per label, or labels.csv with file,label)")
     parser.add_argument("--n", type=int, default=n, help="number of samples (faithfulness) or mosaics (focus)")
-    parser.add_argument("--explainers", default=",".join(DEFAULT_EXPLAINERS), help="comma-separated method names (spmm.list_methods()) or registered explainers such as lxt:attnlrp (pip install spmm[peers])")
+    parser.add_argument("--explainers", default=",".join(list_methods() if source else DEFAULT_EXPLAINERS),
+                        help="comma-separated method names (spmm.list_methods()) or registered explainers such as "
+                             "lxt:attnlrp (pip install spmm[peers])")
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the kind's table)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per explainer call")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
@@ -107,6 +118,11 @@ def _device(name: str) -> torch.device:
     return device
 
 
+def _data_setting(data: str) -> str:
+    """A data source as it keys checkpoints: a generator's name as given, a path resolved."""
+    return data if data in {source for source, _ in SYNTHETIC_SOURCES.values()} else str(Path(data).resolve())
+
+
 def _check_counts(args: argparse.Namespace) -> None:
     for option in ("n", "batch_size"):
         value = getattr(args, option)
@@ -140,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = modality.bench_metrics(metric_names, batches, args.seed, metric_params)
     run_settings = {
         "kind": kind, "model": args.model, "weights": args.weights, "random_init": args.random_init,
-        "labels": args.labels, "data": str(Path(args.data).resolve()), "n": args.n, "seed": args.seed,
+        "labels": args.labels, "data": _data_setting(args.data), "n": args.n, "seed": args.seed,
         "batch_size": args.batch_size, "rules": model.rules.describe(),
     }
     scores = run_benchmark(model.model, batches, explainers, metrics, args.out, run_settings=run_settings,

@@ -15,6 +15,10 @@ from spmm.errors import SpmmInputError
 from spmm.metrics.groups import square_patches
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
+SHAPES_SOURCE = "shapes"
+"""``--data shapes``: the seeded synthetic-shapes generator (:mod:`spmm.modalities.image.shapes`)
+instead of an image folder; the only source with ground-truth masks (``spmm bench groundtruth``)."""
+GROUND_TRUTH_METRICS = ["mass_accuracy", "rank_accuracy", "mask_auroc", "pointing_hit"]
 
 def labelled_images(folder: str | Path, n: int | None = None) -> tuple[list[Path], list[int] | None]:
     """Image files of ``folder`` (sorted, first ``n``) and their class indices from ``labels.csv``
@@ -80,11 +84,30 @@ def mosaic_batches(files: Sequence[Path], classes: Sequence[int], count: int, ba
     return batches
 
 
+def shapes_batches(model: Any, n: int, batch_size: int, seed: int, size: int) -> list[Batch]:
+    """Batches of ``n`` synthetic-shapes scenes (``make_shapes(n, seed, size)``) in [−1, 1] on the
+    model's device; targets are the labels and ``mask`` (B, H, W) bool the class object's pixels."""
+    from .shapes import make_shapes
+
+    device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
+    scenes = make_shapes(n, seed, size=size)
+    images = torch.as_tensor(scenes.images, dtype=torch.float32) * 2 - 1
+    labels = torch.as_tensor(scenes.labels, dtype=torch.long)
+    masks = torch.as_tensor(scenes.evidence, dtype=torch.bool)
+    return [
+        Batch([f"shapes-{seed}-{i:05d}" for i in range(start, min(n, start + batch_size))],
+              images[start : start + batch_size].to(device), labels[start : start + batch_size].to(device),
+              {"mask": masks[start : start + batch_size].to(device)})
+        for start in range(0, n, batch_size)
+    ]
+
+
 def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0,
                        overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, MetricSpec]:
     """The SPEC §4 settings on images of sample ``shape`` (C, H, W): Infidelity on every patch of
     the 112 and 56 grids, FaithCorr on 56×56 patches, pixel groups with 3136 pixels per step for
-    FaithEst/MonoCorr/deletion/insertion, Max-sensitivity radius 0.02, Focus on 2×2 quadrants."""
+    FaithEst/MonoCorr/deletion/insertion, Max-sensitivity radius 0.02, Focus on 2×2 quadrants; the
+    ground-truth metrics on |attr| summed over colour channels (the batches give each sample's ``mask``)."""
     height = shape[-2]
     pixels = square_patches(shape, 1)
     per_step = max(1, (height * shape[-1]) // 16)
@@ -98,13 +121,24 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
         "max_sensitivity": ({"samples": 10, "radius": 0.02}, {}),
         "random_logit": ({}, {}),
         "focus": ({"times_input": True}, {"groups": square_patches(shape, height // 2)}),
+        **{name: ({"relevance": "abs", "times_input": False}, {}) for name in GROUND_TRUTH_METRICS},
     }
     return metric_specs(names, settings, seed, overrides)
 
 
-def bench_batches(model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int) -> list[Batch]:
-    """The batches of ``spmm bench KIND`` on a labelled image folder: the first ``n`` images
-    (``faithfulness``) or ``n`` 2×2 mosaics with their target quadrants (``focus``)."""
+def bench_batches(model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int,
+                  size: int = 224) -> list[Batch]:
+    """The batches of ``spmm bench KIND``: on a labelled image folder the first ``n`` images
+    (``faithfulness``) or ``n`` 2×2 mosaics with their target quadrants (``focus``); on
+    ``data="shapes"`` the first ``n`` synthetic scenes of side ``size`` with their masks
+    (``faithfulness``, ``groundtruth``)."""
+    if str(data) == SHAPES_SOURCE:
+        if kind == "focus":
+            raise SpmmInputError("focus builds mosaics from a labelled image folder; the shapes source has its "
+                                 "own ground truth: run `spmm bench groundtruth`")
+        return shapes_batches(model, n, batch_size, seed, size)
+    if kind == "groundtruth":
+        raise SpmmInputError(f"groundtruth needs data with ground-truth masks: --data {SHAPES_SOURCE}, got {data}")
     if kind == "focus":
         files, classes = labelled_images(data)
         if classes is None:

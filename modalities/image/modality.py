@@ -81,16 +81,21 @@ class ImageModality:
         "faithfulness": ["infidelity", "faithfulness_correlation", "faithfulness_estimate", "monotonicity_correlation",
                          "max_sensitivity", "random_logit"],
         "focus": ["focus"],
+        "groundtruth": ["mass_accuracy", "rank_accuracy", "mask_auroc", "pointing_hit", "infidelity",
+                        "faithfulness_correlation", "faithfulness_estimate", "monotonicity_correlation",
+                        "max_sensitivity", "random_logit"],
     }
-    """``spmm bench KIND`` -> its default metrics (the paper's table; Focus on mosaics)."""
+    """``spmm bench KIND`` -> its default metrics (the paper's table; Focus on mosaics; the ground-truth
+    metrics and the paper's table on synthetic shapes)."""
 
     def bench_batches(self, model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int,
                       labels: Sequence[str] | None = None) -> list:
-        """Batches of a labelled image folder (``kind`` faithfulness) or of mosaics built from it (focus);
-        labels.csv gives class indices, so the model's ``labels`` are not needed."""
+        """Batches of a labelled image folder (``kind`` faithfulness) or of mosaics built from it (focus),
+        or synthetic shapes at this modality's size with their masks (``data="shapes"``: faithfulness,
+        groundtruth); labels.csv or the generator gives class indices, so the model's ``labels`` are not needed."""
         from .bench import bench_batches
 
-        return bench_batches(model, data, kind, n, batch_size, seed)
+        return bench_batches(model, data, kind, n, batch_size, seed, self.size)
 
     def bench_metrics(self, names: Sequence[str], batches: Sequence, seed: int,
                       overrides: dict[str, dict[str, Any]] | None = None) -> dict:

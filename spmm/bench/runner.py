@@ -265,7 +265,8 @@ def write_reports(
     scores: pd.DataFrame, out: str | Path, settings: Mapping[str, Any], reference: str = "soft_pullback",
     *, report_only: bool = False,
 ) -> str:
-    """Write scores.csv, summary.csv, paired.csv, settings.json and summary.md; return the markdown.
+    """Write scores.csv, summary.csv, paired.csv, summary.json (both tables and the reference),
+    settings.json and summary.md; return the markdown.
 
     summary.md names the (batch, explainer) pairs that ``out/missing.csv`` (written by
     :func:`run_benchmark`) lists as missing.  ``report_only`` leaves settings.json as it is:
@@ -277,6 +278,9 @@ def write_reports(
     summary.to_csv(out / "summary.csv", index=False)
     paired = paired_differences(scores, reference)
     paired.to_csv(out / "paired.csv", index=False)
+    tables = {"reference": reference, **{name: json.loads(table.to_json(orient="records"))  # NaN -> null
+                                         for name, table in (("summary", summary), ("paired", paired))}}
+    (out / "summary.json").write_text(json.dumps(tables, indent=2))
     if not report_only:
         (out / "settings.json").write_text(json.dumps(settings, indent=2, default=str))
     parts = []
