@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--arch", choices=ARCHITECTURES, required=True)
     parser.add_argument("--out", type=Path, default=Path("adapters/data"))
     parser.add_argument("--train", type=int, default=12000, help="training scenes (seed --seed)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=8, help="0: only measure --init weights")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=1)
@@ -94,8 +94,10 @@ def main() -> None:
     lr = args.lr or LEARNING_RATES[args.arch]
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps_per_epoch = args.train // args.batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=args.epochs * steps_per_epoch,
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=max(args.epochs * steps_per_epoch, 1),
                                                    pct_start=0.15)
+    weights = args.out / f"shapes_{args.arch}.safetensors"
+    args.out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(args.seed)
     for epoch in range(args.epochs):
         wrapped.train()
@@ -114,11 +116,11 @@ def main() -> None:
             correct += int((logits.argmax(1) == labels[index]).sum())
             seen += len(index)
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / seen:.3f}")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))  # resumable with --init
     wrapped.eval()
     minutes = (time.time() - started) / 60
     result = check_interventions(wrapped, args.test, args.test_seed, SHAPES_SIZE)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"shapes_{args.arch}.safetensors"))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     card = {
         "name": f"shapes-{args.arch}",
         "labels": list(SHAPE_CLASSES),
