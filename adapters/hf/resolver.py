@@ -45,11 +45,12 @@ def is_pretrained_model(module: nn.Module) -> bool:
     return any(cls.__name__ == "PreTrainedModel" for cls in type(module).__mro__)
 
 
-def attention_kernel(model_class: type, requested: str | None) -> str:
+def attention_kernel(model_class: type, requested: str | None, has_attention: bool = True) -> str:
     """The attention kernel to load ``model_class`` with: ``requested`` when the SP rules see it
     ("sdpa", "eager"); a kernel they cannot see (flash_attention_2/3, flex_attention, paged…) is
     replaced by sdpa with a warning; a class without sdpa runs eager attention, with a warning
-    (explicit softmax: handled by the attention-weights rule, but slower and larger)."""
+    (explicit softmax: handled by the attention-weights rule, but slower and larger) unless the model
+    has no attention at all (``has_attention`` False: convolutional models such as ResNet, ConvNeXt)."""
     from spmm.modalities.text.embedding import ATTENTION_IMPLEMENTATIONS
 
     has_sdpa = bool(getattr(model_class, "_supports_sdpa", False))
@@ -63,6 +64,8 @@ def attention_kernel(model_class: type, requested: str | None) -> str:
         return "eager"
     if has_sdpa:
         return "sdpa"
+    if not has_attention:
+        return "eager"
     warnings.warn(
         f"{model_class.__name__} has no sdpa attention kernel: it runs eager attention (its softmax gets the "
         "attention rule; explanations are slower and use more memory)", stacklevel=3,
@@ -89,7 +92,8 @@ def load_pretrained(spec: str, attention: str | None = None, **options: Any) -> 
             f"{spec}: architecture {architectures[0]} is not in transformers {transformers.__version__} "
             "(custom code is not loaded)"
         )
-    chosen = attention_kernel(model_class, attention)
+    has_attention = any("heads" in key for key in config.to_dict())  # num_attention_heads, num_heads…
+    chosen = attention_kernel(model_class, attention, has_attention)
     with quiet_loading():
         model = model_class.from_pretrained(source, local_files_only=True, attn_implementation=chosen)
     model.eval().requires_grad_(False)

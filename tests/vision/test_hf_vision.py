@@ -3,6 +3,7 @@ ViT, DeiT (with teacher), BEiT, Swin, ConvNeXt and ResNet saved with their image
 
 from __future__ import annotations
 
+import warnings
 import json
 import os
 
@@ -209,3 +210,10 @@ def test_cli_explains_a_real_image_with_a_saved_vit(folders, shared_data_module,
     assert sorted(f.rsplit(".", 1)[-1] for f in record["files"]) == ["json", "png"]
     saved = json.loads(open(next(f for f in record["files"] if f.endswith(".json"))).read())
     assert np.asarray(saved["items"][0]["scores"]).shape == (SIDE, SIDE)
+
+
+@pytest.mark.parametrize("name", ["convnext", "resnet"])
+def test_convolutional_models_load_without_an_attention_warning(folders, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning about eager attention here would be noise: no attention
+        spmm.load(folders[name])
