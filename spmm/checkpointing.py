@@ -19,6 +19,7 @@ import torch.utils.checkpoint as checkpoint_module
 
 _lock = threading.Lock()
 _users = 0
+_current_mode: Callable[[], object | None] = lambda: None
 _original = checkpoint_module._checkpoint_without_reentrant_generator
 
 
@@ -37,19 +38,19 @@ def _recompute_in_mode(context_fn: Callable[[], tuple[ContextManager, ContextMan
 
 
 def _generator_with_rules(function, preserve_rng_state, context_fn, *args, **kwargs):
-    from spmm.mode import current_mode
-
-    mode = current_mode()
+    mode = _current_mode()
     if mode is not None:
         context_fn = _recompute_in_mode(context_fn, mode.copy)
     return _original(function, preserve_rng_state, context_fn, *args, **kwargs)
 
 
-def acquire() -> None:
-    """Route checkpoint recomputation through the active mode (counted; see :func:`release`)."""
-    global _users
+def acquire(current_mode: Callable[[], object | None]) -> None:
+    """Route checkpoint recomputation through the mode ``current_mode()`` returns in the recomputing
+    thread (counted; see :func:`release`)."""
+    global _users, _current_mode
     with _lock:
         if _users == 0:
+            _current_mode = current_mode
             checkpoint_module._checkpoint_without_reentrant_generator = _generator_with_rules
         _users += 1
 

@@ -116,7 +116,7 @@ class PullbackMode(TorchFunctionMode):
         super().__enter__()
         try:
             _active_modes().append(self)
-            checkpointing.acquire()
+            checkpointing.acquire(current_mode)
             self._routes_checkpoints = True
             if self.module_rules or registry.MODULE_RULES:
                 _acquire_module_hook()
