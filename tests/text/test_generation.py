@@ -246,8 +246,6 @@ def test_seq2seq_first_token_and_continuation(name, saved):
     # later rows see the target prefix; nothing is defined from a row's own token on
     assert torch.isnan(ex.matrix[0, s + 1:]).all() and not torch.isnan(ex.matrix[-1, : s + len(generated)]).any()
     report = m.audit(SOURCE)
-    if name == "t5" and report.unhandled:
-        pytest.xfail(f"T5 rules (T5LayerNorm, gated-GELU MLP) are hftext's part of issue 12: {report.unhandled}")
     assert report.unhandled == [], str(report)
 
 
