@@ -12,6 +12,7 @@ model that scores texts against fixed images, explained like any text model.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Sequence
 
 import torch
@@ -230,8 +231,9 @@ class DualEncoderExplainable(Explainable):
         prepared = self.modality.prepare(self.model, images)
         image_embeddings = self.dual.embed_images(prepared.inputs)
         body = TextImageLogits(self.dual.text_encoder, image_embeddings, self.dual.scale, self.dual.bias)
+        names = [os.path.basename(str(source)) or str(source) for source in prepared.sources]
         return Explainable(body, TowerTextModality(self.dual.tokenizer), self.dual.text_rules,
-                           list(prepared.sources), f"{self.name} (text side)")
+                           names, f"{self.name} (text side)")
 
     def explain_text(
         self, texts: str | Sequence[str], image: Any, target: ClassTarget | Any = "top1",

@@ -5,6 +5,8 @@ CLI shows pixels and words in the framework's JSON schema."""
 
 from __future__ import annotations
 
+import os
+
 import json
 
 import pytest
@@ -93,6 +95,7 @@ def test_real_image_both_sides(model, cat, reference_parts):
     record = words.to_dict()
     assert record["items"][0]["extra"]["words"] == TEXTS[0].split()
     text_side = model.text_side(cat)
+    assert text_side.labels == [os.path.basename(str(cat))]  # the image's file name, not its folder
     assert text_side.audit(TEXTS[0]).unhandled == []
     assert not torch.allclose(words.attributions, model.explain_text(TEXTS[0], image=cat, method="gradient").attributions)
 
