@@ -144,7 +144,7 @@ def test_cli_pixels_and_words(cat, tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["modality"] == "text" and record["units"] == "words"
     assert record["items"][0]["extra"]["words"] == ["a", "photo", "of", "a", "sleeping", "cat"]
-    assert record["items"][0]["target"]["label"] == cat
+    assert record["items"][0]["target"]["label"] == os.path.basename(cat)
     assert any(path.endswith(".html") for path in record["files"])
     assert main(["explain", "lite0-minilm", cat, "--explain", "text", "--out", str(tmp_path)]) == 2
     assert "--explain text needs --text" in capsys.readouterr().err
