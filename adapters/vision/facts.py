@@ -35,7 +35,7 @@ CAM_LAYERS: dict[str, CamLayer] = {
     "torchvision.MobileNetV3": CamLayer("features"),
     "torchvision.ConvNeXt": CamLayer("features"),
     "torchvision.RegNet": CamLayer("trunk_output"),
-    "torchvision.VisionTransformer": CamLayer("encoder.layers", tokens=True, prefix_tokens=1),
+    "torchvision.VisionTransformer": CamLayer("encoder.layers.-1.ln_1", tokens=True, prefix_tokens=1),
     "timm.ResNet": CamLayer("layer4"),
     "timm.VGG": CamLayer("features"),
     "timm.DenseNet": CamLayer("features"),
@@ -43,8 +43,8 @@ CAM_LAYERS: dict[str, CamLayer] = {
     "timm.MobileNetV3": CamLayer("blocks"),
     "timm.ConvNeXt": CamLayer("stages"),
     "timm.PyramidVisionTransformerV2": CamLayer("stages"),
-    "timm.VisionTransformer": CamLayer("blocks", tokens=True, prefix_tokens="num_prefix_tokens"),
-    "timm.VisionTransformerDistilled": CamLayer("blocks", tokens=True, prefix_tokens="num_prefix_tokens"),
+    "timm.VisionTransformer": CamLayer("blocks.-1.norm1", tokens=True, prefix_tokens="num_prefix_tokens"),
+    "timm.VisionTransformerDistilled": CamLayer("blocks.-1.norm1", tokens=True, prefix_tokens="num_prefix_tokens"),
     "transformers.ViTForImageClassification": CamLayer(
         "vit.layers.-1.layernorm_before", tokens=True, prefix_tokens="vit.embeddings"),
     "transformers.DeiTForImageClassification": CamLayer(

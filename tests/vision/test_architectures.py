@@ -81,6 +81,27 @@ def test_guided_pb_cam_runs_with_the_chosen_layer(models, name):
     assert torch.isfinite(explanation.attributions).all()  # may be all zero: random weights, ReLU'd CAM
 
 
+@pytest.mark.parametrize("name", ["vit_small_patch16_224", "deit_small_patch16_224", "torchvision_vit"])
+def test_gradcam_layer_of_class_token_vits_is_read_by_the_logit(models, name):
+    """A ViT classifying from its class token reads the patch tokens only through the last block's
+    attention: the Grad-CAM layer must sit before it, or every CAM is silently zero."""
+    if name == "torchvision_vit":
+        model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                                     hidden_dim=32, mlp_dim=64).eval()
+        torch.nn.init.normal_(model.heads.head.weight)  # torchvision initialises the head to zero
+        side = 32
+    else:
+        model, side = models[name], 96
+    x = torch.rand(1, 3, side, side) * 2 - 1
+    seen = []
+    with gradcam_layer(model) as layer:
+        handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+        logit = model(x)[0].max()
+        handle.remove()
+    (grad,) = torch.autograd.grad(logit, seen[0])
+    assert grad.abs().sum() > 0
+
+
 def test_squeeze_excite_pullback_is_the_constant_gate():
     """Through y = x · g(x) the SP backward is grad_out · g with g the forward gate, computed here
     by hand from the block's weights (independent of the rule's code)."""
