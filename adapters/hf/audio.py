@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable
 
+from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 from .vision import config_labels
 
@@ -128,23 +129,8 @@ FRONT_ENDS: dict[str, Callable[[nn.Module, Any, str], Any]] = {
 
 def load_feature_extractor(source: str | None, feature_extractor: Any, model: nn.Module) -> Any:
     """The feature extractor given (``feature_extractor=``) or saved next to the model in ``source``."""
-    if feature_extractor is not None:
-        return feature_extractor
-    if source is None:
-        raise SpmmInputError(
-            f"spmm.load({type(model).__name__} model) needs feature_extractor=<its feature extractor> "
-            "(a model loaded from a folder reads the one saved there)"
-        )
-    from transformers import AutoFeatureExtractor
-
-    try:
-        return AutoFeatureExtractor.from_pretrained(source, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise SpmmInputError(
-            f"{source}: no feature extractor saved with the model (feature_extractor.save_pretrained(folder), "
-            f"or pass feature_extractor=): {error}"
-        ) from error
-
+    return saved_preprocessor(source, feature_extractor, model, "feature_extractor", "feature extractor",
+                              "AutoFeatureExtractor")
 
 @register_hf_task("audio-classification", ("ForAudioClassification", *WAVEFORM_CLASSIFIERS))
 def load_audio_classifier(model: nn.Module, source: str | None, feature_extractor: Any = None,

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable
 
+from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 
 DUAL_ENCODER_ARCHITECTURES = ("CLIPModel", "SiglipModel")
@@ -80,19 +81,13 @@ class HFTextTower(nn.Module):
             handle.remove()
 
 
-def _preprocessors(source: str | Path | None, tokenizer: Any, processor: Any) -> tuple[Any, Any]:
+def _preprocessors(source: str | Path | None, tokenizer: Any, processor: Any, model: nn.Module) -> tuple[Any, Any]:
     """(fast tokenizer, image processor) from the options or the model's folder."""
-    if source is None and (tokenizer is None or processor is None):
-        raise SpmmInputError("a loaded dual encoder needs tokenizer=<its fast tokenizer> and processor=<its image "
-                             "processor> (or load it from its save_pretrained folder)")
-    from transformers import AutoImageProcessor, AutoTokenizer
-
-    if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=True)
-    if processor is None:
-        processor = AutoImageProcessor.from_pretrained(source, local_files_only=True)
+    source = None if source is None else str(source)
+    tokenizer = saved_preprocessor(source, tokenizer, model, "tokenizer", "fast tokenizer", "AutoTokenizer",
+                                   use_fast=True)
+    processor = saved_preprocessor(source, processor, model, "processor", "image processor", "AutoImageProcessor")
     return tokenizer, getattr(processor, "image_processor", processor)
-
 
 def _image_size(processor: Any, model: nn.Module) -> int:
     """The square side the vision tower takes (crop size, else the config's image size)."""
@@ -115,7 +110,7 @@ def load_dual_encoder(
     from spmm.adapters.crossmodal.rules import dual_rules
     from spmm.adapters.vision.models import UnitRangeInput
 
-    tokenizer, processor = _preprocessors(source, tokenizer, processor)
+    tokenizer, processor = _preprocessors(source, tokenizer, processor, model)
     image_rules, text_rules = dual_rules()
     image_encoder = UnitRangeInput(HFImageTower(model), processor.image_mean, processor.image_std,
                                    name=type(model).__name__)

@@ -44,6 +44,7 @@ from spmm.modalities.text.explanation import default_score
 from spmm.modalities.text.generation import GenerationExplanation, undefined_cells
 from spmm.modalities.text.modality import TextModality
 
+from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 
 CAUSAL_LM_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
@@ -386,14 +387,8 @@ def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | S
 def language_tokenizer(model: nn.Module, source: Any, tokenizer: Any) -> Any:
     """The model's fast tokenizer (from ``source`` unless given), padding on the right with a pad
     token (the EOS token when it has none); a given tokenizer is copied, never changed."""
-    if tokenizer is None:
-        if source is None:
-            raise SpmmInputError(f"spmm.load({type(model).__name__}) needs tokenizer=<its fast tokenizer>")
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=True)
-    else:
-        tokenizer = copy.deepcopy(tokenizer)
+    tokenizer = (copy.deepcopy(tokenizer) if tokenizer is not None else
+                 saved_preprocessor(source, None, model, "tokenizer", "fast tokenizer", "AutoTokenizer", use_fast=True))
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise SpmmInputError("the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token")

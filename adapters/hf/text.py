@@ -31,6 +31,7 @@ from spmm.modalities.text.explanation import TextExplanation, default_score
 from spmm.modalities.text.modality import TextModality
 from spmm.targets import TokenLabel, output_logits
 
+from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 
 PREDICTIONS = 5
@@ -41,23 +42,7 @@ ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "data2vec-text")
 
 def load_tokenizer(source: str | None, tokenizer: Any, model: nn.Module) -> Any:
     """The fast tokenizer given (``tokenizer=``) or saved next to the model in ``source``."""
-    if tokenizer is not None:
-        return tokenizer
-    if source is None:
-        raise SpmmInputError(
-            f"spmm.load({type(model).__name__} model) needs tokenizer=<its fast tokenizer> "
-            "(a model loaded from a folder reads the tokenizer saved there)"
-        )
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise SpmmInputError(
-            f"{source}: no tokenizer saved with the model (tokenizer.save_pretrained(folder), or pass "
-            f"tokenizer=): {error}"
-        ) from error
-
+    return saved_preprocessor(source, tokenizer, model, "tokenizer", "fast tokenizer", "AutoTokenizer", use_fast=True)
 
 def token_limit(tokenizer: Any, config: Any) -> int | None:
     """The most tokens both the tokenizer and the model's position embeddings take (None: no limit known)."""

@@ -22,6 +22,7 @@ from spmm.adapters.vision.models import UnitRangeInput
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable
 
+from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 
 UINT8_MAX = 255.0
@@ -40,23 +41,7 @@ class PixelValuesLogits(UnitRangeInput):
 
 def load_image_processor(source: str | None, processor: Any, model: nn.Module) -> Any:
     """The image processor given (``processor=``) or saved next to the model in ``source``."""
-    if processor is not None:
-        return processor
-    if source is None:
-        raise SpmmInputError(
-            f"spmm.load({type(model).__name__} model) needs processor=<its image processor> "
-            "(a model loaded from a folder reads the processor saved there)"
-        )
-    from transformers import AutoImageProcessor
-
-    try:
-        return AutoImageProcessor.from_pretrained(source, local_files_only=True)
-    except (OSError, ValueError) as error:
-        raise SpmmInputError(
-            f"{source}: no image processor saved with the model (processor.save_pretrained(folder), or pass "
-            f"processor=): {error}"
-        ) from error
-
+    return saved_preprocessor(source, processor, model, "processor", "image processor", "AutoImageProcessor")
 
 def _side(size: Any, what: str) -> int | None:
     """The square side of a processor size ({height, width} or {shortest_edge}), None when unset."""
