@@ -16,6 +16,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 import spmm
 from spmm import SpmmInputError, SpmmParameterError
+from tests.core.test_compile import _Embeds, _relative  # one copy of the test helpers
 
 
 @pytest.fixture(autouse=True)
@@ -25,9 +26,6 @@ def _fresh_compile_caches():
     yield
     torch._dynamo.reset()
 
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 class _BnReluPoolNet(nn.Module):
@@ -97,15 +95,6 @@ def test_compiled_explainable_vit_matches_the_eager_one():
     assert _relative(compiled, m.explain(x, target=3, method="gradient").attributions) > 0.05
     assert m.model is module and getattr(module, "_compiled_call_impl", None) is None
     assert fast.model is not module and fast.rules == m.rules
-
-
-class _Embeds(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
-        return self.model(inputs_embeds=embeds).logits
 
 
 def test_compiled_bert_matches_the_eager_pullback():
