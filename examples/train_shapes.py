@@ -4,6 +4,9 @@ Trains ``--arch`` (resnet | vgg | vit, see ``spmm.adapters.vision.shapes``) on a
 ``make_shapes(--train, seed=--seed)`` scenes (kept in memory as uint8, with random 90° rotations
 and flips: every class is closed under them), then measures test accuracy and the intervention
 check (``spmm.modalities.image.shapes_interventions``) on the held-out seed ``--test-seed``.
+``--object-deleted N`` adds the first N training scenes rendered without their class object,
+labelled by the same rule (the shape of the largest remaining object): without them a model only
+ever sees one large object and may keep its class when that object is gone.
 Writes ``<out>/shapes_<arch>.safetensors`` (the classifier without its [−1, 1] wrapper) and
 ``shapes_<arch>.json`` (numbers, command, versions).
 
@@ -37,9 +40,13 @@ CHUNK = 1000
 """Scenes generated per step while building the training pool (for the progress bar)."""
 
 
-def training_pool(n: int, seed: int, size: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (n, 3, size, size) uint8 and labels (n,) of make_shapes(n, seed, size), cached as .npz
-    (a cache of at least n scenes of that seed and size serves its first n)."""
+def training_pool(n: int, seed: int, size: int, cache: Path | None, drop: str | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (n, 3, size, size) uint8 and labels (n,) of make_shapes(n, seed, size, drop), cached as
+    .npz (a cache of at least n scenes of that seed and size serves its first n).  With
+    ``drop="object"`` the labels are the rule's answer for the render (``labels_without_object``)."""
+    if cache is not None and drop is not None:
+        cache = cache.with_name(f"{cache.stem}_without_{drop}{cache.suffix}")
     if cache is not None and cache.exists():
         stored = np.load(cache)
         if len(stored["labels"]) >= n and stored["images"].shape[2] == size and int(stored["seed"]) == seed:
@@ -47,9 +54,9 @@ def training_pool(n: int, seed: int, size: int, cache: Path | None) -> tuple[tor
     images = np.empty((n, 3, size, size), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
     for start in tqdm(range(0, n, CHUNK), desc="generating training scenes"):
-        part = shapes_at(range(start, min(start + CHUNK, n)), seed, size)
+        part = shapes_at(range(start, min(start + CHUNK, n)), seed, size, drop)
         images[start:start + len(part.labels)] = np.round(part.images * 255)
-        labels[start:start + len(part.labels)] = part.labels
+        labels[start:start + len(part.labels)] = part.labels_without_object if drop == "object" else part.labels
     if cache is not None:
         np.savez(cache, images=images, labels=labels, seed=seed)
     return torch.from_numpy(images), torch.from_numpy(labels)
@@ -67,6 +74,8 @@ def main() -> None:
     parser.add_argument("--arch", choices=ARCHITECTURES, required=True)
     parser.add_argument("--out", type=Path, default=Path("adapters/data"))
     parser.add_argument("--train", type=int, default=12000, help="training scenes (seed --seed)")
+    parser.add_argument("--object-deleted", type=int, default=0,
+                        help="also train on the first N of those scenes without their class object")
     parser.add_argument("--epochs", type=int, default=8, help="0: only measure --init weights")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None)
@@ -82,6 +91,9 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     started = time.time()
     images, labels = training_pool(args.train, args.seed, SHAPES_SIZE, args.cache)
+    if args.object_deleted:
+        extra_images, extra_labels = training_pool(args.object_deleted, args.seed, SHAPES_SIZE, args.cache, "object")
+        images, labels = torch.cat([images, extra_images]), torch.cat([labels, extra_labels])
     model = build_shapes_model(args.arch, len(SHAPE_CLASSES))
     if args.init is not None:
         model.load_state_dict(load_file(str(args.init)))
@@ -93,7 +105,7 @@ def main() -> None:
     wrapped = wrap_unit_range(model, args.arch)
     lr = args.lr or LEARNING_RATES[args.arch]
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    steps_per_epoch = args.train // args.batch_size
+    steps_per_epoch = len(labels) // args.batch_size
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=max(args.epochs * steps_per_epoch, 1),
                                                    pct_start=0.15)
     weights = args.out / f"shapes_{args.arch}.safetensors"
@@ -101,7 +113,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
     for epoch in range(args.epochs):
         wrapped.train()
-        order = torch.randperm(args.train, generator=generator)
+        order = torch.randperm(len(labels), generator=generator)
         bar = tqdm(range(steps_per_epoch), desc=f"training {args.arch} epoch {epoch + 1}/{args.epochs}")
         correct = seen = 0
         for step in bar:
@@ -126,7 +138,7 @@ def main() -> None:
         "labels": list(SHAPE_CLASSES),
         "input": f"(B, 3, {SHAPES_SIZE}, {SHAPES_SIZE}) in [-1, 1]",
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_scenes": args.train, "train_seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
+        "train_scenes": args.train, "train_scenes_without_object": args.object_deleted, "train_seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
         "learning_rate": lr,
         "test_seed": result.seed, "test_scenes": result.n,
         "test_accuracy": result.accuracy,

@@ -66,12 +66,15 @@ MAX_PLACEMENT_TRIES = 200
 class ShapesBatch:
     """images: (N, 3, H, W) float32 in [0, 1]; labels: (N,) int64 indices into SHAPE_CLASSES;
     evidence: (N, H, W) bool, the class object's pixels; distractors: (N, H, W) bool, the
-    distractors' pixels; seed, size: what made the batch (``make_shapes(len, seed, size)``)."""
+    distractors' pixels; labels_without_object: (N,) int64, the class the same rule gives the scene
+    rendered without its class object (the shape of its largest distractor; never ``labels``);
+    seed, size: what made the batch (``make_shapes(len, seed, size)``)."""
 
     images: np.ndarray
     labels: np.ndarray
     evidence: np.ndarray
     distractors: np.ndarray
+    labels_without_object: np.ndarray
     seed: int
     size: int
 
@@ -206,8 +209,10 @@ def shapes_at(indices: Sequence[int], seed: int, size: int = 96, drop: str | Non
     labels = np.empty(n, dtype=np.int64)
     evidence = np.zeros((n, size, size), dtype=bool)
     distractors = np.zeros((n, size, size), dtype=bool)
+    labels_without_object = np.empty(n, dtype=np.int64)
     for row, index in enumerate(indices):
         image, labels[row], objects = _scene(int(seed), int(index), size)
+        labels_without_object[row] = max(objects[1:], key=lambda o: o.radius).shape
         for k, obj in enumerate(objects):
             mask = _shape_mask(obj, size)
             (evidence if k == 0 else distractors)[row] |= mask
@@ -215,7 +220,7 @@ def shapes_at(indices: Sequence[int], seed: int, size: int = 96, drop: str | Non
                 continue
             image[mask] = np.clip(obj.colour, 0.0, 1.0)
         images[row] = image.transpose(2, 0, 1)
-    return ShapesBatch(images, labels, evidence, distractors, int(seed), size)
+    return ShapesBatch(images, labels, evidence, distractors, labels_without_object, int(seed), size)
 
 
 def make_shapes(n: int, seed: int, size: int = 96, drop: str | None = None) -> ShapesBatch:
@@ -227,8 +232,8 @@ def make_shapes(n: int, seed: int, size: int = 96, drop: str | None = None) -> S
 
     Returns
     -------
-    ShapesBatch: images (n, 3, size, size) float32 in [0, 1], labels (n,), evidence and
-    distractors (n, size, size) bool.
+    ShapesBatch: images (n, 3, size, size) float32 in [0, 1], labels (n,) (of the full scene, whatever
+    ``drop``), evidence and distractors (n, size, size) bool, labels_without_object (n,).
     """
     _check_int("n", n, 0)
     return shapes_at(range(int(n)), seed, size, drop)

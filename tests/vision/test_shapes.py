@@ -73,6 +73,20 @@ def test_one_class_object_larger_than_one_to_three_distractors():
             assert _diameter(parts == k) <= 2 * DISTRACTOR_RADIUS[1] * SIZE + 1 < smallest_object
 
 
+def test_label_without_object_is_another_shape_and_stable(scenes):
+    """The rule's answer for the scene without its class object: a valid class other than the label,
+    the same whatever is dropped and for a scene taken alone."""
+    batch = scenes[None]
+    assert batch.labels_without_object.dtype == np.int64
+    assert set(batch.labels_without_object) <= set(range(len(SHAPE_CLASSES)))
+    assert (batch.labels_without_object != batch.labels).all()
+    for drop in ("object", "distractors"):
+        np.testing.assert_array_equal(scenes[drop].labels_without_object, batch.labels_without_object)
+        np.testing.assert_array_equal(scenes[drop].labels, batch.labels)
+    alone = shapes_at([5, 2], SEED, SIZE)
+    np.testing.assert_array_equal(alone.labels_without_object, batch.labels_without_object[[5, 2]])
+
+
 def test_seeds_reproduce_and_differ():
     a, b, c = make_shapes(4, 3, SIZE), make_shapes(4, 3, SIZE), make_shapes(4, 4, SIZE)
     for name in ("images", "labels", "evidence", "distractors"):
