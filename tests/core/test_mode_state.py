@@ -46,7 +46,11 @@ def test_restored_after_an_exception_inside_the_block():
             ArithmeticGelu()(x.requires_grad_(True))
             1 / 0
     assert _no_mode_left()
-    assert spmm.mode._hook_users == 0 and spmm.mode._hook_handle is None
+    assert spmm.mode._hook_users == 0
+    hooks = torch.nn.modules.module
+    installed = [*hooks._global_forward_pre_hooks.values(), *hooks._global_forward_hooks.values()]
+    assert spmm.mode._enter_ruled_module not in installed and spmm.mode._apply_module_rule not in installed
+    assert not hooks._global_forward_hooks_always_called
     torch.testing.assert_close(_relu_grad(x.detach()), (x > 0).float())
     y = ArithmeticGelu()(x)
     (grad,) = torch.autograd.grad(y.sum(), x)
