@@ -105,6 +105,20 @@ class PullbackMode(TorchFunctionMode):
         self._affine_sources: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._uses_hook = False
         self._routes_checkpoints = False
+        self._module_rule_cache: dict[type, tuple[int, registry.ModuleRuleEntry | None]] = {}
+
+    def module_rule_for(self, module: nn.Module) -> registry.ModuleRuleEntry | None:
+        """:func:`registry.find_module_rule` of ``module`` with this mode's rules, remembered per
+        module type until the registry changes (the global hooks ask for every module call).
+        Not remembered while torch.compile traces: its guards would check the cache."""
+        if torch.compiler.is_compiling():
+            return registry.find_module_rule(module, self.module_rules)
+        kind = type(module)
+        version, entry = self._module_rule_cache.get(kind, (-1, None))
+        if version != registry.module_rules_version():
+            entry = registry.find_module_rule(module, self.module_rules)
+            self._module_rule_cache[kind] = (registry.module_rules_version(), entry)
+        return entry
 
     def copy(self) -> "PullbackMode":
         """A fresh mode with the same temperatures and module rules (no recorder)."""
@@ -285,7 +299,7 @@ def _enter_ruled_module(module: nn.Module, inputs: tuple) -> None:
     mode = current_mode()
     if mode is None or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return
-    if registry.find_module_rule(module, mode.module_rules) is not None:
+    if mode.module_rule_for(module) is not None:
         _ruled_modules().append(module)
         torch.set_grad_enabled(False)
 
@@ -304,7 +318,7 @@ def _apply_module_rule(module: nn.Module, inputs: tuple, output: Any) -> Any:
     mode = current_mode()
     if mode is None or output is None or not torch.is_grad_enabled():
         return None
-    entry = registry.find_module_rule(module, mode.module_rules)
+    entry = mode.module_rule_for(module)
     if entry is None:
         return None
     if mode.recorder is not None:

@@ -76,17 +76,22 @@ class _Call:
     """An intercepted call bound to a reference signature, re-callable with replaced tensors.
 
     Only the arguments the caller passed are passed again, so builtins that lack
-    some of the reference signature's optional parameters keep working.
+    some of the reference signature's optional parameters keep working.  Binding is a dict
+    update from the signature's names and defaults, worked out once per signature
+    (``inspect.Signature.bind`` at every op was a tenth of the rules' Python time).
     """
 
     def __init__(self, func: Callable, signature: inspect.Signature, args: tuple, kwargs: dict):
         self.func, self.args, self.kwargs = func, args, kwargs
-        self.positions = {name: i for i, name in enumerate(signature.parameters)}
-        self.full = signature.bind(*args, **kwargs)
-        self.full.apply_defaults()
+        self.positions, defaults = _layout(signature)
+        self.arguments = dict(defaults)
+        self.arguments.update(zip(self.positions, args))
+        self.arguments.update(kwargs)
+        if len(args) > len(self.positions) or len(self.arguments) < len(self.positions):
+            signature.bind(*args, **kwargs)  # raises the TypeError that names the problem
 
     def __getitem__(self, name: str) -> Any:
-        return self.full.arguments[name]
+        return self.arguments[name]
 
     def call(self, **replacements: Any) -> Any:
         args, kwargs = list(self.args), dict(self.kwargs)
@@ -97,6 +102,20 @@ class _Call:
             elif name in kwargs:
                 kwargs[name] = value
         return self.func(*args, **kwargs)
+
+
+_LAYOUTS: dict[int, tuple[inspect.Signature, dict[str, int], dict[str, Any]]] = {}
+
+
+def _layout(signature: inspect.Signature) -> tuple[dict[str, int], dict[str, Any]]:
+    """Parameter name -> position, and the parameters' defaults (kept by the signature's id:
+    hashing a signature costs as much as binding it)."""
+    known = _LAYOUTS.get(id(signature))
+    if known is None or known[0] is not signature:
+        parameters = signature.parameters
+        defaults = {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
+        known = _LAYOUTS[id(signature)] = (signature, {name: i for i, name in enumerate(parameters)}, defaults)
+    return known[1], known[2]
 
 
 def _signature(stub: Callable) -> inspect.Signature:
@@ -129,7 +148,7 @@ def _bind(stub: Callable, func: Callable, args: tuple, kwargs: dict) -> _Call:
 
 
 def _gated(func: Callable, call: _Call, gate: gates.Gate, source: gates.AffineSource | None) -> Tensor:
-    inplace = func in INPLACE_ALIASES or bool(call.full.arguments.get("inplace", False))
+    inplace = func in INPLACE_ALIASES or bool(call.arguments.get("inplace", False))
     return gates.apply_gate(call["input"], lambda x: call.call(input=x), gate, inplace, source)
 
 
@@ -371,6 +390,14 @@ MODULE_RULES: dict[type | str, ModuleRuleEntry] = {}
 :func:`register_module_rule` calls, never by importing a module."""
 
 
+_module_rules_changes = 0
+
+
+def module_rules_version() -> int:
+    """Changes with every :func:`register_module_rule` / :func:`unregister_module_rule` call."""
+    return _module_rules_changes
+
+
 def register_module_rule(module_type: type | str, rule: ModuleRule, name: str | None = None) -> None:
     """Give every module of ``module_type`` (a class, or its qualified or bare name) the rule.
 
@@ -379,11 +406,15 @@ def register_module_rule(module_type: type | str, rule: ModuleRule, name: str | 
     module's own forward runs without autograd (``output`` carries no graph): the rule's
     surrogate is the only gradient path.
     """
+    global _module_rules_changes
     MODULE_RULES[module_type] = ModuleRuleEntry(name or getattr(rule, "__name__", "module rule"), rule)
+    _module_rules_changes += 1
 
 
 def unregister_module_rule(module_type: type | str) -> None:
+    global _module_rules_changes
     MODULE_RULES.pop(module_type, None)
+    _module_rules_changes += 1
 
 
 def find_module_rule(module: nn.Module, extra: Mapping[type | str, ModuleRuleEntry]) -> ModuleRuleEntry | None:
