@@ -186,11 +186,15 @@ def main() -> None:
                         help="measure peak RSS with glibc's default (dynamic) mmap threshold")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(model) (see --backend)")
     parser.add_argument("--backend", default="inductor", help="torch.compile backend for --compile")
+    parser.add_argument("--no-tf32", action="store_true", help="full fp32 convolutions and matrix products on CUDA")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by the process's CPU seconds (all threads) instead of wall-clock, on a shared machine")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     if args.default_malloc:
         global MMAP_THRESHOLD
         MMAP_THRESHOLD = 0
@@ -208,6 +212,9 @@ def main() -> None:
                 start = time.perf_counter()
                 input_gradient(compiled, x, target, method_mode)  # compiles
                 row[f"compile {key}"] = time.perf_counter() - start
+            for key, method_mode in (("grad", None), ("sp", mode)):
+                eager, fast = input_gradient(model, x, target, method_mode), input_gradient(compiled, x, target, method_mode)
+                row[f"compiled {key} error"] = float((fast - eager).norm() / eager.norm())
             timed = interleaved_times(compiled, x, target, {"grad": None, "sp": mode}, args.repeats, clock)
             row.update({f"compiled {key}": value for key, value in timed.items()})
             if not args.time_only:
@@ -229,6 +236,7 @@ def main() -> None:
 def print_tables(rows: list[dict], args, device: torch.device, clock) -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     seconds = "CPU seconds" if clock is time.process_time else "wall-clock seconds"
+    where += ", TF32 off" if args.no_tf32 else ""
     print(f"torch {torch.__version__}, {where}, batch {args.batch} (decoder: 1 prompt of 512 tokens), "
           f"median of {args.repeats} interleaved runs, {seconds}\n")
     mib, nan = 2**20, float("nan")
@@ -244,13 +252,14 @@ def print_tables(rows: list[dict], args, device: torch.device, clock) -> None:
         return
     print(f"\ntorch.compile(model, backend={args.backend!r}):\n")
     print("| model | compile s (grad, SP) | gradient s | SoftPullback s | time ratio | SP compiled vs eager "
-          "| activations saved for backward (grad → SP) | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| relative error compiled vs eager (grad; SP) | activations saved for backward (grad → SP) | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         sg, ss = r.get("compiled saved grad", nan), r.get("compiled saved sp", nan)
         print(f"| {r['name']} | {r['compile grad']:.0f}, {r['compile sp']:.0f} | {r['compiled grad']:.3f} | "
               f"{r['compiled sp']:.3f} | {r['compiled sp'] / r['compiled grad']:.2f}× | "
-              f"{r['compiled sp'] / r['sp']:.2f}× | {sg / mib:.0f} → {ss / mib:.0f} MiB | {ss / sg:.2f}× |")
+              f"{r['compiled sp'] / r['sp']:.2f}× | {r['compiled grad error']:.1e}; {r['compiled sp error']:.1e} | {sg / mib:.0f} → {ss / mib:.0f} MiB | "
+              f"{ss / sg:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from spmm.adapters.vision.shapes import ARCHITECTURES, SHAPES_SIZE, build_shapes
 from spmm.modalities.image.shapes import SHAPE_CLASSES, shapes_at
 from spmm.modalities.image.shapes_interventions import check_interventions
 
-LEARNING_RATES = {"resnet": 3e-3, "vgg": 2e-3, "vit": 1e-3}
+LEARNING_RATES = {"resnet": 3e-3, "vgg": 2e-3, "vit": 2e-3}
 CHUNK = 1000
 """Scenes generated per step while building the training pool (for the progress bar)."""
 

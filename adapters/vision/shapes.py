@@ -7,8 +7,11 @@ Three architectures, all taking 64 × 64 images in [−1, 1] (SPEC §3) and retu
 * ``resnet``: timm ``ResNet`` with basic blocks (1, 1, 1, 1), channels (16, 32, 64, 128) —
   BatchNorm, ReLU, max-pool stem, residual additions.
 * ``vgg``: :class:`ShapesVGG` — 3 × 3 convolutions, ReLU and max-pool stages, average pool, linear.
-* ``vit``: timm ``VisionTransformer``, patch 8 (8 × 8 tokens), width 64, depth 4, 4 heads —
-  LayerNorm, GELU, softmax attention, class token.
+* ``vit``: timm ``VisionTransformer``, 8 × 8 tokens, width 64, depth 4, 4 heads — LayerNorm,
+  GELU, softmax attention, class token — whose patch embedding is a convolutional stem
+  (:class:`ConvPatchEmbed`, three stride-2 3 × 3 convolutions with GELU) instead of one 8 × 8
+  convolution: with the plain embedding the ViT stayed near chance (0.16 after 2 epochs, 0.58
+  after 6) within the CPU budget; with the stem it reaches 0.97 in 6 epochs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.layers import PatchEmbed
 from torch import nn
 
 from spmm.errors import SpmmInputError
@@ -51,6 +55,21 @@ class ShapesVGG(nn.Module):
         return self.head(self.pool(self.features(x)).flatten(1))
 
 
+class ConvPatchEmbed(PatchEmbed):
+    """timm's ``PatchEmbed`` with a convolutional stem as the projection: 3 → 24 → 48 → embed_dim
+    channels, each a 3 × 3 stride-2 convolution (GELU between), so one token covers 8 × 8 pixels with
+    overlapping receptive fields.  (B, 3, H, W) -> (B, H/8 · W/8, embed_dim)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.patch_size != (8, 8):
+            raise SpmmInputError(f"the convolutional stem gives patch size 8, not {self.patch_size}")
+        width = kwargs["embed_dim"]
+        self.proj = nn.Sequential(
+            nn.Conv2d(3, 24, 3, 2, 1), nn.GELU(), nn.Conv2d(24, 48, 3, 2, 1), nn.GELU(), nn.Conv2d(48, width, 3, 2, 1),
+        )
+
+
 def build_shapes_model(arch: str, classes: int) -> nn.Module:
     """An untrained classifier of architecture ``arch`` (one of :data:`ARCHITECTURES`)."""
     if arch == "resnet":
@@ -63,7 +82,7 @@ def build_shapes_model(arch: str, classes: int) -> nn.Module:
         from timm.models.vision_transformer import VisionTransformer
 
         return VisionTransformer(img_size=SHAPES_SIZE, patch_size=8, num_classes=classes, embed_dim=64, depth=4,
-                                 num_heads=4, mlp_ratio=2.0)
+                                 num_heads=4, mlp_ratio=2.0, embed_layer=ConvPatchEmbed)
     raise SpmmInputError(f"unknown shapes architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}")
 
 
