@@ -23,7 +23,6 @@ from spmm.bench.explainers import DEFAULT_EXPLAINERS, bench_explainers
 from spmm.bench.runner import Batch, MetricSpec
 from spmm.errors import SpmmInputError
 from spmm.methods.registry import list_methods
-
 from spmm.metrics.base import ExplainFn
 
 from .common import load_model
