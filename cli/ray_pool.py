@@ -10,6 +10,7 @@ here, outside the core.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import secrets
 import tempfile
@@ -53,7 +54,7 @@ def map_on_actor_pool(
 
     with tempfile.TemporaryDirectory(prefix="spmm-ray-", dir="/tmp") as temp:  # socket paths stay < 107 bytes
         ray.init(address="local", num_cpus=workers, num_gpus=gpus, include_dashboard=False, _temp_dir=temp,
-                 object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)
+                 object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False, logging_level=logging.WARNING)
         try:
             context = ray.data.DataContext.get_current()
             context.execution_options.preserve_order = True

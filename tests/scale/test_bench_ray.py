@@ -6,6 +6,7 @@ and GPU options that cannot apply are one-line errors before any work."""
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,33 @@ def test_missing_ray_and_options_that_cannot_apply_are_refused_before_any_work(t
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("gpus, extra, expected", [
+    (1, ["--workers", "6"], (0.1666, 1)),          # six workers share one GPU: 1/6, floored to Ray's 1e-4 steps
+    (3, ["--workers", "2"], (1.0, 3)),             # whole GPUs when there are enough: 3 // 2
+    (4, ["--workers", "2"], (2.0, 4)),
+    (1, ["--workers", "4", "--gpus-per-worker", "0.25"], (0.25, 1)),
+    (1, ["--workers", "2", "--gpus-per-worker", "1"], "needs 2 GPUs; this machine has 1"),
+    (2, ["--gpus-per-worker", "1.5"], "a fraction in (0, 1] or a whole number"),
+    (1, ["--device", "cuda:0"], "use --device cuda"),
+])
+def test_gpus_per_worker_shares_out_the_visible_gpus(monkeypatch, tmp_path, gpus, extra, expected):
+    """The GPU side of --ray, checked without a GPU (CUDA's device count faked)."""
+    import torch
+
+    import spmm.cli.ray_pool
+    from spmm.cli.commands.bench import _ray_pool
+    from spmm.errors import SpmmInputError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(spmm.cli.ray_pool, "require_ray", lambda: None)
+    args = build_parser().parse_args([*BENCH, "--out", str(tmp_path), "--ray", "--device", "cuda", *extra])
+    device = torch.device(args.device)
+    if isinstance(expected, str):
+        with pytest.raises(SpmmInputError, match=re.escape(expected)):
+            _ray_pool(args, device)
+        return
+    pool = _ray_pool(args, device)
+    assert (pool.gpus_per_worker, pool.gpus) == expected
+    assert pool.gpus_per_worker * pool.workers <= pool.gpus
