@@ -20,8 +20,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import secrets
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -30,11 +28,11 @@ import torch
 import spmm
 from spmm.errors import SpmmInputError
 
+from .ray_pool import SCALE_EXTRA
+
 SHARDS = "shards"
 SETTINGS_FILE = "settings.json"
 INDEX_FILE = "index.parquet"
-SCALE_EXTRA = "pip install 'spmm[scale]'"
-RAY_OBJECT_STORE_BYTES = 512 * 1024**2
 INDEX_COLUMNS = ("file", "shard", "row", "target_index", "target_label", "score", "top1_index", "top1_label",
                  "top1_probability", "method", "model", "seed")
 
@@ -204,37 +202,15 @@ class ShardExplainer:
         return {"path": written}
 
 
-def _ray_environment() -> None:
-    """What Ray reads at import time (set before ``import ray``; a process that imported Ray before
-    fails to start it): no usage stats or progress bars, and a random token for its local ports."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
-    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-
-
 def run_on_ray(settings: AttributeSettings, shards: Sequence[Shard], out: Path, workers: int, threads: int
                ) -> Iterator[Path]:
     """Explain ``shards`` on a local Ray with ``workers`` actors (one CPU, one model and ``threads``
     torch threads each); yields each shard file as it is written, in shard order."""
-    _ray_environment()
-    import ray
-    with tempfile.TemporaryDirectory(prefix="spmm-ray-", dir="/tmp") as temp:
-        ray.init(address="local", num_cpus=workers, include_dashboard=False, _temp_dir=temp,
-                 object_store_memory=RAY_OBJECT_STORE_BYTES, log_to_driver=False)
-        try:
-            context = ray.data.DataContext.get_current()
-            context.execution_options.preserve_order = True
-            dataset = ray.data.from_items([s.to_row() for s in shards], override_num_blocks=max(1, len(shards)))
-            written = dataset.map_batches(
-                ShardExplainer, batch_size=1, num_cpus=1,
-                compute=ray.data.ActorPoolStrategy(size=workers),
-                fn_constructor_kwargs={"settings": settings, "out": str(out), "threads": threads},
-            )
-            for row in written.iter_rows():
-                yield Path(row["path"])
-        finally:
-            ray.shutdown()
+    from .ray_pool import map_on_actor_pool
+
+    kwargs = {"settings": settings, "out": str(out), "threads": threads}
+    for row in map_on_actor_pool([s.to_row() for s in shards], ShardExplainer, kwargs, workers):
+        yield Path(row["path"])
 
 
 def write_index(out: Path, settings: AttributeSettings, shards: Sequence[Shard]) -> Path:
@@ -257,14 +233,6 @@ def require_index_writer() -> None:
         import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise SpmmInputError(f"spmm attribute writes a Parquet index and needs pyarrow: {SCALE_EXTRA}") from None
-
-
-def require_ray() -> None:
-    """Refuse before any work when Ray Data is missing."""
-    from importlib.util import find_spec
-
-    if find_spec("ray") is None:
-        raise SpmmInputError(f"--ray needs Ray Data: {SCALE_EXTRA}")
 
 
 def _shard_key(path: Path) -> str | None:

@@ -44,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spmm.cli.attribute import (
-        AttributeSettings, open_output, pending, plan, require_index_writer, require_ray, run_local, run_on_ray, write_index,
+        AttributeSettings, open_output, pending, plan, require_index_writer, run_local, run_on_ray, write_index,
     )
+    from spmm.cli.ray_pool import require_ray
     from spmm.load import default_model
     from spmm.modalities.image.bench import labelled_images
 

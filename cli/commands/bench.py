@@ -8,16 +8,27 @@ own rule set, so the bench scores exactly the rules ``spmm explain`` draws.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import math
+import os
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from spmm.bench.explainers import DEFAULT_EXPLAINERS, bench_explainers
+from spmm.bench.runner import Batch, MetricSpec
 from spmm.errors import SpmmInputError
 from spmm.methods.registry import list_methods
+from spmm.metrics.base import ExplainFn
 
 from .common import load_model
+
+if TYPE_CHECKING:
+    from spmm.cli.bench_pool import RayPool
 
 PRESETS = {
     "spec": {"explainer_params": {}, "metric_params": {}},
@@ -82,6 +93,16 @@ def _arguments(parser: argparse.ArgumentParser, n: int, source: tuple[str, str] 
     parser.add_argument("--out", required=True, help="output folder (checkpoints make the run resumable)")
     parser.add_argument("--report-only", action="store_true",
                         help="write the tables from existing checkpoints, compute nothing (missing rows are listed)")
+    parser.add_argument("--ray", action="store_true",
+                        help="compute the (batch, explainer) checkpoints on a local Ray Data actor pool, one model per "
+                             "worker (spmm[scale]); the tables are the same")
+    parser.add_argument("--workers", type=int, default=2, help="--ray: workers (actors), one CPU and one model each")
+    parser.add_argument("--gpus-per-worker", type=float, default=None,
+                        help="--ray with a CUDA --device: GPUs per worker, a fraction shares a GPU (default: the "
+                             "visible GPUs divided by --workers, at most 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per model (this process, or each --ray worker); scores are bit-identical "
+                             "at equal --threads (default: torch's own; the CPU cores divided by --workers with --ray)")
 
 
 def _names(text: str) -> list[str]:
@@ -124,23 +145,41 @@ def _data_setting(data: str) -> str:
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    for option in ("n", "batch_size"):
+    for option in ("n", "batch_size", "workers", "threads"):
         value = getattr(args, option)
-        if value < 1:
+        if value is not None and value < 1:
             raise SpmmInputError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from spmm.bench.runner import run_benchmark, write_reports
+@dataclasses.dataclass
+class BenchRun:
+    """What one ``spmm bench`` command scores, built from its arguments alone (so a Ray worker
+    that builds it again gets the same checkpoint keys): the model (callable on inputs), batches,
+    explainers, metrics, the settings that key the checkpoints, and the method parameters used."""
 
-    _check_counts(args)
+    model: Any
+    batches: list[Batch]
+    explainers: dict[str, ExplainFn]
+    metrics: dict[str, MetricSpec]
+    run_settings: dict[str, Any]
+    explainer_params: dict[str, Any]
+    method_defaults: dict[str, Any]
+
+    def keys(self) -> dict[tuple[int, str], str]:
+        """The checkpoint key of every (batch index, explainer name) (:func:`spmm.bench.runner.checkpoint_keys`)."""
+        from spmm.bench.runner import checkpoint_keys
+
+        return checkpoint_keys(self.model, self.batches, self.explainers, self.metrics, self.run_settings)
+
+
+def build_run(args: argparse.Namespace, device: torch.device) -> BenchRun:
+    """The model on ``device``, batches, explainers and metrics of the command ``args``."""
     kind = args.bench_kind
     if kind == "faithfulness" and "focus" in _names(args.metrics or ""):
         raise SpmmInputError("focus needs mosaics with known target segments: run `spmm bench focus` instead")
     preset = PRESETS[args.preset]
     explainer_params = _merged(preset["explainer_params"], _json(args.explainer_params, "--explainer-params"))
     metric_params = _merged(preset["metric_params"], _json(args.metric_params, "--metric-params"))
-    device = _device(args.device)
     model = load_model(args.model, args).to(device)
     modality = model.modality
     kinds = getattr(modality, "bench_kinds", {})
@@ -159,15 +198,75 @@ def run(args: argparse.Namespace) -> int:
         "labels": args.labels, "data": _data_setting(args.data), "n": args.n, "seed": args.seed,
         "batch_size": args.batch_size, "rules": model.rules.describe(),
     }
-    scores = run_benchmark(model.model, batches, explainers, metrics, args.out, run_settings=run_settings,
-                           report_only=args.report_only)
+    return BenchRun(model.model, batches, explainers, metrics, run_settings, explainer_params, defaults)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spmm.bench.runner import run_benchmark, write_reports
+
+    _check_counts(args)
+    device = _device(args.device)
+    if args.gpus_per_worker is not None and not args.ray:
+        raise SpmmInputError("--gpus-per-worker is an option of --ray")
+    pool = _ray_pool(args, device) if args.ray else None
+    bench = build_run(args, device)
+    description = f"bench {args.bench_kind}"
+    compute = None
+    if pool is not None:
+        from spmm.cli.bench_pool import compute_on_ray
+
+        command = {k: v for k, v in vars(args).items() if k != "func"} | {"device": device.type}
+        description += f" on {pool.workers} Ray workers"
+        compute = partial(compute_on_ray, command, pool)
+    with _torch_threads(args.threads if pool is None else None):
+        scores = run_benchmark(bench.model, bench.batches, bench.explainers, bench.metrics, args.out,
+                               run_settings=bench.run_settings, report_only=args.report_only, compute=compute,
+                               description=description)
     settings = {
         "command": {k: v for k, v in vars(args).items() if k != "func"},
-        "run": run_settings,
-        "metrics": {name: spec.metric.settings() for name, spec in metrics.items()},
-        "explainer_params": explainer_params,
-        "method_defaults": defaults,
+        "run": bench.run_settings,
+        "metrics": {name: spec.metric.settings() for name, spec in bench.metrics.items()},
+        "explainer_params": bench.explainer_params,
+        "method_defaults": bench.method_defaults,
     }
     print(write_reports(scores, args.out, settings, report_only=args.report_only))
     print(f"\nwrote {Path(args.out) / 'scores.csv'}, summary.csv, paired.csv, summary.md")
     return 0
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """``threads`` torch threads inside the block (None: as they are), restored afterwards."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _ray_pool(args: argparse.Namespace, device: torch.device) -> "RayPool":
+    """The checked ``--ray`` options: workers, torch threads and GPUs per worker, GPUs Ray may hand out."""
+    from spmm.cli.bench_pool import RayPool
+    from spmm.cli.ray_pool import require_ray
+
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    if device.type != "cuda":
+        if args.gpus_per_worker is not None:
+            raise SpmmInputError(f"--gpus-per-worker needs a CUDA --device; got --device {args.device} ({device.type})")
+        require_ray()
+        return RayPool(args.workers, threads, 0.0, 0)
+    if device.index is not None:
+        raise SpmmInputError(f"--device {args.device}: with --ray, Ray gives each worker its GPU(s); use --device cuda")
+    gpus = torch.cuda.device_count()
+    # default: the visible GPUs shared out (Ray counts GPU fractions in steps of 1e-4), at most whole GPUs each
+    share = args.gpus_per_worker if args.gpus_per_worker is not None else (
+        math.floor(gpus / args.workers * 1e4) / 1e4 if gpus < args.workers else float(gpus // args.workers))
+    if share <= 0 or (share > 1 and share != int(share)):
+        raise SpmmInputError(f"--gpus-per-worker must be a fraction in (0, 1] or a whole number, got {share}")
+    if share * args.workers > gpus + 1e-9:
+        raise SpmmInputError(f"--workers {args.workers} × --gpus-per-worker {share:g} needs {share * args.workers:g} "
+                             f"GPUs; this machine has {gpus}")
+    require_ray()
+    return RayPool(args.workers, threads, share, gpus)

@@ -6,6 +6,10 @@ by a key: sha256 of the canonical JSON of everything its scores depend on — th
 explainer's name, method and parameters, every metric's class, settings and fixed call
 arguments, and the batch's sample ids, inputs, targets and per-batch metric arguments.  A run reads only the checkpoints of its own keys, so one table never mixes settings, and
 an interrupted run picks up where it stopped and gives the same table.
+
+The pairs are independent units of work (:class:`WorkItem`, computed by :func:`score_pair`): this
+process computes them in order, or a caller's ``compute`` hands them to other processes that
+built the same run (``spmm bench --ray``), and the tables are read from the checkpoints either way.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import os
 import types
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -163,6 +168,51 @@ def _checkpoint_path(folder: Path, key: str) -> Path:
     return folder / "checkpoints" / f"{key}.csv"
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkItem:
+    """One unit of a run, written to one checkpoint: explainer ``explainer`` on batch number ``batch``,
+    whose scores go to the checkpoint of ``key`` (:func:`checkpoint_keys`)."""
+
+    batch: int
+    explainer: str
+    key: str
+
+
+Compute = Callable[[Sequence[WorkItem]], Iterable[WorkItem]]
+"""``compute(items)``: writes the checkpoint of every item (with :func:`score_pair`, e.g. in worker
+processes that built the same run) and yields each item once its checkpoint is written."""
+
+
+def score_pair(
+    model: Callable[[Tensor], Any], batch: Batch, name: str, explain_fn: ExplainFn, metrics: Mapping[str, MetricSpec],
+    out: str | Path, key: str, status: Callable[[str], None] | None = None,
+) -> Path:
+    """Explain ``batch`` with ``explain_fn`` (named ``name``), score the attributions with every metric
+    and write the per-sample scores (columns sample, explainer, metric, score) atomically to the
+    checkpoint of ``key`` under ``out``; returns its path.  ``model`` is the run's model (a batch
+    with its own model is scored on that); ``status`` is told each step (explaining, each metric)."""
+    scored = batch.model if batch.model is not None else model
+    tell = status or (lambda step: None)
+    tell("explaining")
+    attributions = explain_fn(scored, batch.inputs, batch.targets).detach()
+    rows = []
+    for metric_name, spec in metrics.items():
+        tell(metric_name)
+        kwargs = {**spec.call_kwargs, **_relevant(spec.metric, {**batch.metric_kwargs, "sample_ids": batch.ids})}
+        if spec.metric.needs_explain_fn:
+            kwargs["explain_fn"] = explain_fn
+        result = spec.metric(scored, batch.inputs, batch.targets, attributions, **kwargs)
+        rows += [
+            {"sample": sample, "explainer": name, "metric": metric_name, "score": float(score)}
+            for sample, score in zip(batch.ids, result.scores.tolist())
+        ]
+    path = _checkpoint_path(Path(out), key)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    pd.DataFrame(rows, columns=SCORE_COLUMNS).to_csv(temporary, index=False)
+    temporary.replace(path)
+    return path
+
+
 def run_benchmark(
     model: Callable[[Tensor], Any],
     batches: Sequence[Batch] | Iterable[Batch],
@@ -174,6 +224,8 @@ def run_benchmark(
     *,
     run_settings: Mapping[str, Any] | None = None,
     report_only: bool = False,
+    compute: Compute | None = None,
+    description: str = "benchmark",
 ) -> pd.DataFrame:
     """Score every explainer with every metric on every batch; returns the per-sample scores of
     this run's checkpoints (columns sample, explainer, metric, score; NaN where a metric gave NaN).
@@ -187,6 +239,8 @@ def run_benchmark(
     samples, key), which :func:`write_reports` reports.  Metrics that take ``sample_ids`` get
     the batch's ids, so their random draws follow the samples.  A batch with its own ``model``
     (:class:`Batch`) is explained and scored on that model; ``model`` keys the checkpoints.
+    ``compute``: who computes the pairs without a checkpoint (:data:`Compute`; default: this
+    process, in order); ``description`` names the progress bar.
     """
     from tqdm.auto import tqdm
 
@@ -195,32 +249,23 @@ def run_benchmark(
     _check_arguments(metrics, batches)
     keys = checkpoint_keys(model, batches, explainers, metrics, dict(run_settings or {}))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    done = 0
-    bar = tqdm(keys.items(), desc="benchmark", disable=not progress)
-    for (batch_index, name), key in bar:
-        path = _checkpoint_path(out, key)
-        if report_only or path.exists() or (stop_after is not None and done >= stop_after):
-            continue
-        batch = batches[batch_index]
-        scored = batch.model if batch.model is not None else model
-        explain_fn = explainers[name]
-        bar.set_postfix_str(f"{name}: explaining")
-        attributions = explain_fn(scored, batch.inputs, batch.targets).detach()
-        rows = []
-        for metric_name, spec in metrics.items():
-            bar.set_postfix_str(f"{name}: {metric_name}")
-            kwargs = {**spec.call_kwargs, **_relevant(spec.metric, {**batch.metric_kwargs, "sample_ids": batch.ids})}
-            if spec.metric.needs_explain_fn:
-                kwargs["explain_fn"] = explain_fn
-            result = spec.metric(scored, batch.inputs, batch.targets, attributions, **kwargs)
-            rows += [
-                {"sample": sample, "explainer": name, "metric": metric_name, "score": float(score)}
-                for sample, score in zip(batch.ids, result.scores.tolist())
-            ]
-        tmp = path.with_suffix(".tmp")
-        pd.DataFrame(rows, columns=SCORE_COLUMNS).to_csv(tmp, index=False)
-        tmp.replace(path)
-        done += 1
+    absent = [WorkItem(b, name, key) for (b, name), key in keys.items() if not _checkpoint_path(out, key).exists()]
+    todo = [] if report_only else absent[:stop_after] if stop_after is not None else absent
+    bar = tqdm(total=len(keys), initial=len(keys) - len(absent), desc=description, disable=not progress)
+
+    def here(items: Sequence[WorkItem]) -> Iterator[WorkItem]:
+        for item in items:
+            def status(step: str, name: str = item.explainer) -> None:
+                bar.set_postfix_str(f"{name}: {step}")
+
+            score_pair(model, batches[item.batch], item.explainer, explainers[item.explainer], metrics, out, item.key,
+                       status)
+            yield item
+
+    for item in (compute or here)(todo):
+        bar.update()
+        bar.set_postfix_str(f"batch {item.batch} × {item.explainer}: done")
+    bar.close()
     missing = [
         {"batch": b, "explainer": name, "samples": len(batches[b].ids), "key": key}
         for (b, name), key in keys.items() if not _checkpoint_path(out, key).exists()
