@@ -23,6 +23,12 @@ for model in ${MODELS//,/ }; do
     --metrics "$MASK_METRICS" --out "$OUT/$model/mask"
   python "$ROOT/examples/shapes_counterfactual.py" --model "$model" $(weights "$model") --n "$N_STUDY" \
     --out "$OUT/$model/counterfactual"
+  # peers next to SoftPullback, where spmm[peers] is installed (zennit's LRP composites are for CNNs)
+  if [ "$model" != shapes-vit ] && python -c "import zennit" 2>/dev/null; then
+    spmm bench groundtruth --model "$model" $(weights "$model") --n "$N_MASK" --batch-size 16 --metrics "$MASK_METRICS" \
+      --explainers soft_pullback,zennit:epsilon_plus_flat,zennit:epsilon_gamma_box,captum:integrated_gradients \
+      --out "$OUT/$model/peers"
+  fi
 done
 python "$ROOT/examples/shapes_temperature.py" --models "$MODELS" ${WEIGHTS_DIR:+--weights-dir "$WEIGHTS_DIR"} \
   --n 64 --batch-size 32 --out "$OUT/temperature" --figure "$ROOT/docs/shapes_temperature.png"
