@@ -40,12 +40,12 @@ from spmm.ruleset import RuleSet
 
 GRIDS = {
     "relu": (0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0),
-    "max_pool": (0.0, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0),
+    "max_pool": (0.0, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
     "gelu": (0.0, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0, 5.0),
     "attention": (0.1, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0, 5.0),
 }
 """Global temperatures swept per family (0 = hard gate; attention cannot be 0)."""
-SCALES = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+SCALES = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 """τ of the per-layer variant T_i = τ·σ_i."""
 PER_LAYER = ("relu", "max_pool")
 
