@@ -96,10 +96,7 @@ class PullbackMode(TorchFunctionMode):
     ) -> None:
         super().__init__()
         self.temperatures = resolve_temperatures(temperatures)
-        self.module_rules = {
-            key: registry.ModuleRuleEntry(getattr(rule, "__name__", "module rule"), rule)
-            for key, rule in (module_rules or {}).items()
-        }
+        self.module_rules = {key: registry.ModuleRuleEntry.of(rule) for key, rule in (module_rules or {}).items()}
         self.recorder = recorder
         self._softened_weights: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._affine_sources: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -168,6 +165,12 @@ class PullbackMode(TorchFunctionMode):
             self._check_compilable()
         elif self._softened_weights and _has_tagged(args, kwargs, self._softened_weights):
             return self._through_softened_weights(func, args, kwargs)
+        else:
+            forwards = getattr(_active, "ruled_forwards", None)
+            handler = forwards[-1][1].in_forward_ops.get(func) if forwards else None
+            if handler is not None and _needs_graph(args, kwargs):
+                with torch._C.DisableTorchFunction():
+                    return handler(func, args, kwargs)
         rule = registry.OP_RULES.get(func)
         if func is torch.nn.functional.batch_norm and not compiling:
             return self._batch_norm(func, args, kwargs)
@@ -293,15 +296,32 @@ def _ruled_modules() -> list[nn.Module]:
     return stack
 
 
+def _ruled_forwards() -> list[tuple[nn.Module, registry.ModuleRuleEntry]]:
+    """The modules (innermost last) whose own forward runs under their rule's ``in_forward_ops``."""
+    stack = getattr(_active, "ruled_forwards", None)
+    if stack is None:
+        stack = _active.ruled_forwards = []
+    return stack
+
+
 def _enter_ruled_module(module: nn.Module, inputs: tuple) -> None:
     """Global forward pre-hook: a module with a module rule runs its own forward without autograd
-    (its output's value is all the rule keeps), so that no graph is built and saved for nothing."""
+    (its output's value is all the rule keeps), so that no graph is built and saved for nothing;
+    or, when the rule has ``in_forward_ops``, once with autograd under those op rules."""
     mode = current_mode()
     if mode is None or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         return
-    if mode.module_rule_for(module) is not None:
-        _ruled_modules().append(module)
-        torch.set_grad_enabled(False)
+    entry = mode.module_rule_for(module)
+    if entry is None:
+        return
+    if entry.in_forward_ops:
+        if mode.recorder is not None:
+            cls = type(module)
+            mode.recorder.record(f"module {cls.__module__}.{cls.__qualname__}", entry.name)
+        _ruled_forwards().append((module, entry))
+        return
+    _ruled_modules().append(module)
+    torch.set_grad_enabled(False)
 
 
 def _has_tagged(args: tuple, kwargs: dict, tags: WeakIdKeyDictionary) -> bool:
@@ -315,6 +335,10 @@ def _apply_module_rule(module: nn.Module, inputs: tuple, output: Any) -> Any:
     if ruled and ruled[-1] is module:
         ruled.pop()
         torch.set_grad_enabled(True)
+    forwards = _ruled_forwards()
+    if forwards and forwards[-1][0] is module:
+        forwards.pop()
+        return None
     mode = current_mode()
     if mode is None or output is None or not torch.is_grad_enabled():
         return None

@@ -124,8 +124,10 @@ def gated_mlp_layout(module: nn.Module) -> tuple[str, str, str, str] | None:
 
 
 def gated_mlp_rule(module: nn.Module, inputs: tuple, output: Tensor, temperatures: Temperatures) -> Tensor:
-    """``down(act(gate(x)) * up(x))``: product rule, activation under its SP rule (module re-run);
-    dropout between product and ``down`` is the identity in eval mode."""
+    """``down(act(gate(x)) * up(x))``: product rule, activation under its SP rule; dropout between
+    product and ``down`` is the identity in eval mode.  Eagerly, the module's own forward runs once
+    with its products through :class:`ProductRule` (``in_forward_ops``); this re-run is what
+    torch.compile traces."""
     gate, up, down, act = (getattr(module, part) for part in gated_mlp_layout(module))
     x = inputs[0]
     gated = ProductRule.apply(act(gate(x)), up(x))
@@ -135,7 +137,15 @@ def gated_mlp_rule(module: nn.Module, inputs: tuple, output: Tensor, temperature
     return keep_forward(output, down(gated))
 
 
+def _exact_product(func: Callable, args: tuple, kwargs: dict):
+    """A product of two same-shaped tensors inside a gated MLP's own forward: through ProductRule."""
+    if not kwargs and len(args) == 2 and all(isinstance(a, Tensor) for a in args) and args[0].shape == args[1].shape:
+        return ProductRule.apply(*args)
+    return func(*args, **kwargs)
+
+
 gated_mlp_rule.__name__ = "gated MLP (module, product rule)"
+gated_mlp_rule.in_forward_ops = dict.fromkeys((Tensor.__mul__, Tensor.__rmul__, Tensor.mul, torch.mul), _exact_product)
 
 
 def transformer_module_rules(model: nn.Module) -> dict[type, Callable]:

@@ -44,6 +44,10 @@ def soft_max_pool2d_grad(
 
     x: (N, C, H, W); grad_out: (N, C, H_out, W_out) -> (N, C, H, W).
     Windows that ceil_mode lets run past the border see only real inputs.
+
+    The windows are laid out as one contiguous (kh·kw, N, C, H_out, W_out) tensor, so that the
+    softmax over the window runs over its leading dimension (contiguous, vectorised) rather than
+    over strided window elements; windows that tile the input (VGG's 2×2/2) are a permuted copy.
     """
     kh, kw = _pair(kernel_size)
     sh, sw = _pair(stride if stride not in (None, ()) else kernel_size)
@@ -51,34 +55,36 @@ def soft_max_pool2d_grad(
     dh, dw = _pair(dilation)
     n, c, h, w = x.shape
     h_out, w_out = grad_out.shape[-2:]
-    tiling = (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1) and (h, w) == (h_out * kh, w_out * kw)
-    if tiling and temperature > 0:
-        return _tiled_spread(x, grad_out, kh, kw, temperature)
+    if (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1) and (h, w) == (h_out * kh, w_out * kw):
+        tiles = x.view(n, c, h_out, kh, w_out, kw).permute(3, 5, 0, 1, 2, 4)
+        windows = tiles.clone(memory_format=torch.contiguous_format).view(kh * kw, n, c, h_out, w_out)
+        spread = _spread_over_windows(windows, grad_out, temperature).view(kh, kw, n, c, h_out, w_out)
+        return spread.permute(2, 3, 4, 0, 5, 1).reshape(n, c, h, w)
     extra_h = max(0, (h_out - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
     extra_w = max(0, (w_out - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
     padded = F.pad(x, (pw, pw + extra_w, ph, ph + extra_h), value=-math.inf)
-    windows = F.unfold(padded, (kh, kw), dilation=(dh, dw), stride=(sh, sw))
-    windows = windows.view(n, c, kh * kw, h_out * w_out)
-    weights = _window_weights(windows, temperature, dim=2)
-    spread = weights * grad_out.reshape(n, c, 1, h_out * w_out)
-    grad_padded = F.fold(
-        spread.view(n, c * kh * kw, h_out * w_out),
-        padded.shape[-2:],
-        (kh, kw),
-        dilation=(dh, dw),
-        stride=(sh, sw),
-    )
+    offsets = [
+        (slice(i * dh, i * dh + sh * (h_out - 1) + 1, sh), slice(j * dw, j * dw + sw * (w_out - 1) + 1, sw))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    windows = torch.stack([padded[..., rows, cols] for rows, cols in offsets])
+    spread = _spread_over_windows(windows, grad_out, temperature)
+    grad_padded = torch.zeros_like(padded)
+    for (rows, cols), share in zip(offsets, spread):
+        grad_padded[..., rows, cols] += share
     return grad_padded[..., ph : ph + h, pw : pw + w]
 
 
-def _tiled_spread(x: Tensor, grad_out: Tensor, kh: int, kw: int, temperature: float) -> Tensor:
-    """The soft spread when the windows tile the input (VGG's 2×2/2 pools): softmax computed in
-    place on a (N, C, H_out, kh, W_out, kw) view, one input-sized tensor instead of five."""
-    n, c, h_out, w_out = grad_out.shape
-    tiles = x.reshape(n, c, h_out, kh, w_out, kw)
-    spread = (tiles - tiles.amax(dim=(3, 5), keepdim=True)).div_(temperature).exp_()
-    spread.div_(spread.sum(dim=(3, 5), keepdim=True)).mul_(grad_out.reshape(n, c, h_out, 1, w_out, 1))
-    return spread.view(n, c, h_out * kh, w_out * kw)
+def _spread_over_windows(windows: Tensor, grad_out: Tensor, temperature: float) -> Tensor:
+    """grad_out · softmax(windows/T) over dim 0 (one-hot first arg-max when T = 0), in place.
+
+    windows: a fresh (K, N, C, H_out, W_out) copy of the window elements; grad_out: (N, C, H_out, W_out).
+    """
+    if temperature == 0:
+        return _window_weights(windows, 0.0, dim=0).mul_(grad_out)
+    weights = windows.sub_(windows.amax(dim=0)).mul_(1.0 / temperature).exp_()
+    return weights.mul_(grad_out / weights.sum(dim=0))
 
 
 def _adaptive_bounds(size_in: int, size_out: int) -> list[tuple[int, int]]:

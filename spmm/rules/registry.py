@@ -379,10 +379,24 @@ def _mha_rule(func, args, kwargs, t):
 
 # --- module rules -------------------------------------------------------------
 
+InForwardOpRule = Callable[[Callable, tuple, dict], Any]
+"""``handler(func, args, kwargs)``: runs one op of a ruled module's own forward (see ModuleRuleEntry)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ModuleRuleEntry:
+    """A module rule.  ``in_forward_ops`` (read from the rule's attribute of that name) is its
+    cheaper eager form: ``{op: handler}`` applied to the ops of the module's own forward, which then
+    runs once, with autograd, instead of without autograd and again through ``rule``.  ``rule`` is
+    what torch.compile traces."""
+
     name: str
     rule: ModuleRule
+    in_forward_ops: Mapping[Callable, InForwardOpRule] | None = None
+
+    @classmethod
+    def of(cls, rule: ModuleRule, name: str | None = None) -> "ModuleRuleEntry":
+        return cls(name or getattr(rule, "__name__", "module rule"), rule, getattr(rule, "in_forward_ops", None))
 
 
 MODULE_RULES: dict[type | str, ModuleRuleEntry] = {}
@@ -404,10 +418,12 @@ def register_module_rule(module_type: type | str, rule: ModuleRule, name: str | 
     ``rule(module, inputs, output, temperatures)`` returns a replacement output with
     the same value, typically ``keep_forward(output, surrogate)``.  Inside the pullback mode the
     module's own forward runs without autograd (``output`` carries no graph): the rule's
-    surrogate is the only gradient path.
+    surrogate is the only gradient path.  A rule whose surrogate is the module's own computation
+    with some ops swapped can say so with an ``in_forward_ops`` attribute (see ModuleRuleEntry):
+    the forward then runs once instead of twice.
     """
     global _module_rules_changes
-    MODULE_RULES[module_type] = ModuleRuleEntry(name or getattr(rule, "__name__", "module rule"), rule)
+    MODULE_RULES[module_type] = ModuleRuleEntry.of(rule, name)
     _module_rules_changes += 1
 
 

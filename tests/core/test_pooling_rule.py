@@ -93,3 +93,20 @@ def test_adaptive_max_pool2d_soft_spread(size, out):
         weights = torch.softmax(window.flatten(-2) / 0.4, dim=-1).view_as(window)
         expected[..., r0:r1, c0:c1] += weights * g[..., i, j, None, None]
     torch.testing.assert_close(grad, expected)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.5])
+def test_tiling_max_pool1d_leaves_its_input_alone(t):
+    """Windows of one row that tile the input are the case where a reshaped view could alias x."""
+    x = torch.randn(1, 1, 12, dtype=torch.float64, requires_grad=True)
+    before = x.detach().clone()
+    with spmm.pullback_mode(max_pool=t):
+        y = F.max_pool1d(x, 2)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, g)
+    assert torch.equal(x.detach(), before)
+    if t == 0:
+        (expected,) = torch.autograd.grad(F.max_pool1d(x, 2), x, g)
+    else:
+        expected = _reference_spread(before.unsqueeze(2), g.unsqueeze(2), (1, 2), (1, 2), (0, 0), (1, 1), t).squeeze(2)
+    torch.testing.assert_close(grad, expected)

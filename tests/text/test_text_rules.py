@@ -8,6 +8,7 @@ import pytest
 from torch import nn
 
 import spmm
+from spmm.adapters.hf.rules import gated_mlp_rule
 from spmm.adapters.text import L2Normalize
 
 
@@ -66,3 +67,48 @@ def test_gated_mlp_product_rule_with_soft_silu(overrides, silu_temperature):
                                        + torch.diag(nn.functional.silu(g).flatten()) @ mlp.up_proj.weight)
     rules = spmm.get_ruleset("text").updated(overrides)
     torch.testing.assert_close(_sp_jacobian(mlp, x, rules).detach(), expected.detach())
+
+
+def _rerun_only(rule):
+    """The same module rule without its eager ``in_forward_ops`` form (the path torch.compile traces)."""
+    def rerun(module, inputs, output, temperatures):
+        return rule(module, inputs, output, temperatures)
+    rerun.__name__ = rule.__name__
+    return rerun
+
+
+@pytest.mark.parametrize("family", ["llama", "t5"])
+def test_gated_mlp_runs_its_forward_once_with_the_rerun_rules_gradient(family):
+    """Eagerly the gated MLP's own forward carries the product rule (one forward, not two); its
+    gradient equals the module rule that re-runs the MLP, and the product is a ProductRule node."""
+    torch.manual_seed(0)
+    if family == "llama":
+        config = hf.LlamaConfig(hidden_size=8, intermediate_size=12, num_attention_heads=2, num_key_value_heads=2)
+        mlp, first = hf.models.llama.modeling_llama.LlamaMLP(config).double(), "gate_proj"
+    else:
+        config = hf.T5Config(d_model=8, d_ff=12, feed_forward_proj="gated-gelu", dropout_rate=0.0)
+        mlp, first = hf.models.t5.modeling_t5.T5DenseGatedActDense(config).double(), "wi_0"
+    calls = []
+    getattr(mlp, first).register_forward_hook(lambda *_: calls.append(1))
+    rules = spmm.get_ruleset("text").for_model(mlp)
+    x = torch.randn(3, 8, dtype=torch.float64)
+    grads, nodes = [], []
+    for module_rules in (None, {type(mlp): _rerun_only(gated_mlp_rule)}):
+        calls.clear()
+        xi = x.clone().requires_grad_(True)
+        with rules.updated(module_rules=module_rules).mode():
+            out = mlp(xi)
+        nodes.append(_node_names(out.grad_fn))
+        grads.append(torch.autograd.grad(out.sum(), xi)[0])
+        assert len(calls) == (1 if module_rules is None else 2)
+    assert "ProductRuleBackward" in nodes[0] and "MulBackward0" not in nodes[0]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+def _node_names(node, seen=None) -> set[str]:
+    seen = set() if seen is None else seen
+    if node is not None and node not in seen:
+        seen.add(node)
+        for parent, _ in node.next_functions:
+            _node_names(parent, seen)
+    return {type(n).__name__ for n in seen}
