@@ -145,19 +145,16 @@ def apply_gate(
 
 
 def _traced_in_place_gate(x: Tensor, forward_fn: Callable[[Tensor], Tensor], gate: Gate) -> Tensor:
-    """The in-place rule in a form torch.compile keeps: x becomes forward_fn(x) through ``copy_``,
-    which autograd sees, with the gradient of x·gate(x₀), x₀ a snapshot of x before the update.
+    """The in-place rule in a form torch.compile keeps: the out-of-place rule applied to x₀, a
+    snapshot of x, copied back into x through ``copy_``, which autograd sees.
 
     An in-place op inside an ``autograd.Function`` is hidden from autograd, and when x is a
     compiled graph's input the compiler recomputes the saved pre-activation from the overwritten
     x (the gate is then evaluated at the activation's output).  The snapshot is an opaque op the
-    compiler must keep rather than recompute from x.
+    compiler must keep rather than recompute from x; its gradient is the identity.
     """
-    before = snapshot(x.detach())
-    value = forward_fn(before.clone())
-    surrogate = x * gate(before)
-    zero = (surrogate - surrogate.detach()).nan_to_num(0.0)  # also where x is infinite
-    return x.copy_(value + zero)
+    before = snapshot(x)
+    return x.copy_(ExpectedGate.apply(before, lambda b: forward_fn(b.clone()), gate, False, None))
 
 
 @torch.library.custom_op("spmm::snapshot", mutates_args=())
@@ -169,3 +166,10 @@ def snapshot(x: Tensor) -> Tensor:
 @snapshot.register_fake
 def _snapshot_shape(x: Tensor) -> Tensor:
     return torch.empty_like(x)
+
+
+def _snapshot_backward(ctx, grad: Tensor) -> Tensor:
+    return grad
+
+
+snapshot.register_autograd(_snapshot_backward)
