@@ -182,7 +182,9 @@ def soft_max_pool(
     window = (kernel, _pair(stride) if stride not in (None, ()) else kernel, _pair(padding), _pair(dilation))
 
     def grad_fn(x4: Tensor, grad4: Tensor) -> Tensor:
-        return _soft_max_pool2d_grad_op(x4, grad4, *window, temperature)
+        if torch.compiler.is_compiling():
+            return _soft_max_pool2d_grad_op(x4, grad4, *window, temperature)
+        return soft_max_pool2d_grad(x4, grad4, *window, temperature)
 
     return SoftMaxPool.apply(x, forward_fn, grad_fn, spatial_dims)
 
