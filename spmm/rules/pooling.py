@@ -56,7 +56,7 @@ def soft_max_pool2d_grad(
     n, c, h, w = x.shape
     h_out, w_out = grad_out.shape[-2:]
     if (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1) and (h, w) == (h_out * kh, w_out * kw):
-        tiles = x.view(n, c, h_out, kh, w_out, kw).permute(3, 5, 0, 1, 2, 4)
+        tiles = x.reshape(n, c, h_out, kh, w_out, kw).permute(3, 5, 0, 1, 2, 4)
         windows = tiles.clone(memory_format=torch.contiguous_format).view(kh * kw, n, c, h_out, w_out)
         spread = _spread_over_windows(windows, grad_out, temperature).view(kh, kw, n, c, h_out, w_out)
         return spread.permute(2, 3, 4, 0, 5, 1).reshape(n, c, h, w)

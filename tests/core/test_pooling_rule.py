@@ -110,3 +110,15 @@ def test_tiling_max_pool1d_leaves_its_input_alone(t):
     else:
         expected = _reference_spread(before.unsqueeze(2), g.unsqueeze(2), (1, 2), (1, 2), (0, 0), (1, 1), t).squeeze(2)
     torch.testing.assert_close(grad, expected)
+
+
+@pytest.mark.parametrize("pool", [POOLS[0], POOLS[1]])
+def test_channels_last_input_gets_the_same_spread(pool):
+    x = torch.randn(2, 3, *pool["size"], dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
+    kwargs = dict(stride=pool["stride"], padding=pool["padding"], dilation=pool["dilation"], ceil_mode=pool["ceil_mode"])
+    with spmm.pullback_mode(max_pool=0.7):
+        y = F.max_pool2d(x, pool["kernel"], **kwargs)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, g)
+    expected = _reference_spread(x.detach(), g, pool["kernel"], pool["stride"], pool["padding"], pool["dilation"], 0.7)
+    torch.testing.assert_close(grad, expected)
