@@ -315,9 +315,7 @@ def _enter_ruled_module(module: nn.Module, inputs: tuple) -> None:
     if entry is None:
         return
     if entry.in_forward_ops:
-        if mode.recorder is not None:
-            cls = type(module)
-            mode.recorder.record(f"module {cls.__module__}.{cls.__qualname__}", entry.name)
+        _record_module_rule(mode, module, entry)
         _ruled_forwards().append((module, entry))
         return
     _ruled_modules().append(module)
@@ -345,10 +343,14 @@ def _apply_module_rule(module: nn.Module, inputs: tuple, output: Any) -> Any:
     entry = mode.module_rule_for(module)
     if entry is None:
         return None
+    _record_module_rule(mode, module, entry)
+    return entry.rule(module, inputs, output, mode.temperatures)
+
+
+def _record_module_rule(mode: PullbackMode, module: nn.Module, entry: registry.ModuleRuleEntry) -> None:
     if mode.recorder is not None:
         cls = type(module)
         mode.recorder.record(f"module {cls.__module__}.{cls.__qualname__}", entry.name)
-    return entry.rule(module, inputs, output, mode.temperatures)
 
 
 def pullback_mode(

@@ -23,6 +23,12 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value[0], value[0]) if len(value) == 1 else (value[0], value[1])
 
 
+def _window_geometry(kernel_size, stride, padding, dilation) -> tuple[tuple[int, int], ...]:
+    """(kernel, stride, padding, dilation) as (h, w) pairs; no stride means stride = kernel."""
+    kernel = _pair(kernel_size)
+    return kernel, _pair(stride) if stride not in (None, ()) else kernel, _pair(padding), _pair(dilation)
+
+
 def _window_weights(windows: Tensor, temperature: float, dim: int) -> Tensor:
     """softmax(windows/T) along ``dim``; one-hot arg-max when T = 0."""
     if temperature == 0:
@@ -49,10 +55,7 @@ def soft_max_pool2d_grad(
     softmax over the window runs over its leading dimension (contiguous, vectorised) rather than
     over strided window elements; windows that tile the input (VGG's 2×2/2) are a permuted copy.
     """
-    kh, kw = _pair(kernel_size)
-    sh, sw = _pair(stride if stride not in (None, ()) else kernel_size)
-    ph, pw = _pair(padding)
-    dh, dw = _pair(dilation)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window_geometry(kernel_size, stride, padding, dilation)
     n, c, h, w = x.shape
     h_out, w_out = grad_out.shape[-2:]
     if (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and (dh, dw) == (1, 1) and (h, w) == (h_out * kh, w_out * kw):
@@ -178,8 +181,7 @@ def soft_max_pool(
         kernel_size, stride = _lift_1d(kernel_size, 1), _lift_1d(stride, 1)
         padding, dilation = _lift_1d(padding, 0), _lift_1d(dilation, 1)
 
-    kernel = _pair(kernel_size)
-    window = (kernel, _pair(stride) if stride not in (None, ()) else kernel, _pair(padding), _pair(dilation))
+    window = _window_geometry(kernel_size, stride, padding, dilation)
 
     def grad_fn(x4: Tensor, grad4: Tensor) -> Tensor:
         if torch.compiler.is_compiling():
