@@ -145,7 +145,8 @@ def _exact_product(func: Callable, args: tuple, kwargs: dict):
 
 
 gated_mlp_rule.__name__ = "gated MLP (module, product rule)"
-gated_mlp_rule.in_forward_ops = dict.fromkeys((Tensor.__mul__, Tensor.__rmul__, Tensor.mul, torch.mul), _exact_product)
+# `a * b`, `a.mul(b)` and `2 * a` all reach a TorchFunctionMode as Tensor.mul.
+gated_mlp_rule.in_forward_ops = dict.fromkeys((Tensor.mul, torch.mul), _exact_product)
 
 
 def transformer_module_rules(model: nn.Module) -> dict[type, Callable]:
