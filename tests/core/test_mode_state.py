@@ -142,3 +142,32 @@ def test_invalid_temperatures_are_rejected():
         spmm.pullback_mode(relu=-1)
     with pytest.raises(ValueError, match="must be > 0"):
         spmm.pullback_mode(attention=0)
+
+
+class Square(nn.Module):
+    def forward(self, x):
+        if x.shape[-1] == 0:
+            raise ValueError("empty input")
+        return x * x
+
+
+def _halved_product(func, args, kwargs):
+    return func(*args, **kwargs) * 0.5  # a visible stand-in for an in-forward op rule
+
+
+def _square_rule(module, inputs, output, temperatures):
+    return output
+
+
+_square_rule.in_forward_ops = {torch.Tensor.mul: _halved_product}  # what `x * x` reaches the mode as
+
+
+def test_in_forward_ops_apply_inside_the_module_only_and_are_cleared_after_an_exception():
+    x = torch.tensor([3.0], requires_grad=True)
+    with spmm.pullback_mode(module_rules={Square: _square_rule}):
+        inside, outside = Square()(x), x * x
+        with pytest.raises(ValueError, match="empty input"):
+            Square()(torch.ones(0, requires_grad=True))
+    assert inside.item() == 4.5 and outside.item() == 9.0  # the forward ran once, under the op rule
+    assert spmm.mode._ruled_forwards() == [] and spmm.mode._ruled_modules() == []
+    assert torch.is_grad_enabled() and _no_mode_left()
