@@ -203,8 +203,8 @@ def _soft_max_pool2d_grad_op(
 ) -> Tensor:
     """:func:`soft_max_pool2d_grad` as one opaque op: torch.compile calls it as it is rather than
     fusing its window gathers and scatters into the neighbouring kernels, which made the inductor
-    kernel recompute each window's softmax for every input it touches (measured: 187 ms for one
-    ResNet18 pool on a CPU thread against 17 ms eagerly)."""
+    kernel recompute each window's softmax for every input it touches (ResNet18's pool, one CPU thread:
+    193 ms against 17 ms eagerly; ``benchmarks/cost/compiled_variants.py --kernel-profile``)."""
     return soft_max_pool2d_grad(x, grad_out, kernel_size, stride, padding, dilation, temperature).contiguous()
 
 
