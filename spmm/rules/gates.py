@@ -39,13 +39,17 @@ def normal_cdf(x: Tensor) -> Tensor:
 
 
 def _soft_step(x: Tensor, temperature: float) -> Tensor:
-    """Φ(x/T) = erfc(−x/(T√2))/2, or the hard step 1[x > 0] when T = 0.
+    """Φ(x/T) = (1 + erf(x/(T√2)))/2, or the hard step 1[x > 0] when T = 0.
 
-    Three passes over x and one new tensor (``ndtr(x / T)`` takes five of each).
+    Four passes over x and one new tensor (``ndtr(x / T)`` takes five of each).  ``erf`` rather
+    than ``erfc(−x/(T√2))/2``: ATen's vectorised float erf costs about 30% less than erfc on CPU,
+    for an absolute error ≤ 5e-8 in float32 (gates below ≈ 3e-8 come out as 0).  Half and
+    bfloat16 inputs are evaluated in float32 so that small gates keep their relative precision.
     """
     if temperature == 0:
         return (x > 0).to(x.dtype)
-    return (x * (-_INV_SQRT_2 / temperature)).erfc_().mul_(0.5)
+    z = x.to(torch.promote_types(x.dtype, torch.float32)) * (_INV_SQRT_2 / temperature)
+    return z.erf_().mul_(0.5).add_(0.5).to(x.dtype)
 
 
 def relu_gate(temperature: float) -> Gate:
