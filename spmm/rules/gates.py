@@ -52,8 +52,34 @@ def _soft_step(x: Tensor, temperature: float) -> Tensor:
     return z.erf_().mul_(0.5).add_(0.5).to(x.dtype)
 
 
+@dataclasses.dataclass  # not frozen: torch.compile cannot trace a frozen dataclass's __init__
+class SoftStep:
+    """The gate Φ(x/T), T > 0, of ReLU and GELU, with a fused backward.
+
+    ``pull(x · input_scale, grad)`` gives grad · Φ(x/T) in two passes after the erf, and lets
+    the caller fold ``input_scale`` into how it obtains x (an eval batch norm recomputed with
+    scaled weights), instead of gate, then multiply: three passes fewer per activation.
+    """
+
+    temperature: float
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _soft_step(x, self.temperature)
+
+    @property
+    def input_scale(self) -> float:
+        return _INV_SQRT_2 / self.temperature
+
+    @staticmethod
+    def pull(z: Tensor, grad: Tensor) -> Tensor:
+        """grad · (1 + erf(z))/2 for z = x · input_scale, same shape; z is overwritten."""
+        return torch.addcmul(grad, grad, z.erf_(), out=z).mul_(0.5)
+
+
 def relu_gate(temperature: float) -> Gate:
-    return lambda x: _soft_step(x, temperature)
+    if temperature == 0:
+        return lambda x: _soft_step(x, 0.0)
+    return SoftStep(temperature)
 
 
 def leaky_relu_gate(negative_slope: float, temperature: float) -> Gate:
@@ -65,7 +91,7 @@ def hardtanh_gate(min_val: float, max_val: float, temperature: float) -> Gate:
 
 
 def gelu_gate(temperature: float) -> Gate:
-    return lambda x: _soft_step(x, temperature)
+    return relu_gate(temperature)
 
 
 def silu_gate(temperature: float) -> Gate:
@@ -97,13 +123,14 @@ def hardswish_gate(temperature: float) -> Gate:
 class AffineSource:
     """How to recompute an activation's input x from tensors autograd keeps anyway.
 
-    For x = BatchNorm_eval(c), ``recompute(c)`` is the same batch norm applied to c, so the gate
-    needs no copy of x (the batch norm already saves c for its own backward); for a residual
-    x = BatchNorm_eval(c) + r, ``recompute(c, r)`` (r is typically saved by the next block's conv).
+    For x = BatchNorm_eval(c), ``recompute(c, scale=s)`` is s times the same batch norm applied to
+    c (s folded into its weight and bias), so the gate needs no copy of x (the batch norm already
+    saves c for its own backward); for a residual x = BatchNorm_eval(c) + r, ``recompute(c, r,
+    scale=s)`` (r is typically saved by the next block's conv).
     """
 
     tensors: tuple[Tensor, ...]
-    recompute: Callable[..., Tensor]
+    recompute: Callable[..., Tensor]  # (*tensors, scale: float) -> scale · x
 
 
 class ExpectedGate(torch.autograd.Function):
@@ -125,14 +152,20 @@ class ExpectedGate(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
+        gate = ctx.gate
+        fused = isinstance(gate, SoftStep) and grad_out.dtype in (torch.float32, torch.float64)
+        scale = gate.input_scale if fused else 1.0
         if ctx.source is not None:
             if tuple(t._version for t in ctx.source.tensors) != ctx.source_versions:
                 raise RuntimeError("spmm: a tensor needed by an activation's pullback was modified in place")
             with torch.no_grad():
-                x = ctx.source.recompute(*ctx.source.tensors)
+                x = ctx.source.recompute(*ctx.source.tensors, scale=scale)
         else:
             (x,) = ctx.saved_tensors
-        return ctx.gate(x).mul_(grad_out), None, None, None, None
+            if fused:
+                x = x * scale
+        grad_in = gate.pull(x, grad_out) if fused else gate(x).mul_(grad_out)
+        return grad_in, None, None, None, None
 
 
 def apply_gate(

@@ -75,8 +75,9 @@ def list_rules() -> list[OpRule]:
 class _Call:
     """An intercepted call bound to a reference signature, re-callable with replaced tensors.
 
-    Only the arguments the caller passed are passed again, so builtins that lack
-    some of the reference signature's optional parameters keep working.  Binding is a dict
+    Only the arguments the caller passed are passed again (plus any replacement of one it left
+    out, by keyword), so builtins that lack some of the reference signature's optional
+    parameters keep working.  Binding is a dict
     update from the signature's names and defaults, worked out once per signature
     (``inspect.Signature.bind`` at every op was a tenth of the rules' Python time).
     """
@@ -99,7 +100,7 @@ class _Call:
             position = self.positions[name]
             if position < len(args):
                 args[position] = value
-            elif name in kwargs:
+            else:
                 kwargs[name] = value
         return self.func(*args, **kwargs)
 
@@ -245,8 +246,12 @@ def eval_batch_norm_source(func: Callable, args: tuple, kwargs: dict, output: Te
     if call["training"] or call["running_mean"] is None or call["running_var"] is None:
         return None
 
-    def recompute(c: Tensor) -> Tensor:
-        return call.call(input=c)
+    def recompute(c: Tensor, scale: float) -> Tensor:
+        if scale == 1.0:
+            return call.call(input=c)
+        weight, bias = call["weight"], call["bias"]
+        weight = torch.full_like(call["running_var"], scale) if weight is None else weight * scale
+        return call.call(input=c, weight=weight, bias=None if bias is None else bias * scale)
 
     return gates.AffineSource((call["input"],), recompute)
 
@@ -254,10 +259,11 @@ def eval_batch_norm_source(func: Callable, args: tuple, kwargs: dict, output: Te
 def residual_source(source: gates.AffineSource, residual: Tensor) -> gates.AffineSource:
     """The recompute recipe of ``x + residual`` for x given by ``source``."""
 
-    def recompute(*tensors: Tensor) -> Tensor:
-        return source.recompute(*tensors[:-1]) + tensors[-1]
+    def recompute(*tensors: Tensor, scale: float) -> Tensor:
+        return source.recompute(*tensors[:-1], scale=scale).add_(tensors[-1], alpha=scale)
 
     return gates.AffineSource((*source.tensors, residual), recompute)
+
 
 @op_rule("layer_norm", None, [F.layer_norm])
 def _layer_norm_rule(func, args, kwargs, t):

@@ -136,6 +136,24 @@ def test_gate_after_eval_batch_norm_recomputes_its_input(act):
     torch.testing.assert_close(grad, g * gate(pre) * scale)
 
 
+@pytest.mark.parametrize("affine", ["none passed", "None passed", "weight only"])
+def test_gate_after_functional_batch_norm_without_weight_or_bias(affine):
+    """The gate's input scale is folded into the recomputed batch norm's weight and bias, including
+    when the call left them out or passed None."""
+    mean, var = torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64) + 0.5
+    weight = torch.randn(3, dtype=torch.float64)
+    extra = {"none passed": {}, "None passed": {"weight": None, "bias": None}, "weight only": {"weight": weight}}[affine]
+    c = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    with spmm.pullback_mode(relu=0.4):
+        y = F.relu(F.batch_norm(c, mean, var, **extra))
+    scale = (extra.get("weight") if extra.get("weight") is not None else torch.ones(3, dtype=torch.float64))
+    scale = (scale / torch.sqrt(var + 1e-5)).view(1, 3, 1)
+    pre = (c.detach() - mean.view(1, 3, 1)) * scale
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, c, g)
+    torch.testing.assert_close(grad, g * _phi(pre / 0.4) * scale)
+
+
 def test_modifying_a_recompute_source_in_place_is_an_error():
     bn = nn.BatchNorm1d(4).double().eval()
     c = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
