@@ -134,8 +134,10 @@ def _held(t: torch.Tensor) -> bool:
 
 def peak_rss_child(name: str, batch: int, pullback: bool) -> int:
     """Peak RSS growth (bytes) of a fresh process during one explanation."""
-    code = (
-        "import sys, json; sys.argv=['x']; import examples.bench_cost as b;"
+    code = (  # this file loaded by path, so that it runs from any directory
+        "import sys, json, importlib.util; sys.argv=['x'];"
+        f"spec = importlib.util.spec_from_file_location('bench_cost', {os.path.abspath(__file__)!r});"
+        "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b);"
         f"print(json.dumps(b.measure_peak({name!r}, {batch}, {pullback})))"
     )
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)} if MMAP_THRESHOLD else None
