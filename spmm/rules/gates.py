@@ -153,7 +153,10 @@ class ExpectedGate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         gate = ctx.gate
-        fused = isinstance(gate, SoftStep) and grad_out.dtype in (torch.float32, torch.float64)
+        fused = (  # in place, so not when the backward itself is differentiated (create_graph=True)
+            isinstance(gate, SoftStep) and grad_out.dtype in (torch.float32, torch.float64)
+            and not torch.is_grad_enabled()
+        )
         scale = gate.input_scale if fused else 1.0
         if ctx.source is not None:
             if tuple(t._version for t in ctx.source.tensors) != ctx.source_versions:

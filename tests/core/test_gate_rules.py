@@ -182,3 +182,23 @@ def test_batch_norm_output_changed_in_place_before_the_activation():
     pre = bn(c.detach()) + identity
     scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
     torch.testing.assert_close(grad, g * _phi(pre / 0.6) * scale)
+
+
+def test_gate_backward_with_create_graph_equals_the_plain_backward():
+    """A pullback differentiated again (create_graph=True) takes the unfused gate: same first-order
+    result, and a graph for the second derivative rather than an error from an in-place op."""
+    torch.manual_seed(3)
+    bn = nn.BatchNorm1d(4).double().eval()
+    bn.running_mean.normal_()
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+
+    def pullback(create_graph: bool) -> torch.Tensor:
+        with spmm.pullback_mode(relu=0.5, gelu=0.5):
+            y = (F.relu(bn(x @ w)) + F.gelu(x @ w)).sum()
+        return torch.autograd.grad(y, x, create_graph=create_graph)[0]
+
+    twice = pullback(create_graph=True)
+    torch.testing.assert_close(twice, pullback(create_graph=False), rtol=1e-12, atol=1e-14)
+    (second,) = torch.autograd.grad(twice.sum(), w)
+    assert second.shape == w.shape and torch.isfinite(second).all()
