@@ -15,7 +15,6 @@ import argparse
 import math
 import statistics
 import time
-from typing import Callable
 
 import torch
 import torchvision
@@ -59,7 +58,7 @@ def main() -> None:
           f"median of {args.repeats} interleaved runs")
     print("\n| model | gradient s | SP, previous gate s | ratio | SP, fused gate s | ratio |\n|---|---|---|---|---|---|")
     for name in args.models.split(","):
-        model: Callable = getattr(torchvision.models, name)().eval()
+        model: torch.nn.Module = getattr(torchvision.models, name)().eval()
         x = torch.randn(args.batch, 3, 224, 224)
         for method in methods:
             explanation_seconds(model, x, method)  # warm-up

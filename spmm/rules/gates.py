@@ -58,7 +58,7 @@ class SoftStep:
 
     ``pull(x · input_scale, grad)`` gives grad · Φ(x/T) in two passes after the erf, and lets
     the caller fold ``input_scale`` into how it obtains x (an eval batch norm recomputed with
-    scaled weights), instead of gate, then multiply: three passes fewer per activation.
+    scaled weights): one pass fewer than recompute, scale, gate, then multiply.
     """
 
     temperature: float

@@ -77,9 +77,9 @@ class _Call:
 
     Only the arguments the caller passed are passed again (plus any replacement of one it left
     out, by keyword), so builtins that lack some of the reference signature's optional
-    parameters keep working.  Binding is a dict
-    update from the signature's names and defaults, worked out once per signature
-    (``inspect.Signature.bind`` at every op was a tenth of the rules' Python time).
+    parameters keep working.  Binding is a dict update from the signature's names and defaults,
+    worked out once per signature (``inspect.Signature.bind`` at every op was a tenth of the
+    rules' Python time).
     """
 
     def __init__(self, func: Callable, signature: inspect.Signature, args: tuple, kwargs: dict):
