@@ -52,7 +52,7 @@ def lxt_patches() -> types.ModuleType:
     without that ``__init__`` (its modules are unchanged)."""
     try:
         return importlib.import_module("lxt.efficient.patches")
-    except ModuleNotFoundError as error:
+    except ImportError as error:  # transformers 5.24: a removed module; 5.25: a removed name
         if "transformers" not in str(error):
             raise
     import lxt
