@@ -217,7 +217,7 @@ def explain(
         scores = target_scores(target_fn, output, inputs.shape[0])
         context = MethodContext(
             model, target_fn, pullback=spec.pullback, temperatures=ruleset.temperatures,
-            module_rules=ruleset.module_rules,
+            module_rules=ruleset.module_rules, seed=seed,
         )
         if needs_layer:
             params = {**params, "layer": found}

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.draws import SampleStream, uniform
+from spmm.metrics.draws import SampleStream, sample_streams, uniform
 from spmm.targets import output_logits
 
 if TYPE_CHECKING:
@@ -75,23 +75,21 @@ class Metric:
         streams and its chunk size (for metrics that perturb once per call)."""
         return group_perturbation_logits(
             model, inputs, targets, groups, masks, self.baseline,  # type: ignore[attr-defined]
-            self._sample_streams(inputs.shape[0], sample_ids), self._chunk(inputs.device), repeats=repeats,
+            self._sample_streams(inputs, sample_ids), self._chunk(inputs.device), repeats=repeats,
         )
 
-    def _sample_streams(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[SampleStream]:
-        """One random stream per sample from (``seed``, the sample's id, the metric's name); ids
-        default to the positions 0..B−1 in the batch.  See :mod:`spmm.metrics.draws`."""
-        if sample_ids is not None and len(sample_ids) != batch:
-            raise SpmmInputError(f"got {len(sample_ids)} sample ids for a batch of {batch} samples")
-        ids = range(batch) if sample_ids is None else sample_ids
-        return [SampleStream(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
+    def _sample_streams(self, inputs: Tensor, sample_ids: Sequence[Hashable] | None) -> list[SampleStream]:
+        """One random stream per sample of inputs (B, ...) from (``seed``, the sample's id, the
+        metric's name); without ids a sample is known by its content, so it draws the same alone,
+        in any batch and at any position.  See :mod:`spmm.metrics.draws`."""
+        return sample_streams(int(getattr(self, "seed", 0)), self.name, inputs, sample_ids)
 
 
 def _keeping_model_buffers(call: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
-    from spmm.explain import buffers_kept
-
     @functools.wraps(call)
     def keeping(self: Metric, model: Any, *args: Any, **kwargs: Any) -> MetricResult:
+        from spmm.explain import buffers_kept  # spmm.explain imports the methods, which import the draws
+
         with buffers_kept(model):
             return call(self, model, *args, **kwargs)
 

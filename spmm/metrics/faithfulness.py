@@ -93,7 +93,7 @@ class Infidelity(Metric):
         """Perturbations of empty groups are left out of β* and of the mean."""
         targets, attributions, finite = checked(inputs, targets, attributions)
         partitions = [groups] if isinstance(groups, FeatureGroups) else list(groups)
-        streams = self._sample_streams(inputs.shape[0], sample_ids)  # one stream per sample across all draws
+        streams = self._sample_streams(inputs, sample_ids)  # one stream per sample across all draws
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         a_all, b_all, real = [], [], []
         baseline = UniformNoise(self.low, self.high)

@@ -45,7 +45,7 @@ class MaxSensitivity(Metric):
         # input (50 SmoothGrad samples, 50 IG steps) then need no more memory than the original explanation
         batch = inputs.shape[0]
         chunk = self.chunk if self.chunk is not None else min(batch, self._chunk(inputs.device))
-        streams = self._sample_streams(batch, sample_ids)
+        streams = self._sample_streams(inputs, sample_ids)
         noise = torch.cat([  # one draw at a time: the same values as all at once, in less memory
             uniform(streams, 1, inputs.shape[1:], inputs.device, -self.radius, self.radius) for _ in range(self.samples)
         ], 1).to(inputs.dtype)
