@@ -235,6 +235,27 @@ def gradient_shap(context: MethodContext, inputs: Tensor, samples: int, baseline
     return _mean_gradient(context, inputs, samples, None, rows).to(inputs.dtype), {}
 
 
+def _check_cam_layer(context: MethodContext, inputs: Tensor, layer: nn.Module) -> None:
+    """Refuse a Grad-CAM ``layer`` that the model does not call, or whose output is not a map
+    (B, channels, ...) with as many dims as the inputs (B, C, H, W): a Linear layer, a token sequence."""
+    outputs: list[Any] = []
+    handle = layer.register_forward_hook(lambda module, args, output: outputs.append(output))
+    try:
+        with torch.no_grad():
+            context.model(inputs)
+    finally:
+        handle.remove()
+    fix = "pass layer=<a module of the model with a spatial output map>, e.g. its last conv block"
+    if not outputs:
+        raise SpmmInputError(f"the Grad-CAM layer {type(layer).__name__} is not called by the model's forward; {fix}")
+    shape = tuple(outputs[0].shape) if isinstance(outputs[0], Tensor) else type(outputs[0]).__name__
+    if not isinstance(outputs[0], Tensor) or outputs[0].dim() != inputs.dim():
+        raise SpmmInputError(
+            f"the Grad-CAM layer {type(layer).__name__} gives {shape}, not a map (batch, channels, ...) with "
+            f"{inputs.dim() - 2} spatial dims like the inputs {tuple(inputs.shape)}; {fix}"
+        )
+
+
 _GRADCAM_CHECKS = {"layer": check.optional_module, "interpolate_mode": check.choice(*check.INTERPOLATE_MODES)}
 
 
@@ -249,6 +270,7 @@ def guided_gradcam(context: MethodContext, inputs: Tensor, layer: nn.Module | No
             "guided_gradcam needs layer=<module> (e.g. the last conv block); "
             "spmm.adapters.vision picks it per architecture"
         )
+    _check_cam_layer(context, inputs, layer)
     method = GuidedGradCam(context.score_module(), layer)
     with _quiet_captum():
         return method.attribute(inputs, interpolate_mode=interpolate_mode), {}

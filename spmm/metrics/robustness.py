@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Hashable, Sequence
 
 import torch
@@ -30,8 +31,8 @@ class MaxSensitivity(Metric):
 
     def __init__(self, samples: int = 10, radius: float = 0.02, skip_changed_predictions: bool = False, seed: int = 0, chunk: int | None = None) -> None:
         check_counts(samples=samples, chunk=chunk)
-        if not radius > 0:
-            raise SpmmInputError(f"radius must be > 0, got {radius!r}")
+        if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and math.isfinite(radius) and radius > 0):
+            raise SpmmInputError(f"radius must be > 0 and finite, got {radius!r}")
         self.samples, self.radius, self.skip_changed_predictions, self.seed, self.chunk = (
             samples, radius, skip_changed_predictions, seed, chunk,
         )

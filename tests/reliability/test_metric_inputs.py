@@ -142,3 +142,9 @@ def test_flags_are_restored_when_the_metric_fails():
     with pytest.warns(UserWarning, match="training mode"), pytest.raises(SpmmInputError, match="target index out of range"):
         DeletionAUC(groups_per_step=4)(model, x, torch.tensor([0, 9]), attributions, groups=PATCHES)
     assert all(module.training for module in model.modules())
+
+
+@pytest.mark.parametrize("radius", [0.0, -0.1, float("inf"), float("nan"), True])
+def test_max_sensitivity_needs_a_finite_positive_radius(radius):
+    with pytest.raises(SpmmInputError, match="radius must be > 0 and finite"):
+        MaxSensitivity(radius=radius)
