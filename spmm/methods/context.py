@@ -134,9 +134,9 @@ def pullback_modes_suspended() -> Iterator[None]:
         active[:] = entered
 
 
-def check_model_tensors(model: Any) -> None:
-    """Refuse a module whose parameters or buffers cannot take part in autograd: on the meta device
-    (never loaded) or made under ``torch.inference_mode()`` (inference tensors)."""
+def check_model_tensors(model: Any, autograd: bool = True) -> None:
+    """Refuse a module whose parameters or buffers are on the meta device (never loaded) or, when
+    ``autograd`` is needed, were made under ``torch.inference_mode()`` (inference tensors)."""
     if not isinstance(model, nn.Module):
         return
     tensors = [*model.named_parameters(), *model.named_buffers()]
@@ -146,7 +146,7 @@ def check_model_tensors(model: Any) -> None:
             f"the model's weights are on the meta device, without values ({meta[0]}, {len(meta)} in all): load them "
             "first (e.g. model.to_empty(device='cpu') then load_state_dict)"
         )
-    frozen = [name for name, t in tensors if t.is_inference()]
+    frozen = [name for name, t in tensors if autograd and t.is_inference()]
     if frozen:
         raise SpmmInputError(
             f"the model's weights were made under torch.inference_mode() ({frozen[0]}, {len(frozen)} in all) and "

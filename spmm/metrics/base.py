@@ -93,12 +93,16 @@ TRAINING_WARNING = (
 
 def _in_eval_mode(call: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
     """``call`` with a model in training mode switched to eval mode for the call (one warning),
-    its train/eval flags and buffers restored afterwards, also when the metric fails."""
+    its train/eval flags and buffers restored afterwards, also when the metric fails; a model
+    whose weights are on the meta device (or, for metrics that re-explain, made under
+    ``torch.inference_mode()``) is refused."""
 
     @functools.wraps(call)
     def scored(self: Metric, model: Any, *args: Any, **kwargs: Any) -> MetricResult:
         from spmm.explain import buffers_kept, is_training  # spmm.explain imports the methods, which import the draws
+        from spmm.methods.context import check_model_tensors
 
+        check_model_tensors(model, autograd=self.needs_explain_fn)  # others run forward passes only
         if not is_training(model):
             return call(self, model, *args, **kwargs)
         warnings.warn(TRAINING_WARNING.format(metric=self.name), UserWarning, stacklevel=2)

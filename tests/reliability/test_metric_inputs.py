@@ -148,3 +148,29 @@ def test_flags_are_restored_when_the_metric_fails():
 def test_max_sensitivity_needs_a_finite_positive_radius(radius):
     with pytest.raises(SpmmInputError, match="radius must be > 0 and finite"):
         MaxSensitivity(radius=radius)
+
+
+@pytest.mark.parametrize("index", range(len(METRICS)), ids=_names(2))
+def test_a_model_on_the_meta_device_is_refused(index):
+    metric, kwargs = _calls(2)[index]
+    x, targets, attributions = _batch()
+    with pytest.raises(SpmmInputError, match=r"weights are on the meta device, without values \(conv.weight, 4 in all\)"):
+        metric(TinyConvNet().to("meta"), x, targets, attributions, **kwargs)
+
+
+@pytest.mark.parametrize("index", range(len(METRICS)), ids=_names(2))
+def test_a_model_made_under_inference_mode_is_scored_unless_the_metric_re_explains(index):
+    """Forward passes work on inference tensors; re-explaining needs autograd, so those metrics refuse first."""
+    metric, kwargs = _calls(2)[index]
+    x, targets, attributions = _batch()
+    torch.manual_seed(0)
+    model = TinyConvNet().eval()
+    with torch.inference_mode():
+        frozen = TinyConvNet().eval()
+        frozen.load_state_dict(model.state_dict())
+    if "explain_fn" in kwargs:
+        with pytest.raises(SpmmInputError, match=r"made under torch.inference_mode\(\)"):
+            metric(frozen, x, targets, attributions, **kwargs)
+    else:
+        torch.testing.assert_close(metric(frozen, x, targets, attributions, **kwargs).scores,
+                                   metric(model, x, targets, attributions, **kwargs).scores, equal_nan=True)
