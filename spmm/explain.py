@@ -193,7 +193,9 @@ def explain(
         submodules) are explained as they are, with the same result as the eager model; a model
         calling an op that torch.compile hides from the rules is refused (:mod:`spmm.compiled`).
     seed: makes stochastic methods reproducible: torch, NumPy and Python ``random`` are seeded for
-        the call and their global states restored afterwards.
+        the call and their global states restored afterwards.  Sampling methods draw per sample from
+        (seed, the sample's values) (:mod:`spmm.metrics.draws`), so a sample's attributions do not
+        depend on its batch or its position in it; without a seed the seed comes from torch's generator.
     params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``; every value is checked
         (:class:`~spmm.errors.SpmmParameterError` stating the valid range) before any work.
 
