@@ -19,7 +19,7 @@ import spmm.methods.pullback  # noqa: F401  (registers the pullback methods)
 from spmm.compiled import compiled, contains_compiled, eager_probe
 from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.explanation import Explanation
-from spmm.methods.context import MethodContext
+from spmm.methods.context import MethodContext, check_model_tensors
 from spmm.methods.registry import check_parameters, get_method, run_method
 from spmm.ruleset import RuleSet, resolve_rules
 from spmm.targets import Target, resolve_target, target_scores
@@ -39,9 +39,22 @@ def check_inputs(inputs: Any) -> None:
         raise SpmmInputError(f"inputs must be batched, shape (batch, ...); got shape {tuple(inputs.shape)}")
     if inputs.shape[0] == 0:
         raise SpmmInputError("inputs hold an empty batch")
+    if inputs.is_meta:
+        raise SpmmInputError("inputs are on the meta device (shapes without data); give tensors that hold values")
     if not torch.isfinite(inputs).all():
         bad = "NaN" if torch.isnan(inputs).any() else "Inf"
         raise SpmmInputError(f"inputs contain {bad} values")
+
+
+def check_compile(compile: Any) -> None:
+    """``compile`` must be True, False or the name of a ``torch.compile`` backend."""
+    if compile is True or compile is False:
+        return
+    if not (isinstance(compile, str) and compile in torch.compiler.list_backends(exclude_tags=())):
+        raise SpmmParameterError(
+            f"compile must be True, False or a torch.compile backend name ({', '.join(torch.compiler.list_backends())}, "
+            f"aot_eager…), got {compile!r}"
+        )
 
 
 def refuse_compiled(model: Any) -> None:
@@ -180,7 +193,9 @@ def explain(
         submodules) are explained as they are, with the same result as the eager model; a model
         calling an op that torch.compile hides from the rules is refused (:mod:`spmm.compiled`).
     seed: makes stochastic methods reproducible: torch, NumPy and Python ``random`` are seeded for
-        the call and their global states restored afterwards.
+        the call and their global states restored afterwards.  Sampling methods draw per sample from
+        (seed, the sample's values) (:mod:`spmm.metrics.draws`), so a sample's attributions do not
+        depend on its batch or its position in it; without a seed the seed comes from torch's generator.
     params: method parameters, e.g. ``steps=5`` for ``pullback_ascent``; every value is checked
         (:class:`~spmm.errors.SpmmParameterError` stating the valid range) before any work.
 
@@ -192,13 +207,13 @@ def explain(
     -------
     Explanation with ``attributions`` of the same shape as ``inputs``.
     """
-    if not (compile is True or compile is False or (isinstance(compile, str) and compile)):
-        raise SpmmParameterError(f"compile must be True, False or a torch.compile backend name, got {compile!r}")
+    check_compile(compile)
     spec = get_method(method)
     check_inputs(inputs)
     ruleset = resolve_rules(rules, model, temperatures, module_rules)
     params = check_parameters(spec, params)
     seed = check_seed(seed)
+    check_model_tensors(model)
     inputs = check_autograd(inputs)
     if is_training(model):
         warnings.warn(TRAINING_WARNING, stacklevel=2)
@@ -217,7 +232,7 @@ def explain(
         scores = target_scores(target_fn, output, inputs.shape[0])
         context = MethodContext(
             model, target_fn, pullback=spec.pullback, temperatures=ruleset.temperatures,
-            module_rules=ruleset.module_rules,
+            module_rules=ruleset.module_rules, seed=seed,
         )
         if needs_layer:
             params = {**params, "layer": found}

@@ -221,8 +221,17 @@ def target_for_rows(target_fn: TargetFn, sample_index: Tensor | None) -> TargetF
 
 
 def target_scores(target_fn: TargetFn, output: Any, batch: int) -> Tensor:
-    """Apply ``target_fn`` and check it gives one score per sample: (B,)."""
-    scores = target_fn(output)
+    """Apply ``target_fn`` and check it gives one score per sample: (B,).  A target that fails on
+    the output (e.g. a callable indexing a class the model does not have) is named in one line."""
+    try:
+        scores = target_fn(output)
+    except SpmmInputError:
+        raise
+    except (IndexError, KeyError, RuntimeError, TypeError, ValueError) as error:
+        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+        raise SpmmInputError(
+            f"the target {target_fn!r} failed on the model output {shape}: {type(error).__name__}: {error}"
+        ) from error
     if not isinstance(scores, Tensor):
         raise SpmmInputError(f"target callable must return a tensor, got {type(scores).__name__}")
     if scores.shape != (batch,):
@@ -236,10 +245,15 @@ ClassTarget = Union[int, str, Sequence[Union[int, str]], Tensor]
 """``"top1"``, a class index, a label name (or a digit string), or one of those per sample."""
 
 
-def label_index(name: str, labels: Sequence[str]) -> int:
-    """The index of class ``name`` in ``labels`` (case-insensitive; a digit string is an index)."""
+def label_index(name: str | int, labels: Sequence[str]) -> int:
+    """The index of class ``name`` in ``labels`` (case-insensitive; an integer or a digit string is
+    an index, not checked against the number of classes here)."""
     import difflib
 
+    if _is_index(name):
+        return int(name)
+    if not isinstance(name, str):
+        raise SpmmInputError(f"a class must be an integer index or a label name, got {name!r} ({type(name).__name__})")
     text = name.strip()
     if text.lstrip("-").isdigit():
         return int(text)
@@ -342,6 +356,10 @@ class Contrast:
 
     target: int | str
     foil: int | str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, (list, tuple, Tensor, np.ndarray)) and self.target == self.foil:
+            raise SpmmInputError(f"Contrast target and foil are the same class ({self.target!r}): the score would be 0")
 
 
 class LogitDifference:

@@ -84,7 +84,7 @@ def imagenet_class_names() -> list[str]:
 def class_index(target: int | str) -> int:
     """An ImageNet class index from an index, a digit string or a class name (case-insensitive)."""
     names = _class_names()
-    index = target if isinstance(target, int) else label_index(target, names)
+    index = label_index(target, names)
     if not 0 <= index < len(names):
         raise SpmmInputError(f"class index {index} is outside 0..{len(names) - 1}")
     return index

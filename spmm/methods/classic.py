@@ -1,4 +1,7 @@
-"""Classic attribution methods (Captum where it has them) and their pullback versions (SPEC §3).
+"""Classic attribution methods and their pullback versions (SPEC §3): Integrated Gradients and
+Guided Grad-CAM through Captum; SmoothGrad, FusionGrad and GradientShap here, because their draws
+come from one stream per sample (seed, the sample's values; :mod:`spmm.metrics.draws`), so a
+sample's attributions do not depend on its batch or its position in it.
 
 Each method is registered twice: as the baseline (plain gradients) and as its
 pullback version, which runs the very same algorithm with the SP rules active
@@ -9,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from captum.attr import GradientShap, GuidedGradCam, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import GuidedGradCam, IntegratedGradients
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -21,6 +24,7 @@ from spmm.errors import SpmmInputError
 from spmm.methods import parameters as check
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import register_method
+from spmm.metrics.draws import SampleStream, normal, uniform
 
 
 @contextlib.contextmanager
@@ -47,26 +51,57 @@ def _score_in_dtype(context: MethodContext, dtype: torch.dtype) -> Callable[[Ten
     return score
 
 
+Rows = Callable[[int], "tuple[Tensor, Tensor | float]"]
+"""``rows(count)``: the next ``count`` points of every sample and the weights of their gradients,
+((B, count, ...), (B, count, ...) or a number)."""
+
+
+def _mean_gradient(
+    context: MethodContext, inputs: Tensor, samples: int, per_pass: int | None, rows: Rows,
+    model: Callable[[Tensor], Any] | None = None, description: str | None = "samples",
+) -> Tensor:
+    """Mean over ``samples`` draws of gradient ⊙ weight (:data:`Rows`), summed in float32 at least:
+    (B, ...).  ``per_pass`` draws of each sample go through the model at once (None: all);
+    ``description`` names the progress steps (None: not reported)."""
+    batch = inputs.shape[0]
+    total = torch.zeros_like(inputs, dtype=torch.promote_types(inputs.dtype, torch.float32))
+    step = per_pass or samples
+    passes = range(0, samples, step)
+    for start in passes if description is None else progress.steps(passes, description, len(passes)):
+        count = min(step, samples - start)
+        points, weight = rows(count)
+        index = _sample_index(inputs).repeat_interleave(count)
+        grad, _ = context.gradient(points.flatten(0, 1), model=model, sample_index=index)
+        total += (grad.view(batch, count, *inputs.shape[1:]) * weight).to(total.dtype).sum(1)
+    return total / samples
+
+
+def _normal(streams: Sequence[SampleStream], count: int, inputs: Tensor, scale: float) -> Tensor:
+    """``count`` N(0, scale²) draws per sample, drawn in float32 and cast to the inputs' dtype: (B, count, ...)."""
+    return (scale * normal(streams, count, inputs.shape[1:], inputs.device)).to(inputs.dtype)
+
+
 _SMOOTHGRAD_CHECKS = {"samples": check.count(), "noise": check.real(0.0), "batch_size": check.count(optional=True)}
 
 
 @register_method(
-    "smoothgrad", pullback=False, summary="mean gradient over Gaussian input noise (Captum NoiseTunnel)",
+    "smoothgrad", pullback=False, summary="mean gradient over Gaussian input noise (SmoothGrad)",
     checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, batch_size=10,
 )
 @register_method(
     "smooth_pullback", pullback=True, summary="SmoothGrad with the SP rules",
     checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, batch_size=10,
 )
-def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, batch_size: int):
-    """Mean of ``samples`` gradients at x + N(0, noise²) (noise in input units; [−1, 1] images)."""
-    tunnel = NoiseTunnel(Saliency(_score_in_dtype(context, inputs.dtype)))
-    with _quiet_captum():
-        attributions = tunnel.attribute(
-            inputs, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=batch_size, stdevs=noise,
-            abs=False, additional_forward_args=(_sample_index(inputs),),
-        )
-    return attributions.to(inputs.dtype), {}
+def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, batch_size: int | None):
+    """Mean of ``samples`` gradients at x + N(0, noise²) (noise in input units; [−1, 1] images),
+    ``batch_size`` noisy copies of each sample per pass.  The noise of a sample comes from its own
+    stream (seed, its content): it does not depend on the rest of the batch."""
+    streams = context.sample_streams("smoothgrad", inputs)
+
+    def rows(count: int) -> tuple[Tensor, float]:
+        return inputs.unsqueeze(1) + _normal(streams, count, inputs, noise), 1.0
+
+    return _mean_gradient(context, inputs, samples, batch_size, rows).to(inputs.dtype), {}
 
 
 _FUSIONGRAD_CHECKS = {
@@ -87,31 +122,33 @@ def fusiongrad(
     context: MethodContext, inputs: Tensor, model_samples: int, input_samples: int, weight_noise: float, noise: float
 ):
     """Mean gradient over ``model_samples`` copies of the model with weights w·N(1, weight_noise²)
-    and ``input_samples`` inputs x + N(0, noise²) each.  The model itself is never modified."""
+    and ``input_samples`` inputs x + N(0, noise²) each.  The model itself is never modified.  The
+    weight noise comes from one stream of the seed, shared by every sample; the input noise of a
+    sample from its own stream (seed, its content): neither depends on the rest of the batch."""
     model = context.model
     if not isinstance(model, nn.Module):
         raise SpmmInputError("fusiongrad perturbs model weights, so the model must be an nn.Module")
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
-    total = torch.zeros_like(inputs, dtype=torch.float32)  # a sum of many terms: float32 for low-precision models
+    weights_stream = [SampleStream(context.call_seed(), "model weights", "fusiongrad")]
+    streams = context.sample_streams("fusiongrad", inputs)
+    total = torch.zeros_like(inputs, dtype=torch.promote_types(inputs.dtype, torch.float32))
+
+    def rows(count: int) -> tuple[Tensor, float]:
+        return inputs.unsqueeze(1) + _normal(streams, count, inputs, noise), 1.0
+
     for _ in progress.steps(range(model_samples), "model samples", model_samples):
         with torch.no_grad():
-            noisy = {name: p * (1.0 + weight_noise * _normal_like(p)) for name, p in params.items()}
+            noisy = {
+                name: p * (1.0 + weight_noise * normal(weights_stream, 1, p.shape, p.device)[0, 0].to(p.dtype))
+                for name, p in params.items()
+            }
 
         def perturbed(x: Tensor, weights: dict = noisy) -> Any:
             return functional_call(model, {**weights, **buffers}, (x,))
 
-        for _ in range(input_samples):
-            grad, _ = context.gradient(inputs + noise * _normal_like(inputs), model=perturbed)
-            total += grad
-    return (total / (model_samples * input_samples)).to(inputs.dtype), {}
-
-
-def _normal_like(t: Tensor) -> Tensor:
-    """N(0, 1) draws shaped like ``t`` in its dtype, drawn in float32 (at least) so that a seed gives
-    the same draws to a float16/bfloat16 model as to its float32 original."""
-    dtype = torch.promote_types(t.dtype, torch.float32)
-    return torch.randn(t.shape, dtype=dtype, device=t.device).to(t.dtype)
+        total += _mean_gradient(context, inputs, input_samples, 1, rows, perturbed, description=None)
+    return (total / model_samples).to(inputs.dtype), {}
 
 
 _INTEGRATED_CHECKS = {"baseline": check.real_or_tensor, "steps": check.count(), "batch_size": check.count(optional=True)}
@@ -126,7 +163,11 @@ _INTEGRATED_CHECKS = {"baseline": check.real_or_tensor, "steps": check.count(), 
     checks=_INTEGRATED_CHECKS, baseline=0.0, steps=50, batch_size=None,
 )
 def integrated_gradients(context: MethodContext, inputs: Tensor, baseline: float | Tensor, steps: int, batch_size):
-    """(x − x₀) ⊙ ∫ gradient along the straight path from the baseline x₀ (Gauss–Legendre, ``steps`` points)."""
+    """(x − x₀) ⊙ ∫ gradient along the straight path from the baseline x₀ (Gauss–Legendre, ``steps`` points).
+
+    baseline: a number, or a tensor that broadcasts to the inputs (B, ...), e.g. (1, ...) or (...)."""
+    if isinstance(baseline, Tensor):
+        baseline = _broadcast_baseline(baseline, inputs)
     with _quiet_captum():
         attributions = IntegratedGradients(_score_in_dtype(context, inputs.dtype)).attribute(
             inputs, baselines=baseline, n_steps=steps, internal_batch_size=batch_size,
@@ -135,12 +176,18 @@ def integrated_gradients(context: MethodContext, inputs: Tensor, baseline: float
     return attributions.to(inputs.dtype), {}
 
 
-def _uniform_baselines(inputs: Tensor, draws: int, low: float, high: float) -> Tensor:
-    """The zero image and ``draws`` U(low, high) images: (draws + 1, ...)."""
-    shape = (draws, *inputs.shape[1:])
-    dtype = torch.promote_types(inputs.dtype, torch.float32)  # the same draws for every input dtype
-    noise = (torch.rand(shape, dtype=dtype, device=inputs.device) * (high - low) + low).to(inputs.dtype)
-    return torch.cat([torch.zeros_like(inputs[:1]), noise])
+def _broadcast_baseline(baseline: Tensor, inputs: Tensor) -> Tensor:
+    """``baseline`` expanded to the shape of ``inputs`` (B, ...), in their dtype and on their device."""
+    try:
+        shape = torch.broadcast_shapes(baseline.shape, inputs.shape)
+    except RuntimeError:
+        shape = None
+    if shape != inputs.shape:
+        raise SpmmInputError(
+            f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs of shape {tuple(inputs.shape)}; "
+            f"give a number, one baseline {tuple(inputs.shape[1:])} or one per sample {tuple(inputs.shape)}"
+        )
+    return baseline.to(inputs).expand_as(inputs)
 
 
 _SHAP_CHECKS = {
@@ -150,7 +197,7 @@ _SHAP_CHECKS = {
 
 
 @register_method(
-    "gradient_shap", pullback=False, summary="expected gradients over random baselines (Captum GradientShap)",
+    "gradient_shap", pullback=False, summary="expected gradients over random baselines (GradientShap)",
     checks=_SHAP_CHECKS, samples=50, baselines=None, baseline_draws=10, noise=0.0,
 )
 @register_method(
@@ -158,15 +205,55 @@ _SHAP_CHECKS = {
     checks=_SHAP_CHECKS, samples=50, baselines=None, baseline_draws=10, noise=0.0,
 )
 def gradient_shap(context: MethodContext, inputs: Tensor, samples: int, baselines, baseline_draws: int, noise: float):
-    """GradientShap; default baselines: the zero input and ``baseline_draws`` U(−1, 1) inputs."""
-    if baselines is None:
-        baselines = _uniform_baselines(inputs, baseline_draws, -1.0, 1.0)
-    with _quiet_captum():
-        attributions = GradientShap(_score_in_dtype(context, inputs.dtype)).attribute(
-            inputs, baselines=baselines, n_samples=samples, stdevs=noise,
-            additional_forward_args=(_sample_index(inputs),),
+    """GradientShap (Lundberg & Lee 2017; Captum's definition): mean over ``samples`` draws of
+    ∇f(b + α(x̃ − b)) ⊙ (x̃ − b), with b drawn uniformly from the baselines, α ~ U(0, 1) and
+    x̃ = x + N(0, noise²).
+
+    baselines: (N, ...) shared by every sample; default: the zero input and ``baseline_draws``
+    U(−1, 1) inputs of the sample's own.  Every draw of a sample comes from its own stream (seed,
+    its content), so it does not depend on the rest of the batch."""
+    batch, shape = inputs.shape[0], inputs.shape[1:]
+    if baselines is not None and tuple(baselines.shape[1:]) != tuple(shape):
+        raise SpmmInputError(
+            f"gradient_shap baselines must have shape (N, {', '.join(map(str, shape))}) like the inputs' samples, "
+            f"got {tuple(baselines.shape)}"
         )
-    return attributions.to(inputs.dtype), {}
+    streams = context.sample_streams("gradient_shap", inputs)
+    if baselines is None:
+        drawn = uniform(streams, baseline_draws, shape, inputs.device, -1.0, 1.0).to(inputs.dtype)
+        pool = torch.cat([torch.zeros_like(inputs).unsqueeze(1), drawn], 1)  # (B, N, ...)
+    else:
+        pool = baselines.to(inputs).unsqueeze(0).expand(batch, *baselines.shape)
+
+    def rows(count: int) -> tuple[Tensor, Tensor]:
+        which = (uniform(streams, count, (), inputs.device) * pool.shape[1]).long().clamp_max(pool.shape[1] - 1)
+        chosen = pool[torch.arange(batch, device=inputs.device).unsqueeze(1), which]  # (B, count, ...)
+        alpha = uniform(streams, count, (), inputs.device).to(inputs.dtype).view(batch, count, *[1] * len(shape))
+        noisy = inputs.unsqueeze(1) + (_normal(streams, count, inputs, noise) if noise > 0 else 0.0)
+        return chosen + alpha * (noisy - chosen), noisy - chosen
+
+    return _mean_gradient(context, inputs, samples, None, rows).to(inputs.dtype), {}
+
+
+def _check_cam_layer(context: MethodContext, inputs: Tensor, layer: nn.Module) -> None:
+    """Refuse a Grad-CAM ``layer`` that the model does not call, or whose output is not a map
+    (B, channels, ...) with as many dims as the inputs (B, C, H, W): a Linear layer, a token sequence."""
+    outputs: list[Any] = []
+    handle = layer.register_forward_hook(lambda module, args, output: outputs.append(output))
+    try:
+        with torch.no_grad():
+            context.model(inputs)
+    finally:
+        handle.remove()
+    fix = "pass layer=<a module of the model with a spatial output map>, e.g. its last conv block"
+    if not outputs:
+        raise SpmmInputError(f"the Grad-CAM layer {type(layer).__name__} is not called by the model's forward; {fix}")
+    shape = tuple(outputs[0].shape) if isinstance(outputs[0], Tensor) else type(outputs[0]).__name__
+    if not isinstance(outputs[0], Tensor) or outputs[0].dim() != inputs.dim():
+        raise SpmmInputError(
+            f"the Grad-CAM layer {type(layer).__name__} gives {shape}, not a map (batch, channels, ...) with "
+            f"{inputs.dim() - 2} spatial dims like the inputs {tuple(inputs.shape)}; {fix}"
+        )
 
 
 _GRADCAM_CHECKS = {"layer": check.optional_module, "interpolate_mode": check.choice(*check.INTERPOLATE_MODES)}
@@ -183,6 +270,7 @@ def guided_gradcam(context: MethodContext, inputs: Tensor, layer: nn.Module | No
             "guided_gradcam needs layer=<module> (e.g. the last conv block); "
             "spmm.adapters.vision picks it per architecture"
         )
+    _check_cam_layer(context, inputs, layer)
     method = GuidedGradCam(context.score_module(), layer)
     with _quiet_captum():
         return method.attribute(inputs, interpolate_mode=interpolate_mode), {}

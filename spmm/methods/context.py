@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.overrides import _len_torch_function_stack, _pop_mode, _push_mode
 
 from spmm.errors import SpmmInputError
+from spmm.metrics.draws import SampleStream, sample_streams
 from spmm.mode import PullbackMode, _active_modes, current_mode
 from spmm.targets import TargetFn, target_for_rows, target_scores
 from spmm.temperatures import Temperatures
@@ -30,12 +31,25 @@ class MethodContext:
         pullback: bool,
         temperatures: Temperatures,
         module_rules: Mapping | None = None,
+        seed: int | None = None,
     ) -> None:
         self.model = model
         self.target_fn = target_fn
         self.pullback = pullback
         self.temperatures = temperatures
         self.module_rules = module_rules
+        self.seed = seed
+
+    def sample_streams(self, name: str, inputs: Tensor) -> list[SampleStream]:
+        """One random stream per sample of inputs (B, ...) for the method family ``name``, keyed by
+        (seed, the sample's content): a sample draws the same alone, in any batch and at any
+        position (:mod:`spmm.metrics.draws`).  Without a seed, one is drawn from torch's global
+        generator, so ``torch.manual_seed`` also makes a call reproducible."""
+        return sample_streams(self.call_seed(), name, inputs)
+
+    def call_seed(self) -> int:
+        """The call's seed, or without one a seed drawn from torch's global generator."""
+        return self.seed if self.seed is not None else int(torch.randint(2**32, ()).item())
 
     def rules(self) -> contextlib.AbstractContextManager:
         """The pullback mode for this call or, for plain gradients, a context in which every
@@ -63,11 +77,13 @@ class MethodContext:
             output = model(x)
         return target_scores(target_for_rows(self.target_fn, sample_index), output, x.shape[0])
 
-    def gradient(self, x: Tensor, model: Callable[[Tensor], Any] | None = None) -> tuple[Tensor, Tensor]:
-        """(input gradient of the summed scores, scores): ((B, ...), (B,))."""
+    def gradient(
+        self, x: Tensor, model: Callable[[Tensor], Any] | None = None, sample_index: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(input gradient of the summed scores, scores): ((B, ...), (B,)); ``sample_index`` as in :meth:`score`."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            scores = self.score(x, model=model)
+            scores = self.score(x, sample_index, model)
             if not scores.requires_grad:
                 raise no_path_error(self.pullback)
             (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
@@ -116,6 +132,26 @@ def pullback_modes_suspended() -> Iterator[None]:
         for mode in stack:
             _push_mode(mode)
         active[:] = entered
+
+
+def check_model_tensors(model: Any, autograd: bool = True) -> None:
+    """Refuse a module whose parameters or buffers are on the meta device (never loaded) or, when
+    ``autograd`` is needed, were made under ``torch.inference_mode()`` (inference tensors)."""
+    if not isinstance(model, nn.Module):
+        return
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    meta = [name for name, t in tensors if t.is_meta]
+    if meta:
+        raise SpmmInputError(
+            f"the model's weights are on the meta device, without values ({meta[0]}, {len(meta)} in all): load them "
+            "first (e.g. model.to_empty(device='cpu') then load_state_dict)"
+        )
+    frozen = [name for name, t in tensors if autograd and t.is_inference()]
+    if frozen:
+        raise SpmmInputError(
+            f"the model's weights were made under torch.inference_mode() ({frozen[0]}, {len(frozen)} in all) and "
+            "cannot be used by autograd: build or load the model outside inference_mode (torch.no_grad() is fine)"
+        )
 
 
 def no_path_error(pullback: bool) -> SpmmInputError:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.metrics.draws import SampleStream, uniform
+from spmm.metrics.draws import SampleStream, sample_streams, uniform
 from spmm.targets import output_logits
 
 if TYPE_CHECKING:
@@ -51,11 +51,11 @@ class Metric:
     needs_explain_fn: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every metric's ``__call__(model, ...)`` leaves the model as it was: a model in training
-        mode gets its buffers (batch-norm running statistics) restored after the metric's forward passes."""
+        """Every metric's ``__call__(model, ...)`` scores a model in training mode in eval mode
+        (one warning per call says so) and leaves the model as it was: train/eval flags and buffers."""
         super().__init_subclass__(**kwargs)
         if "__call__" in cls.__dict__:
-            cls.__call__ = _keeping_model_buffers(cls.__dict__["__call__"])
+            cls.__call__ = _in_eval_mode(cls.__dict__["__call__"])
 
     def settings(self) -> dict[str, Any]:
         """The settings this metric was built with (JSON-friendly)."""
@@ -75,27 +75,47 @@ class Metric:
         streams and its chunk size (for metrics that perturb once per call)."""
         return group_perturbation_logits(
             model, inputs, targets, groups, masks, self.baseline,  # type: ignore[attr-defined]
-            self._sample_streams(inputs.shape[0], sample_ids), self._chunk(inputs.device), repeats=repeats,
+            self._sample_streams(inputs, sample_ids), self._chunk(inputs.device), repeats=repeats,
         )
 
-    def _sample_streams(self, batch: int, sample_ids: Sequence[Hashable] | None) -> list[SampleStream]:
-        """One random stream per sample from (``seed``, the sample's id, the metric's name); ids
-        default to the positions 0..B−1 in the batch.  See :mod:`spmm.metrics.draws`."""
-        if sample_ids is not None and len(sample_ids) != batch:
-            raise SpmmInputError(f"got {len(sample_ids)} sample ids for a batch of {batch} samples")
-        ids = range(batch) if sample_ids is None else sample_ids
-        return [SampleStream(int(getattr(self, "seed", 0)), sample, self.name) for sample in ids]
+    def _sample_streams(self, inputs: Tensor, sample_ids: Sequence[Hashable] | None) -> list[SampleStream]:
+        """One random stream per sample of inputs (B, ...) from (``seed``, the sample's id, the
+        metric's name); without ids a sample is known by its content, so it draws the same alone,
+        in any batch and at any position.  See :mod:`spmm.metrics.draws`."""
+        return sample_streams(int(getattr(self, "seed", 0)), self.name, inputs, sample_ids)
 
 
-def _keeping_model_buffers(call: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
-    from spmm.explain import buffers_kept
+TRAINING_WARNING = (
+    "the model is in training mode (dropout, batch statistics): {metric} scores it in eval mode and restores "
+    "its mode afterwards; call model.eval() to silence this"
+)
+
+
+def _in_eval_mode(call: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
+    """``call`` with a model in training mode switched to eval mode for the call (one warning),
+    its train/eval flags and buffers restored afterwards, also when the metric fails; a model
+    whose weights are on the meta device (or, for metrics that re-explain, made under
+    ``torch.inference_mode()``) is refused."""
 
     @functools.wraps(call)
-    def keeping(self: Metric, model: Any, *args: Any, **kwargs: Any) -> MetricResult:
-        with buffers_kept(model):
-            return call(self, model, *args, **kwargs)
+    def scored(self: Metric, model: Any, *args: Any, **kwargs: Any) -> MetricResult:
+        from spmm.explain import buffers_kept, is_training  # spmm.explain imports the methods, which import the draws
+        from spmm.methods.context import check_model_tensors
 
-    return keeping
+        check_model_tensors(model, autograd=self.needs_explain_fn)  # others run forward passes only
+        if not is_training(model):
+            return call(self, model, *args, **kwargs)
+        warnings.warn(TRAINING_WARNING.format(metric=self.name), UserWarning, stacklevel=2)
+        flags = [(module, module.training) for module in model.modules()]
+        try:
+            with buffers_kept(model):
+                model.eval()
+                return call(self, model, *args, **kwargs)
+        finally:
+            for module, training in flags:
+                module.training = training
+
+    return scored
 
 
 def check_counts(**counts: int | None) -> None:
@@ -143,9 +163,17 @@ def checked(inputs: Tensor, targets: Tensor, attributions: Tensor) -> tuple[Tens
 
 
 def check_batch(inputs: Tensor, targets: Tensor, attributions: Tensor | None = None) -> Tensor:
-    """Validate inputs (B, ...), targets (B,) and attributions (B, ...); return targets as long (B,)."""
+    """Validate inputs (B, ...), targets (B,) and attributions (B, ...); return targets as long (B,).
+    Inputs must be a non-empty batch of finite values."""
     if not isinstance(inputs, Tensor) or inputs.dim() < 2:
         raise SpmmInputError("inputs must be a batched tensor (B, ...)")
+    if inputs.shape[0] == 0:
+        raise SpmmInputError("inputs hold an empty batch; metrics need at least one sample")
+    if inputs.is_floating_point() or inputs.is_complex():
+        finite = inputs.detach().flatten(1).isfinite().all(1)
+        if not bool(finite.all()):
+            bad = (~finite).nonzero().flatten().tolist()
+            raise SpmmInputError(f"inputs of sample(s) {bad[:10]} hold NaN or inf values; metrics need finite inputs")
     if attributions is not None and attributions.shape != inputs.shape:
         raise SpmmInputError(
             f"attributions of shape {tuple(attributions.shape)} do not match inputs of shape {tuple(inputs.shape)}"

@@ -18,7 +18,7 @@ from spmm.errors import SpmmInputError
 from spmm.metrics.base import (
     Metric, MetricResult, check_counts, checked, group_perturbation_logits, nan_unless, target_logits,
 )
-from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise
+from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise, check_baseline
 from spmm.metrics.statistics import pearson, spearman
 from spmm.targets import output_logits
 
@@ -84,6 +84,7 @@ class Infidelity(Metric):
 
     def __init__(self, draws: int = 5, low: float = -1.0, high: float = 1.0, seed: int = 0, chunk: int | None = None) -> None:
         check_counts(draws=draws, chunk=chunk)
+        UniformNoise(low, high)  # refuses low >= high and non-finite bounds
         self.draws, self.low, self.high, self.seed, self.chunk = draws, low, high, seed, chunk
 
     def __call__(
@@ -93,7 +94,7 @@ class Infidelity(Metric):
         """Perturbations of empty groups are left out of β* and of the mean."""
         targets, attributions, finite = checked(inputs, targets, attributions)
         partitions = [groups] if isinstance(groups, FeatureGroups) else list(groups)
-        streams = self._sample_streams(inputs.shape[0], sample_ids)  # one stream per sample across all draws
+        streams = self._sample_streams(inputs, sample_ids)  # one stream per sample across all draws
         original = target_logits(model, inputs, targets, self._chunk(inputs.device))
         a_all, b_all, real = [], [], []
         baseline = UniformNoise(self.low, self.high)
@@ -127,7 +128,7 @@ class FaithfulnessCorrelation(Metric):
 
     def __init__(self, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int | None = None) -> None:
         check_counts(chunk=chunk)
-        self.baseline, self.abs, self.seed, self.chunk = baseline, abs, seed, chunk
+        self.baseline, self.abs, self.seed, self.chunk = check_baseline(baseline), abs, seed, chunk
 
     def __call__(
         self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
@@ -158,7 +159,7 @@ class FaithfulnessEstimate(Metric):
 
     def __init__(self, groups_per_step: int = 3136, baseline: Baseline = 0.0, abs: bool = True, seed: int = 0, chunk: int | None = None) -> None:
         check_counts(groups_per_step=groups_per_step, chunk=chunk)
-        self.groups_per_step, self.baseline, self.abs, self.seed, self.chunk = groups_per_step, baseline, abs, seed, chunk
+        self.groups_per_step, self.baseline, self.abs, self.seed, self.chunk = groups_per_step, check_baseline(baseline), abs, seed, chunk
 
     def __call__(
         self, model: Model, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
@@ -198,7 +199,7 @@ class MonotonicityCorrelation(Metric):
         eps: float = 1e-12, probability: bool = True, seed: int = 0, chunk: int | None = None,
     ) -> None:
         check_counts(groups_per_step=groups_per_step, samples=samples, chunk=chunk)
-        self.groups_per_step, self.samples, self.baseline, self.abs = groups_per_step, samples, baseline, abs
+        self.groups_per_step, self.samples, self.baseline, self.abs = groups_per_step, samples, check_baseline(baseline), abs
         self.eps, self.probability, self.seed, self.chunk = eps, probability, seed, chunk
 
     def __call__(
@@ -234,7 +235,7 @@ class _PerturbationCurve(Metric):
                  chunk: int | None = None, times_input: bool = False) -> None:
         check_counts(groups_per_step=groups_per_step, chunk=chunk)
         self.groups_per_step, self.baseline, self.probability, self.seed, self.chunk = (
-            groups_per_step, baseline, probability, seed, chunk,
+            groups_per_step, check_baseline(baseline), probability, seed, chunk,
         )
         self.times_input = times_input
 
@@ -312,7 +313,7 @@ class _TopFractions(Metric):
         check_counts(chunk=chunk)
         if not fractions or not all(0 < f <= 1 for f in fractions):
             raise SpmmInputError(f"fractions must be a non-empty list of numbers in (0, 1], got {fractions!r}")
-        self.fractions, self.baseline, self.times_input = list(fractions), baseline, times_input
+        self.fractions, self.baseline, self.times_input = list(fractions), check_baseline(baseline), times_input
         self.probability, self.seed, self.chunk = probability, seed, chunk
 
     def __call__(

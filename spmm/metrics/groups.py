@@ -10,6 +10,8 @@ generic ones here cover square patches over the trailing two dims and 1-d segmen
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Sequence, Union
 
 import torch
@@ -20,10 +22,18 @@ from spmm.errors import SpmmInputError
 
 @dataclasses.dataclass(frozen=True)
 class UniformNoise:
-    """Baseline drawn afresh for every element and perturbation: U(low, high)."""
+    """Baseline drawn afresh for every element and perturbation: U(low, high), finite low < high."""
 
     low: float = -1.0
     high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (_finite_number(self.low) and _finite_number(self.high) and self.low < self.high):
+            raise SpmmInputError(f"uniform noise needs finite low < high, got low={self.low!r}, high={self.high!r}")
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 Baseline = Union[float, str, UniformNoise, Tensor]
@@ -156,6 +166,25 @@ def segments(shape: Sequence[int], size: int = 1, dim: int = 0) -> FeatureGroups
     view = [1] * len(shape)
     view[dim] = length
     return FeatureGroups((torch.arange(length) // size).view(view), -(-length // size))
+
+
+def check_baseline(baseline: Baseline) -> Baseline:
+    """``baseline`` if it is a finite number, ``"uniform"``, :class:`UniformNoise` or a finite
+    floating-point tensor; otherwise :class:`SpmmInputError` naming what is accepted."""
+    if isinstance(baseline, (str, UniformNoise)):
+        noise_of(baseline)
+        return baseline
+    if isinstance(baseline, Tensor):
+        if baseline.is_floating_point() and bool(torch.isfinite(baseline).all()):
+            return baseline
+        problem = f"a {baseline.dtype} tensor" + (" with NaN or inf values" if baseline.is_floating_point() else "")
+    elif _finite_number(baseline):
+        return baseline
+    else:
+        problem = repr(baseline)
+    raise SpmmInputError(
+        f"baseline must be a finite number, 'uniform', UniformNoise(low, high) or a finite floating-point tensor, got {problem}"
+    )
 
 
 def noise_of(baseline: Baseline) -> UniformNoise | None:

@@ -40,7 +40,7 @@ class RandomLogit(Metric):
             classes = output_logits(model(inputs[:1])).shape[-1]
         if classes < 2:
             raise SpmmInputError("random logit needs a model with at least 2 classes")
-        draw = uniform(self._sample_streams(inputs.shape[0], sample_ids), 1, (), inputs.device).view(-1)
+        draw = uniform(self._sample_streams(inputs, sample_ids), 1, (), inputs.device).view(-1)
         shift = 1 + (draw * (classes - 1)).long()  # uniform over 1..classes−1
         others = (targets + shift) % classes
         explained = explain_fn(model, inputs, others).detach()

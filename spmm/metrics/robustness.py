@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Hashable, Sequence
 
 import torch
@@ -30,8 +31,8 @@ class MaxSensitivity(Metric):
 
     def __init__(self, samples: int = 10, radius: float = 0.02, skip_changed_predictions: bool = False, seed: int = 0, chunk: int | None = None) -> None:
         check_counts(samples=samples, chunk=chunk)
-        if not radius > 0:
-            raise SpmmInputError(f"radius must be > 0, got {radius!r}")
+        if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and math.isfinite(radius) and radius > 0):
+            raise SpmmInputError(f"radius must be > 0 and finite, got {radius!r}")
         self.samples, self.radius, self.skip_changed_predictions, self.seed, self.chunk = (
             samples, radius, skip_changed_predictions, seed, chunk,
         )
@@ -45,7 +46,7 @@ class MaxSensitivity(Metric):
         # input (50 SmoothGrad samples, 50 IG steps) then need no more memory than the original explanation
         batch = inputs.shape[0]
         chunk = self.chunk if self.chunk is not None else min(batch, self._chunk(inputs.device))
-        streams = self._sample_streams(batch, sample_ids)
+        streams = self._sample_streams(inputs, sample_ids)
         noise = torch.cat([  # one draw at a time: the same values as all at once, in less memory
             uniform(streams, 1, inputs.shape[1:], inputs.device, -self.radius, self.radius) for _ in range(self.samples)
         ], 1).to(inputs.dtype)

@@ -174,7 +174,7 @@ def test_progress_bar_names_the_explainer_and_the_metric(tmp_path, capsys):
 
 def test_random_metrics_follow_the_sample_ids_not_the_batches(tmp_path):
     model, batches, _, _ = light_setup()
-    explainers = {"gradient": explainer("gradient")}  # SmoothGrad's own noise depends on the batch
+    explainers = {"gradient": explainer("gradient"), "smoothgrad": explainer("smoothgrad", samples=2, seed=0)}
     metrics = {"infidelity": MetricSpec(Infidelity(draws=2), {"groups": square_patches((1, 8, 8), 4)}),
                "monotonicity_correlation": MetricSpec(MonotonicityCorrelation(groups_per_step=8, samples=2),
                                                       {"groups": square_patches((1, 8, 8), 2)})}

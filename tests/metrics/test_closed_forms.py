@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spmm.errors import SpmmInputError
-from tests.metrics.conftest import streams_for
+from tests.metrics.conftest import content_ids, streams_for
 from spmm.metrics import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, InsertionAUC, MaxSensitivity,
     ModelParameterRandomisation, MonotonicityCorrelation, RandomLogit, explainer, square_patches,
@@ -169,7 +169,7 @@ def test_monotonicity_with_noise_matches_a_hand_written_loop_on_colour_patches()
     attributions = torch.randn_like(x)
     patches = square_patches((3, 8, 8), 2)  # 16 patches, labels (1, 8, 8)
     ours = MonotonicityCorrelation(groups_per_step=3, samples=4, seed=9, chunk=7)(model, x, targets, attributions, groups=patches)
-    streams = streams_for(9, [0, 1], "monotonicity_correlation")  # no sample ids: positions
+    streams = streams_for(9, content_ids(x), "monotonicity_correlation")  # no sample ids: known by content
     labels = patches.labels.expand(3, 8, 8)
     sums = torch.stack([attributions.abs()[:, labels == g].sum(1) for g in range(16)], 1).double()
     order = torch.sort(sums, dim=1, stable=True).indices

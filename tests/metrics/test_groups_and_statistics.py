@@ -110,3 +110,22 @@ def test_stream_draws_follow_the_documented_formula_and_look_uniform():
     pairs = many.reshape(40, 5000)
     assert abs(np.corrcoef(pairs[:-1].ravel(), pairs[1:].ravel())[0, 1]) < 0.01  # draw p vs p + 1
     assert abs(np.corrcoef(pairs[:, :-1].ravel(), pairs[:, 1:].ravel())[0, 1]) < 0.01  # element e vs e + 1
+
+
+def test_normal_draws_are_box_muller_on_the_stream_and_look_normal():
+    from spmm.metrics import SampleStream
+    from spmm.metrics.draws import normal
+    from tests.metrics.conftest import ReferenceStream
+
+    drawn = normal([SampleStream(2, "img", "smoothgrad")], 3, (3, 5), "cpu")  # 15 elements: 8 pairs
+    reference = ReferenceStream(2, "img", "smoothgrad")
+    for p in range(3):
+        u = reference.next((2, 8)).double()
+        radius, angle = torch.sqrt(-2 * torch.log(1 - u[0])), 2 * np.pi * u[1]
+        expected = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])[:15].view(3, 5)
+        torch.testing.assert_close(drawn[0, p].double(), expected, rtol=1e-5, atol=1e-5)
+    many = normal([SampleStream(0, "x", "m")], 20, (5000,), "cpu")[0].double().numpy()
+    assert scipy.stats.kstest(many.ravel(), "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(many[:, :2500].ravel(), many[:, 2500:].ravel())[0, 1]) < 0.01  # cos and sin halves
+    many = many.ravel()
+    assert np.isfinite(many).all() and np.abs(many).max() < 5.8

@@ -11,7 +11,7 @@ from spmm.metrics import (
     DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, MaxSensitivity,
     MonotonicityCorrelation, RandomLogit, explainer, square_patches,
 )
-from tests.metrics.conftest import streams_for
+from tests.metrics.conftest import content_ids, streams_for
 
 quantus = pytest.importorskip("quantus", reason="Quantus (test-only dependency) is not installed")
 
@@ -65,7 +65,7 @@ def test_max_sensitivity_agrees_with_the_same_noise(batch):
     grad = explainer("gradient")
     a = grad(model, x, y)
     ours = MaxSensitivity(samples=4, radius=0.05, seed=3)(model, x, y, a, explain_fn=grad).scores
-    streams = streams_for(3, range(4), "max_sensitivity")  # no sample ids: positions
+    streams = streams_for(3, content_ids(x), "max_sensitivity")  # no sample ids: known by content
 
     def same_noise(arr, indices, **kwargs):
         noise = torch.stack([stream.next(x.shape[1:], -0.05, 0.05) for stream in streams])

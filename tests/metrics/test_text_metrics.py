@@ -50,7 +50,7 @@ WORDS = torch.tensor([[-1, 0, 0, 1, 2, -1], [-1, 0, 1, -1, -1, -1]])  # [CLS] w0
 
 @pytest.mark.parametrize("probability", [False, True])
 def test_text_comprehensiveness_and_sufficiency_with_a_mask_embedding(probability):
-    model = TokenClassifier()
+    model = TokenClassifier().eval()
     generator = torch.Generator().manual_seed(5)
     embeddings = torch.randn(2, 6, 4, dtype=torch.float64, generator=generator)
     mask_embedding = torch.randn(4, dtype=torch.float64, generator=generator)
@@ -82,7 +82,7 @@ def test_text_comprehensiveness_and_sufficiency_with_a_mask_embedding(probabilit
 
 
 def test_text_deletion_ranks_words_by_their_signed_score_with_times_input():
-    model = TokenClassifier()
+    model = TokenClassifier().eval()
     generator = torch.Generator().manual_seed(7)
     embeddings = torch.randn(2, 6, 4, dtype=torch.float64, generator=generator)
     mask_embedding = torch.randn(4, dtype=torch.float64, generator=generator)

@@ -1,5 +1,5 @@
-"""Non-finite attributions give NaN scores and one warning; random draws follow the sample's id,
-not its batch, its position or the chunk size."""
+"""Non-finite attributions give NaN scores and one warning; random draws follow the sample's id
+(or, without ids, its content), not its batch, its position or the chunk size."""
 
 import warnings
 
@@ -12,7 +12,8 @@ from spmm.metrics import (
     MaxSensitivity, ModelParameterRandomisation, MonotonicityCorrelation, RandomLogit, Sufficiency, explainer,
     square_patches,
 )
-from tests.metrics.conftest import tiny_cnn
+from spmm.metrics.registry import METRICS, metric_parameters
+from tests.metrics.conftest import content_ids, tiny_cnn
 
 PATCHES = square_patches((1, 8, 8), 2)
 QUADRANTS = square_patches((1, 8, 8), 4)
@@ -68,14 +69,28 @@ def test_attributions_of_another_shape_are_rejected():
         Comprehensiveness()(tiny_cnn().double(), x, targets, attributions[:, :, :4], groups=PATCHES)
 
 
+SMOOTHGRAD = explainer("smoothgrad", samples=3, seed=2)  # an explainer that draws too
 RANDOM = [
     (Infidelity(draws=2), {"groups": QUADRANTS}),
     (MonotonicityCorrelation(groups_per_step=4, samples=3), {"groups": PATCHES}),
     (FaithfulnessCorrelation(baseline="uniform"), {"groups": PATCHES}),
+    (FaithfulnessEstimate(groups_per_step=4, baseline="uniform"), {"groups": PATCHES}),
+    (DeletionAUC(groups_per_step=4, baseline="uniform"), {"groups": PATCHES}),
+    (InsertionAUC(groups_per_step=4, baseline="uniform"), {"groups": PATCHES}),
     (Comprehensiveness(baseline="uniform"), {"groups": PATCHES}),
+    (Sufficiency(baseline="uniform"), {"groups": PATCHES}),
     (MaxSensitivity(samples=3, radius=0.1), {"explain_fn": GRADIENT}),
+    (MaxSensitivity(samples=2, radius=0.1), {"explain_fn": SMOOTHGRAD}),
     (RandomLogit(), {"explain_fn": GRADIENT}),
+    (RandomLogit(), {"explain_fn": SMOOTHGRAD}),
 ]
+SEEDED = [*RANDOM, (ModelParameterRandomisation(), {"explain_fn": SMOOTHGRAD})]
+"""Every metric that takes a seed (ModelParameterRandomisation draws weights, not per sample: no ids)."""
+
+
+def test_every_metric_with_a_seed_is_checked_for_batching():
+    seeded = {name for name in METRICS if "seed" in metric_parameters(name)}
+    assert seeded == {metric.name for metric, _ in SEEDED}
 
 
 @pytest.mark.parametrize("metric, kwargs", RANDOM, ids=[m.name for m, _ in RANDOM])
@@ -99,11 +114,25 @@ def test_a_sample_scores_the_same_alone_in_any_batch_and_any_chunk(metric, kwarg
     assert not torch.equal(moved, alone)
 
 
-def test_without_ids_the_positions_are_the_ids():
-    model = tiny_cnn().double()
+@pytest.mark.parametrize("metric, kwargs", SEEDED, ids=[m.name for m, _ in SEEDED])
+def test_without_ids_a_sample_is_known_by_its_content(metric, kwargs):
+    """No ids: the same draws alone, in a batch of 4 and in another order, and the documented
+    content id (sha256 of shape and float32 values) is the id."""
+    model = tiny_cnn(classes=5).double()
+    x, _, attributions = _batch(4)
+    targets = torch.tensor([3, 0, 4, 1])
+    batch = metric(model, x, targets, attributions, **kwargs).scores
+    permuted = [2, 0, 3, 1]
+    torch.testing.assert_close(metric(model, x[permuted], targets[permuted], attributions[permuted], **kwargs).scores,
+                               batch[permuted], rtol=1e-9, atol=1e-12)
+    alone = metric(model, x[[1]], targets[[1]], attributions[[1]], **kwargs).scores
+    torch.testing.assert_close(alone, batch[[1]], rtol=1e-9, atol=1e-12)
+    if not isinstance(metric, ModelParameterRandomisation):
+        named = metric(model, x, targets, attributions, **kwargs, sample_ids=content_ids(x)).scores
+        torch.testing.assert_close(named, batch, rtol=0, atol=0)
+
+
+def test_sample_ids_must_match_the_batch():
     x, targets, attributions = _batch()
-    metric = Infidelity(draws=1)
-    positions = metric(model, x, targets, attributions, groups=QUADRANTS).scores
-    torch.testing.assert_close(positions, metric(model, x, targets, attributions, groups=QUADRANTS, sample_ids=["0", "1", "2"]).scores)
     with pytest.raises(SpmmInputError, match="2 sample ids for a batch of 3"):
-        metric(model, x, targets, attributions, groups=QUADRANTS, sample_ids=["0", "1"])
+        Infidelity(draws=1)(tiny_cnn().double(), x, targets, attributions, groups=QUADRANTS, sample_ids=["0", "1"])

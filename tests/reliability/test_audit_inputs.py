@@ -18,6 +18,7 @@ BAD_INPUTS = [
     (torch.zeros(1, 3, 8, 8, dtype=torch.float64), r"model failed on inputs .* dtype torch.float64"),
     (torch.zeros(3, 8, 8), r"model failed on inputs of shape \(3, 8, 8\)"),
     (torch.zeros(0, 3, 8, 8), "empty batch"),
+    (torch.zeros(1, 3, 8, 8, device="meta"), "inputs are on the meta device"),
 ]
 
 

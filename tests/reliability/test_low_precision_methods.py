@@ -1,6 +1,7 @@
 """Every method on a bfloat16 / float16 model (CPU): no dtype errors, attributions in the model's
-dtype, and close to the float32 model's result with the same seed (random draws are made in
-float32 and cast, sums of many gradients kept in float32)."""
+dtype, and close to the float32 model's result on the same input values with the same seed
+(random draws are made in float32 from (seed, the sample's values) and cast, sums of many
+gradients kept in float32)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ def test_every_method_on_a_low_precision_model(reference, method, dtype):
     low = TinyConvNet(norm=True).eval()
     low.load_state_dict(reference.state_dict())
     low.to(dtype)
-    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    result = spmm.explain(low, x.to(dtype), 1, method, seed=0, **fast_params(method, low)).attributions
+    x = (torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(dtype)
+    result = spmm.explain(low, x, 1, method, seed=0, **fast_params(method, low)).attributions
     assert result.dtype == dtype and torch.isfinite(result).all()
-    full = spmm.explain(reference, x, 1, method, seed=0, **fast_params(method, reference)).attributions
+    full = spmm.explain(reference, x.float(), 1, method, seed=0, **fast_params(method, reference)).attributions
     error = ((result.float() - full).norm() / full.norm()).item()
     tolerance = PULLBACK_TOLERANCE if spmm.methods.registry.get_method(method).pullback else GRADIENT_TOLERANCE
     assert error <= tolerance, f"{method} in {dtype}: relative error {error:.3f}"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import spmm
 from spmm.errors import SpmmParameterError
+from spmm.bench.explainers import bench_explainers
+from spmm.bench.runner import Batch, MetricSpec, run_benchmark
+from spmm.metrics import Infidelity, MaxSensitivity, RandomLogit, square_patches
 from tests.reliability.tiny import TinyConvNet, fast_params, seeded_explainer
 
 STOCHASTIC = ["smoothgrad", "smooth_pullback", "fusiongrad", "fusion_pullback", "gradient_shap", "pullback_shap"]
@@ -90,3 +94,64 @@ def test_same_seed_on_cuda_gives_identical_attributions_and_restores_the_cuda_ge
     second = spmm.explain(model, x, 1, method, seed=7, **params).attributions
     assert torch.equal(torch.cuda.get_rng_state(), before), "the CUDA generator was changed"
     assert torch.equal(first, second)
+
+
+def test_the_stochastic_list_names_every_method_that_draws():
+    """Every method outside STOCHASTIC gives the same attributions for any seed, so the batching tests
+    below cover every method that draws."""
+    explainers = {method: seeded_explainer(method) for method in spmm.list_methods()}
+    drawing = [method for method, attributions in explainers.items() if not torch.equal(attributions(0), attributions(1))]
+    assert sorted(drawing) == sorted(STOCHASTIC)
+
+
+@pytest.mark.parametrize("method", spmm.list_methods())
+def test_a_sample_gets_the_same_attributions_alone_in_a_batch_and_in_any_order(method):
+    """Draws come from (seed, the sample's values): never from its batch or its position in it."""
+    model = TinyConvNet().eval()
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    targets = torch.tensor([1, 3, 0, 4])
+    params = fast_params(method, model)
+
+    def explain(rows: list[int]) -> torch.Tensor:
+        return spmm.explain(model, x[rows], targets[rows], method, seed=11, **params).attributions
+
+    batch = explain([0, 1, 2, 3])
+    torch.testing.assert_close(explain([2, 0, 3, 1]), batch[[2, 0, 3, 1]])
+    torch.testing.assert_close(explain([3, 3]), batch[[3, 3]])
+    for row in range(4):
+        torch.testing.assert_close(explain([row]), batch[[row]])
+
+
+@pytest.mark.parametrize("method", STOCHASTIC)
+def test_without_a_seed_torch_manual_seed_reproduces_a_call(method):
+    attributions = seeded_explainer(method)
+    torch.manual_seed(5)
+    first = attributions(None)
+    torch.manual_seed(5)
+    assert torch.equal(first, attributions(None))
+    assert not torch.equal(first, attributions(None))
+
+
+def test_bench_scores_of_every_stochastic_method_do_not_depend_on_batch_size_or_order(tmp_path):
+    """The runner behind ``spmm bench``: the same samples in batches of 4, 1 and 2, in three orders,
+    give the same table (explainers as ``spmm bench`` builds them, with its seed)."""
+    model = TinyConvNet().eval()
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    targets, ids = torch.tensor([0, 2, 4, 1]), ["cat", "dog", "owl", "fox"]
+    explainers = bench_explainers(STOCHASTIC, None, seed=3, params={m: fast_params(m, model) for m in STOCHASTIC})
+    metrics = {
+        "infidelity": MetricSpec(Infidelity(draws=1, seed=3), {"groups": square_patches((3, 8, 8), 4)}),
+        "max_sensitivity": MetricSpec(MaxSensitivity(samples=2, seed=3)),
+        "random_logit": MetricSpec(RandomLogit(seed=3)),
+    }
+
+    def table(order: list[int], size: int) -> pd.DataFrame:
+        batches = [Batch([ids[i] for i in order[s : s + size]], x[order[s : s + size]], targets[order[s : s + size]])
+                   for s in range(0, len(order), size)]
+        scores = run_benchmark(model, batches, explainers, metrics, tmp_path / f"{order}-{size}", progress=False)
+        return scores.sort_values(["sample", "explainer", "metric"]).reset_index(drop=True)
+
+    reference = table([0, 1, 2, 3], 4)
+    assert len(reference) == 4 * len(STOCHASTIC) * len(metrics) and reference["score"].notna().all()
+    for order, size in (([0, 1, 2, 3], 1), ([3, 1, 0, 2], 2), ([2, 0, 3, 1], 4)):
+        pd.testing.assert_frame_equal(table(order, size), reference, rtol=1e-5, atol=1e-6)

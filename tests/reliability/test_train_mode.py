@@ -96,5 +96,6 @@ def test_metrics_leave_a_model_in_train_mode_as_it_was():
     attributions = torch.randn_like(x)
     with pytest.warns(UserWarning, match="training mode"):
         MaxSensitivity(samples=2)(model, x, targets, attributions, explain_fn=explainer("gradient"))
-    DeletionAUC(groups_per_step=16)(model, x, targets, attributions, groups=square_patches((3, 8, 8), 1))
+    with pytest.warns(UserWarning, match="training mode"):
+        DeletionAUC(groups_per_step=16)(model, x, targets, attributions, groups=square_patches((3, 8, 8), 1))
     _assert_unchanged(model, before)
