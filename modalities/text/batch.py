@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 from typing import Any, Sequence
 
+import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
@@ -129,6 +130,66 @@ def encode_texts(
     return TextBatch(
         texts, encoded["input_ids"], attention_mask, special, word_ids, offsets, tokens, total_words, too_long
     )
+
+
+PAIR_SEPARATOR = "\n"
+"""What joins a question and its context into the one text a pair's words are shown in."""
+
+
+def encode_pairs(
+    tokenizer: Any, pairs: Sequence[tuple[str, str]], *, max_length: int | None = None, on_overflow: str = "truncate",
+) -> tuple[TextBatch, Tensor, Tensor | None]:
+    """Tokenise (question, context) ``pairs`` as the tokenizer joins two texts, cutting the context
+    (only) past ``max_length``.  The batch's text of a pair is ``question + PAIR_SEPARATOR + context``
+    (its words: the question's, then the context's).  Returns (batch, in_context (B, L) bool: the
+    context's own tokens, token_type_ids (B, L) or None when the tokenizer gives none).  Needs a
+    tokenizer with offsets (every question-answering model has a fast tokenizer)."""
+    if not has_offsets(tokenizer):
+        raise SpmmInputError("question answering needs the model's fast tokenizer (offsets of question and context); "
+                             "pass tokenizer=<its fast tokenizer>")
+    if on_overflow not in OVERFLOW_POLICIES:
+        raise SpmmInputError(f"on_overflow must be one of {OVERFLOW_POLICIES}, got {on_overflow!r}")
+    questions, contexts = [q for q, _ in pairs], [c for _, c in pairs]
+    for i, (question, context) in enumerate(pairs):
+        for name, text in (("question", question), ("context", context)):
+            if not isinstance(text, str) or all(is_invisible(c) for c in text):
+                raise SpmmInputError(f"pair {i}: the {name} must be a text with visible characters, got {text!r}")
+    limit = max_length or known_limit(tokenizer)
+    full = tokenizer(questions, contexts, return_offsets_mapping=True)
+    too_long = [limit is not None and len(ids) > limit for ids in full["input_ids"]]
+    if any(too_long):
+        first = too_long.index(True)
+        message = f"pair {first} has {len(full['input_ids'][first])} tokens, more than the model's maximum of {limit}"
+        if on_overflow == "error":
+            raise SpmmInputError(message)
+        warnings.warn(message + "; its context is truncated", stacklevel=2)
+    encoded = tokenizer(
+        questions, contexts, padding=True, truncation="only_second" if limit is not None else False, max_length=limit,
+        return_tensors="pt", return_special_tokens_mask=True, return_offsets_mapping=True,
+    )
+    attention_mask = encoded["attention_mask"]
+    special = encoded["special_tokens_mask"].bool() & attention_mask.bool()
+    scored = (attention_mask.bool() & ~special).tolist()
+    texts = [q + PAIR_SEPARATOR + c for q, c in pairs]
+    in_context = torch.zeros_like(special)
+    word_ids, offsets, total_words = [], [], []
+    for i, (question, _) in enumerate(pairs):
+        sequences = encoded.sequence_ids(i)
+        shift = len(question) + len(PAIR_SEPARATOR)
+        spans = [(s + shift, e + shift) if sequence == 1 else (s, e)
+                 for sequence, (s, e) in zip(sequences, encoded["offset_mapping"][i].tolist())]
+        in_context[i] = torch.tensor([sequence == 1 and keep for sequence, keep in zip(sequences, scored[i])])
+        words, spans = token_words(texts[i], spans, scored[i])
+        word_ids.append(words)
+        offsets.append(spans)
+        full_spans = [(s + shift, e + shift) if sequence == 1 else (s, e)
+                      for sequence, (s, e) in zip(full.sequence_ids(i), full["offset_mapping"][i])]
+        full_scored = [sequence is not None for sequence in full.sequence_ids(i)]
+        total_words.append(len({w for w in token_words(texts[i], full_spans, full_scored)[0] if w is not None}))
+    tokens = [tokenizer.convert_ids_to_tokens(row) for row in encoded["input_ids"].tolist()]
+    batch = TextBatch(texts, encoded["input_ids"], attention_mask, special, word_ids, offsets, tokens, total_words,
+                      too_long)
+    return batch, in_context, encoded.get("token_type_ids")
 
 
 def has_offsets(tokenizer: Any) -> bool:
