@@ -8,7 +8,7 @@ import torch
 
 import spmm
 
-from .text_models import CELLS, TOKENIZERS, hf
+from .text_models import CELLS, TOKENIZERS, hf, sentencepiece_model
 
 TEXTS = ["the movie was good", "bad"]
 
@@ -54,3 +54,23 @@ def test_dual_encoder_without_a_tokenizer_limit_loads_and_takes_max_length(tmp_p
     with pytest.warns(UserWarning, match="maximum of 8"):
         ex = short.explain_text(long, image=image, method="gradient")
     assert len(ex.words(0).units) < len(long.split())
+
+
+def test_siglip_with_its_sentencepiece_tokenizer_loads_and_explains_words(tmp_path):
+    """SigLIP's tokenizer exists only as a sentencepiece ("slow") one: its words come from aligned offsets."""
+    (tmp_path / "spiece.model").write_bytes(sentencepiece_model())
+    tokenizer = hf.SiglipTokenizer(str(tmp_path / "spiece.model"))
+    assert not tokenizer.is_fast
+    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=16, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    torch.manual_seed(0)
+    hf.SiglipModel(hf.SiglipConfig(text_config=text, vision_config=vision)).eval().save_pretrained(tmp_path)
+    hf.SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    m = spmm.load(str(tmp_path), labels=["a cat", "a dog on the grass"])
+    ex = m.explain_text("a dog on the  grass!", image=torch.zeros(1, 3, 32, 32), method="gradient")
+    assert ex.words(0).units == ["a", "dog", "on", "the", "grass"]  # SigLIP's tokenizer drops punctuation
+    assert ex.words(0).spans[-1] == (14, 19)
