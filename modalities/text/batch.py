@@ -25,8 +25,9 @@ class TextBatch:
 
     input_ids, attention_mask: (B, L) long; special_mask: (B, L) bool, True for the
     tokenizer's special tokens ([CLS], [SEP], <s>…); word_ids: per text, the word
-    index of each token (None for special and padding tokens); offsets: per text,
-    the (start, end) character span of each token; tokens: per text, the token strings;
+    index of each token (None for special and padding tokens; see :mod:`.spans`); offsets:
+    per text, the (start, end) character span of each token without surrounding whitespace
+    ((0, 0) for special and padding tokens); tokens: per text, the token strings;
     total_words: per text, its number of words before truncation; truncated: per text,
     whether tokens past the model's maximum were cut off.
     """

@@ -25,12 +25,6 @@ TEXTS = ["the movie was  good, isn't it?", "the cat sat"]
 SIMPLE = "the movie was good"
 PROMPT = "the movie was"
 RTOL = 1e-5
-KNOWN_GAPS: dict[str, str] = {}
-
-
-def cell_params():
-    return [pytest.param(c, id=c.name, marks=[pytest.mark.xfail(reason=KNOWN_GAPS[c.name], strict=True)]
-                         if c.name in KNOWN_GAPS else []) for c in CELLS]
 
 
 def reference(folder, cell, tokenizer):
@@ -73,7 +67,7 @@ def relative_error(got, want, mask=None):
     return float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
 
 
-@pytest.mark.parametrize("cell", cell_params())
+@pytest.mark.parametrize("cell", CELLS, ids=[c.name for c in CELLS])
 def test_text_cell(cell, text_folder):  # noqa: F811
     folder = text_folder(cell)
     m = spmm.load(str(folder))
