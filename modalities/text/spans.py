@@ -2,8 +2,9 @@
 
 A *word* is a span of the input text.  The text is cut into pieces: runs of word characters
 (letters, marks, digits, ``_``, and zero-width or control characters inside them, with inner
-apostrophes: ``isn't``) and runs of other visible characters (punctuation, symbols: ``!``,
-``...``); whitespace separates pieces.  Each scored token covers the pieces its offsets overlap
+apostrophes: ``isn't``), runs of other visible characters (punctuation, symbols: ``!``,
+``...``), and single letters of scripts written without spaces (CJK, kana, Thai…);
+whitespace separates pieces.  Each scored token covers the pieces its offsets overlap
 (its offsets trimmed of whitespace first: byte-level BPE and Metaspace tokens carry the space
 before them), and pieces covered by one token form one word (a token ``▁it?`` makes ``it?`` one
 word).  A token covering only whitespace (``Ġ`` of a double space, ``▁``, ``\\n``) belongs to the
@@ -21,14 +22,25 @@ from typing import Sequence
 
 APOSTROPHES = frozenset("'’")
 """Characters that stay inside a word when letters stand on both sides (``isn't``, ``l’homme``)."""
-SPACE, WORD, SYMBOL = 0, 1, 2
+UNSPACED_SCRIPTS = (
+    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF), (0x20000, 0x2FA1F),
+)
+"""Code-point ranges of scripts written without spaces between words (Thai, Lao, Myanmar, Khmer,
+kana, CJK ideographs): each of their characters is a piece of its own, so their words are what
+the tokens join."""
+SPACE, WORD, SYMBOL, UNSPACED = 0, 1, 2, 3
 
 
 def character_class(character: str) -> int:
-    """SPACE (whitespace), SYMBOL (punctuation and symbols, except ``_``) or WORD (everything else:
-    letters, marks, digits, ``_``, zero-width and control characters)."""
+    """SPACE (whitespace), UNSPACED (see :data:`UNSPACED_SCRIPTS`), SYMBOL (punctuation and symbols,
+    except ``_``) or WORD (everything else: letters, marks, digits, ``_``, zero-width and control
+    characters)."""
     if character.isspace():
         return SPACE
+    point = ord(character)
+    if any(first <= point <= last for first, last in UNSPACED_SCRIPTS) and unicodedata.category(character)[0] == "L":
+        return UNSPACED
     category = unicodedata.category(character)
     return SYMBOL if category[0] in "PS" and category != "Pc" else WORD
 
@@ -49,7 +61,7 @@ def word_pieces(text: str) -> list[tuple[int, int]]:
     for i, kind in enumerate(classes):
         if kind == SPACE:
             continue
-        if pieces and pieces[-1][1] == i and classes[i - 1] == kind:
+        if pieces and pieces[-1][1] == i and classes[i - 1] == kind != UNSPACED:
             pieces[-1] = (pieces[-1][0], i + 1)
         else:
             pieces.append((i, i + 1))

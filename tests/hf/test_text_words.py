@@ -37,9 +37,20 @@ def tokenizers(tmp_path_factory):
 
 def test_pieces_by_hand():
     assert [HARD[s:e] for s, e in word_pieces(HARD)] == PIECES
-    text = "l’homme... (ok)_x 'quoted' naïve‍x"
+    text = "l’homme... (ok)_x 'quoted' naïve\u200dx 東京に"
     assert [text[s:e] for s, e in word_pieces(text)] == ["l’homme", "...", "(", "ok", ")", "_x", "'", "quoted", "'",
-                                                          "naïve‍x"]
+                                                          "naïve\u200dx", "東", "京", "に"]
+
+
+def test_a_token_joins_the_pieces_it_covers():
+    text = "東京に it?"
+    offsets = [(0, 2), (2, 3), (3, 6), (6, 7)]  # 東京 | に | " it" (leading space) | ?
+    words, spans = token_words(text, offsets, [True] * 4)
+    assert words == [0, 1, 2, 3] and spans == [(0, 2), (2, 3), (4, 6), (6, 7)]
+    words, spans = token_words(text, [(0, 1), (1, 3), (3, 7)], [True] * 3)  # 東 | 京に | " it?"
+    assert words == [0, 1, 2] and spans == [(0, 1), (1, 3), (4, 7)]  # "京に" and "it?" are one word each
+    words, spans = token_words("a  b", [(0, 1), (1, 2), (2, 4)], [True, True, True])  # a | " " | " b"
+    assert words == [0, 1, 1] and spans == [(0, 1), (3, 3), (3, 4)]  # a whitespace token joins the next word
 
 
 @pytest.mark.parametrize("kind", KINDS)
