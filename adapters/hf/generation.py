@@ -180,7 +180,8 @@ def _continuation_ids(tokenizer: Any, text: str | tuple[int, ...]) -> list[int]:
 
 def word_indices(tokenizer: Any, text: str, ids: list[int], add_special_tokens: bool, first_word: int) -> list[int | None]:
     """Word index of each token of ``ids`` (the tokens of ``text``; special tokens: None): the words
-    of ``text`` from its tokens' character offsets (:func:`~spmm.modalities.text.batch.token_words_of`) shifted by ``first_word`` when tokenising ``text`` reproduces
+    of ``text`` from its tokens' character offsets (:func:`~spmm.modalities.text.batch.token_words_of`,
+    the words of every text explanation) shifted by ``first_word`` when tokenising ``text`` reproduces
     ``ids`` (trailing special tokens such as a generated EOS aside), else one word per token."""
     special = set(tokenizer.all_special_ids)
     kept = len(ids)
