@@ -21,10 +21,11 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable
+from spmm.modalities.text.batch import token_limit
 
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
-from .text import load_tokenizer, token_limit
+from .text import load_tokenizer
 
 DUAL_ENCODER_ARCHITECTURES = ("CLIPModel", "SiglipModel")
 """Exact architecture names served (every model with ``get_image_features``/``get_text_features``
@@ -108,7 +109,8 @@ def load_dual_encoder(
 ) -> Explainable:
     """A zero-shot image classifier over ``labels`` (texts, or {label: text}; a text target
     works without them) whose text side explains words (``m.explain_text(text, image=...)``);
-    texts are cut at ``max_length`` tokens (default: :func:`.text.token_limit` of the text tower)."""
+    texts are cut at ``max_length`` tokens (default: the text tower's
+    :func:`~spmm.modalities.text.batch.token_limit`)."""
     from spmm.adapters.crossmodal.dual import DualEncoder, DualEncoderExplainable
     from spmm.adapters.crossmodal.rules import dual_rules
     from spmm.adapters.vision.models import UnitRangeInput

@@ -40,13 +40,13 @@ from spmm.methods.registry import get_method
 from spmm.ruleset import get_ruleset
 from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.text import EmbeddingModel, HFOutput, encode_texts, token_scores
-from spmm.modalities.text.batch import token_words_of
+from spmm.modalities.text.batch import token_limit, token_words_of
 from spmm.modalities.text.explanation import default_score
 from spmm.modalities.text.generation import GenerationExplanation, undefined_cells
 from spmm.modalities.text.modality import TextModality
 
 from .tasks import register_hf_task, source_name
-from .text import load_tokenizer, token_limit
+from .text import load_tokenizer
 
 CAUSAL_LM_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
 SEQ2SEQ_ARCHITECTURES = (

@@ -24,13 +24,13 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation, Prediction
-from spmm.modalities.text.batch import encode_pairs
+from spmm.modalities.text.batch import encode_pairs, token_limit
 from spmm.modalities.text.embedding import EmbeddingModel, HFOutput, embed
 from spmm.modalities.text.explanation import TextExplanation, default_score
 from spmm.modalities.text.modality import TextModality
 
 from .tasks import register_hf_task, source_name
-from .text import load_tokenizer, token_limit
+from .text import load_tokenizer
 
 MAX_ANSWER_TOKENS = 15
 """The longest answer span considered, in tokens (the transformers pipeline's ``max_answer_len``)."""

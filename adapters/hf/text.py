@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation, Prediction
-from spmm.modalities.text.batch import known_limit
+from spmm.modalities.text.batch import token_limit
 from spmm.modalities.text.embedding import HFOutput
 from spmm.modalities.text.explanation import TextExplanation, default_score
 from spmm.modalities.text.modality import TextModality
@@ -39,37 +39,10 @@ from .tasks import register_hf_task, source_name
 
 PREDICTIONS = 5
 """Top labels listed for the explained token of a token classifier."""
-ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "data2vec-text")
-"""Model types whose position ids start after the padding index (max positions − pad − 1 tokens)."""
-POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_positions", "n_ctx")
-"""Config keys naming the size of a model's position table."""
-DEFAULT_TOKEN_LIMIT = 512
-"""The token limit when neither the tokenizer nor the config names one (T5's training length)."""
-
-
 def load_tokenizer(source: str | None, tokenizer: Any, model: nn.Module) -> Any:
     """The tokenizer given (``tokenizer=``) or saved next to the model in ``source`` (its fast
     version where one exists, else its sentencepiece one: Marian, SigLIP)."""
     return saved_preprocessor(source, tokenizer, model, "tokenizer", "tokenizer", "AutoTokenizer")
-
-
-def token_limit(tokenizer: Any, config: Any, max_length: int | None = None) -> int:
-    """The most tokens a text may have: ``max_length`` when given, else the smaller of the tokenizer's
-    ``model_max_length`` (ignoring transformers' "no limit" sentinel) and the model's position table
-    (``max_position_embeddings``, ``n_positions``…, less the padding offset of RoBERTa-like models),
-    else :data:`DEFAULT_TOKEN_LIMIT` (models with relative or no positions: T5, Bloom, Mamba)."""
-    if max_length is not None:
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise SpmmInputError(f"max_length must be a positive number of tokens, got {max_length!r}")
-        return max_length
-    limits = [known_limit(tokenizer)]
-    positions = next((getattr(config, key) for key in POSITION_KEYS
-                      if isinstance(getattr(config, key, None), int) and getattr(config, key) > 0), None)
-    if positions is not None:
-        offset = (config.pad_token_id or 0) + 1 if getattr(config, "model_type", "") in ROBERTA_LIKE else 0
-        limits.append(positions - offset)
-    limits = [limit for limit in limits if limit is not None and limit > 0]
-    return min(limits) if limits else DEFAULT_TOKEN_LIMIT
 
 
 def pools_last_token(model: nn.Module) -> bool:

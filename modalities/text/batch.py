@@ -17,6 +17,12 @@ from .spans import is_invisible, token_words
 OVERFLOW_POLICIES = ("truncate", "error")
 NO_LIMIT = 1_000_000_000
 """``model_max_length`` at or above this is transformers' "no limit" sentinel (int(1e30))."""
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "data2vec-text")
+"""Model types whose position ids start after the padding index (max positions − pad − 1 tokens)."""
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_positions", "n_ctx")
+"""Config keys naming the size of a model's position table."""
+DEFAULT_TOKEN_LIMIT = 512
+"""The token limit when neither the tokenizer nor the config names one (T5's training length)."""
 
 
 @dataclasses.dataclass
@@ -202,6 +208,25 @@ def known_limit(tokenizer: Any) -> int | None:
     """The tokenizer's ``model_max_length``, None when it names none (transformers' 1e30 sentinel)."""
     limit = getattr(tokenizer, "model_max_length", None)
     return int(limit) if isinstance(limit, int) and 0 < limit < NO_LIMIT else None
+
+
+def token_limit(tokenizer: Any, config: Any, max_length: int | None = None) -> int:
+    """The most tokens a text may have: ``max_length`` when given, else the smaller of the tokenizer's
+    ``model_max_length`` (ignoring transformers' "no limit" sentinel) and the model's position table
+    (``max_position_embeddings``, ``n_positions``…, less the padding offset of RoBERTa-like models),
+    else :data:`DEFAULT_TOKEN_LIMIT` (models with relative or no positions: T5, Bloom, Mamba)."""
+    if max_length is not None:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise SpmmInputError(f"max_length must be a positive number of tokens, got {max_length!r}")
+        return max_length
+    limits = [known_limit(tokenizer)]
+    positions = next((getattr(config, key) for key in POSITION_KEYS
+                      if isinstance(getattr(config, key, None), int) and getattr(config, key) > 0), None)
+    if positions is not None:
+        offset = (config.pad_token_id or 0) + 1 if getattr(config, "model_type", "") in ROBERTA_LIKE else 0
+        limits.append(positions - offset)
+    limits = [limit for limit in limits if limit is not None and limit > 0]
+    return min(limits) if limits else DEFAULT_TOKEN_LIMIT
 
 
 def character_offsets(

@@ -19,7 +19,7 @@ from spmm.load import register_modality
 from spmm.methods.registry import get_method
 from spmm.ruleset import RuleSet, get_ruleset
 
-from .batch import encode_texts
+from .batch import encode_texts, token_limit
 from .embedding import EmbeddingModel, HFOutput, embed, is_hf_model, model_labels
 from .explanation import TextExplanation, default_score
 
@@ -108,12 +108,14 @@ def wrap_text_model(
     """``spmm.load(module, modality="text", tokenizer=..., labels=...)``: a user's text model, either a
     body ``(embeddings (B, L, D), attention_mask (B, L)) -> output`` with ``get_input_embeddings()``,
     or a Hugging Face model taking ``inputs_embeds`` (its logits are explained; labels default to
-    ``config.id2label`` of sequence classifiers).  Explained with the ``text`` rule set by default."""
+    ``config.id2label`` of sequence classifiers; its token limit: :func:`.batch.token_limit`).  Explained
+    with the ``text`` rule set by default."""
     if tokenizer is None:
         raise SpmmInputError('spmm.load(module, modality="text") needs tokenizer=<the model\'s tokenizer>')
     name = name or type(module).__name__
     if is_hf_model(module):
         labels = labels if labels is not None else model_labels(module)
+        max_length = token_limit(tokenizer, module.config, max_length)
         module = HFOutput(module)
     elif not hasattr(module, "get_input_embeddings"):
         raise SpmmInputError(

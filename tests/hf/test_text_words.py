@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import spmm
-from spmm.adapters.hf.text import DEFAULT_TOKEN_LIMIT, token_limit
+from spmm.modalities.text.batch import DEFAULT_TOKEN_LIMIT, token_limit
 from spmm.modalities.text import encode_texts
 from spmm.modalities.text.alignment import aligned_offsets, piece_surface
 from spmm.modalities.text.spans import token_words, trimmed, word_pieces
