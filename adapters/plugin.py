@@ -7,6 +7,7 @@ from spmm.adapters.text import registry as _text  # noqa: F401
 from spmm.adapters.audio import registry as _audio  # noqa: F401
 from spmm.adapters.hf import resolver as _hf  # noqa: F401
 from spmm.adapters.hf import text as _hf_text  # noqa: F401
+from spmm.adapters.hf import question_answering as _hf_question_answering  # noqa: F401
 from spmm.adapters.hf import vision as _hf_vision  # noqa: F401
 from spmm.adapters.hf import audio as _hf_audio  # noqa: F401
 from spmm.adapters.crossmodal import registry as _crossmodal  # noqa: F401

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,9 +21,11 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable
+from spmm.modalities.text.batch import token_limit
 
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
+from .text import load_tokenizer
 
 DUAL_ENCODER_ARCHITECTURES = ("CLIPModel", "SiglipModel")
 """Exact architecture names served (every model with ``get_image_features``/``get_text_features``
@@ -82,10 +85,9 @@ class HFTextTower(nn.Module):
 
 
 def _preprocessors(source: str | Path | None, tokenizer: Any, processor: Any, model: nn.Module) -> tuple[Any, Any]:
-    """(fast tokenizer, image processor) from the options or the model's folder."""
+    """(tokenizer, image processor) from the options or the model's folder."""
     source = None if source is None else str(source)
-    tokenizer = saved_preprocessor(source, tokenizer, model, "tokenizer", "fast tokenizer", "AutoTokenizer",
-                                   use_fast=True)
+    tokenizer = load_tokenizer(source, tokenizer, model)
     processor = saved_preprocessor(source, processor, model, "processor", "image processor", "AutoImageProcessor")
     return tokenizer, getattr(processor, "image_processor", processor)
 
@@ -103,14 +105,19 @@ def load_dual_encoder(
     labels: Sequence[str] | dict[str, str] | None = None,
     tokenizer: Any = None,
     processor: Any = None,
+    max_length: int | None = None,
 ) -> Explainable:
     """A zero-shot image classifier over ``labels`` (texts, or {label: text}; a text target
-    works without them) whose text side explains words (``m.explain_text(text, image=...)``)."""
+    works without them) whose text side explains words (``m.explain_text(text, image=...)``);
+    texts are cut at ``max_length`` tokens (default: the text tower's
+    :func:`~spmm.modalities.text.batch.token_limit`)."""
     from spmm.adapters.crossmodal.dual import DualEncoder, DualEncoderExplainable
     from spmm.adapters.crossmodal.rules import dual_rules
     from spmm.adapters.vision.models import UnitRangeInput
 
     tokenizer, processor = _preprocessors(source, tokenizer, processor, model)
+    tokenizer = copy.deepcopy(tokenizer)  # the user's tokenizer keeps its own limit
+    tokenizer.model_max_length = token_limit(tokenizer, getattr(model.config, "text_config", model.config), max_length)
     image_rules, text_rules = dual_rules()
     image_encoder = UnitRangeInput(HFImageTower(model), processor.image_mean, processor.image_std,
                                    name=type(model).__name__)

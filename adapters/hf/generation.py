@@ -40,12 +40,13 @@ from spmm.methods.registry import get_method
 from spmm.ruleset import get_ruleset
 from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.text import EmbeddingModel, HFOutput, encode_texts, token_scores
+from spmm.modalities.text.batch import token_limit, token_words_of
 from spmm.modalities.text.explanation import default_score
 from spmm.modalities.text.generation import GenerationExplanation, undefined_cells
 from spmm.modalities.text.modality import TextModality
 
-from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
+from .text import load_tokenizer
 
 CAUSAL_LM_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
 SEQ2SEQ_ARCHITECTURES = (
@@ -178,16 +179,17 @@ def _continuation_ids(tokenizer: Any, text: str | tuple[int, ...]) -> list[int]:
 
 
 def word_indices(tokenizer: Any, text: str, ids: list[int], add_special_tokens: bool, first_word: int) -> list[int | None]:
-    """Word index of each token of ``ids`` (the tokens of ``text``; special tokens: None): the fast
-    tokenizer's ``word_ids`` of ``text`` shifted by ``first_word`` when tokenising ``text`` reproduces
+    """Word index of each token of ``ids`` (the tokens of ``text``; special tokens: None): the words
+    of ``text`` from its tokens' character offsets (:func:`~spmm.modalities.text.batch.token_words_of`,
+    the words of every text explanation) shifted by ``first_word`` when tokenising ``text`` reproduces
     ``ids`` (trailing special tokens such as a generated EOS aside), else one word per token."""
     special = set(tokenizer.all_special_ids)
     kept = len(ids)
     while kept and ids[kept - 1] in special:
         kept -= 1
-    encoded = tokenizer(text, add_special_tokens=add_special_tokens)
-    if encoded["input_ids"][:kept] == ids[:kept]:
-        words = [None if w is None else first_word + w for w in encoded.word_ids()[:kept]]
+    text_ids, text_words = token_words_of(tokenizer, text, add_special_tokens)
+    if text_ids[:kept] == ids[:kept]:
+        words = [None if w is None else first_word + w for w in text_words[:kept]]
     else:
         words = [first_word + k for k in range(kept)]
     return [None if i in special else w for i, w in zip(ids, words + [None] * (len(ids) - kept))]
@@ -385,26 +387,15 @@ def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | S
 
 # -- task loaders -----------------------------------------------------------------------------
 def language_tokenizer(model: nn.Module, source: Any, tokenizer: Any) -> Any:
-    """The model's fast tokenizer (from ``source`` unless given), padding on the right with a pad
+    """The model's tokenizer (from ``source`` unless given), padding on the right with a pad
     token (the EOS token when it has none); a given tokenizer is copied, never changed."""
-    tokenizer = (copy.deepcopy(tokenizer) if tokenizer is not None else
-                 saved_preprocessor(source, None, model, "tokenizer", "fast tokenizer", "AutoTokenizer", use_fast=True))
+    tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else load_tokenizer(source, None, model)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise SpmmInputError("the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer
-
-
-def token_limit(model: nn.Module, tokenizer: Any, max_length: int | None) -> int | None:
-    """``max_length``, else the smaller of the tokenizer's ``model_max_length`` and the model's
-    ``max_position_embeddings`` (tokenizers saved without a limit report a huge one)."""
-    if max_length is not None:
-        return max_length
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    limits = [int(v) for v in limits if isinstance(v, int) and 0 < v < 2**31]
-    return min(limits) if limits else None
 
 
 def adds_trailing_special(tokenizer: Any) -> bool:
@@ -418,7 +409,7 @@ def load_causal_lm(model: nn.Module, source: Any, tokenizer: Any = None, rules: 
                    max_length: int | None = None) -> LanguageModel:
     """A causal LM: next-token and continuation explanations (see the module docstring)."""
     tokenizer = language_tokenizer(model, source, tokenizer)
-    modality = TextModality(tokenizer, token_limit(model, tokenizer, max_length),
+    modality = TextModality(tokenizer, token_limit(tokenizer, model.config, max_length),
                             add_special_tokens=not adds_trailing_special(tokenizer))
     return language_model(model, modality, False, source_name(source, model), rules)
 
@@ -429,7 +420,7 @@ def load_seq2seq(model: nn.Module, source: Any, tokenizer: Any = None, rules: An
     """An encoder–decoder: the first target token on the source words, or continuations on the
     source and the target prefix."""
     tokenizer = language_tokenizer(model, source, tokenizer)
-    modality = TextModality(tokenizer, token_limit(model, tokenizer, max_length))
+    modality = TextModality(tokenizer, token_limit(tokenizer, model.config, max_length))
     return language_model(model, modality, True, source_name(source, model), rules)
 
 
@@ -437,7 +428,9 @@ def language_model(lm: nn.Module, modality: TextModality, encoder_decoder: bool,
     """The :class:`LanguageModel` of ``lm``; its labels are the vocabulary's tokens as text."""
     body = Seq2SeqBody(lm, start_only=True) if encoder_decoder else NextTokenBody(lm)
     tokenizer = modality.tokenizer
-    labels = tokenizer.backend_tokenizer.decode_batch([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+    every_id = [[i] for i in range(len(tokenizer))]
+    labels = (tokenizer.backend_tokenizer.decode_batch(every_id, skip_special_tokens=False)
+              if getattr(tokenizer, "backend_tokenizer", None) is not None else tokenizer.batch_decode(every_id))
     ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
     return LanguageModel(body, modality, ruleset, labels, name, lm=lm, encoder_decoder=encoder_decoder)
 

@@ -46,15 +46,18 @@ def register_hf_task(name: str, architectures: tuple[str, ...]) -> Callable[[Tas
 
 def task_for(architecture: str) -> HFTask:
     """The task serving ``architecture`` (an exact name wins over a suffix), or a one-line error
-    naming the supported ones."""
+    naming the supported tasks."""
     for task in HF_TASKS:
         if architecture in task.architectures:
             return task
     for task in HF_TASKS:
         if any(architecture.endswith(suffix) for suffix in task.architectures):
             return task
-    supported = "; ".join(f"{t.name} ({', '.join(t.architectures)})" for t in HF_TASKS)
-    raise SpmmInputError(f"no spmm task explains {architecture}; supported: {supported or 'none installed'}")
+    supported = ", ".join(task.name for task in HF_TASKS) or "none installed"
+    raise SpmmInputError(
+        f"no spmm task explains {architecture} (bare encoders, segmentation… are not tasks); supported tasks: "
+        f"{supported} (their architectures: spmm.adapters.hf.tasks.HF_TASKS)"
+    )
 
 
 def source_name(source: str | Path | None, model: nn.Module) -> str:

@@ -17,7 +17,9 @@ token string or a token id are its targets and its predictions are the top token
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -26,6 +28,7 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation, Prediction
+from spmm.modalities.text.batch import token_limit
 from spmm.modalities.text.embedding import HFOutput
 from spmm.modalities.text.explanation import TextExplanation, default_score
 from spmm.modalities.text.modality import TextModality
@@ -36,36 +39,72 @@ from .tasks import register_hf_task, source_name
 
 PREDICTIONS = 5
 """Top labels listed for the explained token of a token classifier."""
-ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "data2vec-text")
-"""Model types whose position ids start after the padding index (max positions − pad − 1 tokens)."""
-
-
 def load_tokenizer(source: str | None, tokenizer: Any, model: nn.Module) -> Any:
-    """The fast tokenizer given (``tokenizer=``) or saved next to the model in ``source``."""
-    return saved_preprocessor(source, tokenizer, model, "tokenizer", "fast tokenizer", "AutoTokenizer", use_fast=True)
+    """The tokenizer given (``tokenizer=``) or saved next to the model in ``source`` (its fast
+    version where one exists, else its sentencepiece one: Marian, SigLIP)."""
+    return saved_preprocessor(source, tokenizer, model, "tokenizer", "tokenizer", "AutoTokenizer")
 
-def token_limit(tokenizer: Any, config: Any) -> int | None:
-    """The most tokens both the tokenizer and the model's position embeddings take (None: no limit known)."""
-    limits = [tokenizer.model_max_length] if tokenizer.model_max_length < 1_000_000 else []
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        offset = (config.pad_token_id or 0) + 1 if getattr(config, "model_type", "") in ROBERTA_LIKE else 0
-        limits.append(positions - offset)
-    return min(limits) if limits else None
+
+def pools_last_token(model: nn.Module) -> bool:
+    """Whether ``model`` is a decoder-only classifier (Llama, GPT-2, Mistral… ``ForSequenceClassification``):
+    a linear ``score`` head read at the last real token."""
+    return isinstance(getattr(model, "score", None), nn.Linear) and not getattr(model.config, "is_encoder_decoder", False)
+
+
+class LastTokenClassifier(nn.Module):
+    """A decoder-only classifier as a body: (inputs_embeds (B, L, D), attention_mask (B, L)) -> logits (B, C)
+    at each row's last real token, as the model itself pools when it is given token ids (given
+    embeddings, transformers reads the last position, a padding token in the shorter texts)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        HFOutput(model)  # checks the attention kernel
+        self.model = model
+        self.train(model.training)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def forward(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
+        from spmm.adapters.text.targets import last_positions
+
+        hidden = self.model.base_model(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
+        logits = self.model.score(hidden)
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return logits[rows, last_positions(attention_mask).to(logits.device)]
+
+
+def padded_with_eos(tokenizer: Any, model: nn.Module, source: str | None) -> Any:
+    """``tokenizer``, or a copy padding with its EOS token when it has no pad token (as causal LMs are
+    padded), with a warning; a model loaded here (``source`` given) gets the same ``pad_token_id``."""
+    if tokenizer.pad_token is not None or tokenizer.eos_token is None:
+        return tokenizer
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    if source is not None and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    warnings.warn(f"the tokenizer of {type(model).__name__} has no pad token: texts are padded with its EOS token "
+                  f"{tokenizer.eos_token!r}, as for causal language models", stacklevel=3)
+    return tokenizer
 
 
 def text_explainable(
     model: nn.Module, source: str | None, tokenizer: Any, modality_class: type, labels: Sequence[str] | None,
     max_length: int | None, multi_label: bool = False,
 ) -> Explainable:
-    """An Explainable of ``model`` (through :class:`HFOutput`) on ``modality_class``, with the text rule set."""
+    """An Explainable of ``model`` (through :class:`HFOutput`, or :class:`LastTokenClassifier` for a
+    decoder-only classifier, whose tokenizer then pads with EOS if it has no pad token) on
+    ``modality_class``, with the text rule set."""
     from spmm.adapters.text.registry import TEXT_RULES
 
     tokenizer = load_tokenizer(source, tokenizer, model)
-    limit = max_length or token_limit(tokenizer, model.config)
-    modality = modality_class(tokenizer, limit)
+    body = HFOutput(model)
+    if pools_last_token(model):
+        tokenizer, body = padded_with_eos(tokenizer, model, source), LastTokenClassifier(model)
+    modality = modality_class(tokenizer, token_limit(tokenizer, model.config, max_length))
     labels = list(labels) if labels is not None else None
-    return Explainable(HFOutput(model), modality, TEXT_RULES, labels, source_name(source, model), multi_label)
+    return Explainable(body, modality, TEXT_RULES, labels, source_name(source, model), multi_label)
 
 
 def config_labels(model: nn.Module) -> list[str] | None:

@@ -116,4 +116,5 @@ class EmbeddingModel(nn.Module):
         if self.attention_mask.shape[0] == 1:
             return self
         index = sample_index.to(self.attention_mask.device)
-        return EmbeddingModel(self.body, self.attention_mask[index], self.fixed[index], self.free[index, :, 0].bool())
+        body = self.body.take(index) if hasattr(self.body, "take") else self.body  # a body with per-row context
+        return EmbeddingModel(body, self.attention_mask[index], self.fixed[index], self.free[index, :, 0].bool())

@@ -1,4 +1,4 @@
-"""The text modality: strings -> token embeddings (B, L, D) of the model's own fast tokenizer.
+"""The text modality: strings -> token embeddings (B, L, D) of the model's own tokenizer.
 
 The tokenizer travels on the modality instance (``m.modality.tokenizer``): a text model is
 explained as a body ``(embeddings, attention_mask) -> output`` (see :mod:`.embedding`), and
@@ -19,7 +19,7 @@ from spmm.load import register_modality
 from spmm.methods.registry import get_method
 from spmm.ruleset import RuleSet, get_ruleset
 
-from .batch import encode_texts
+from .batch import encode_texts, token_limit
 from .embedding import EmbeddingModel, HFOutput, embed, is_hf_model, model_labels
 from .explanation import TextExplanation, default_score
 
@@ -29,17 +29,16 @@ NOISE_SHARE_OF_RANGE = 0.075
 
 
 class TextModality:
-    """Texts as token embeddings (B, L, D) of ``tokenizer`` (a fast ``transformers`` tokenizer).
+    """Texts as token embeddings (B, L, D) of ``tokenizer`` (a ``transformers`` tokenizer, fast or
+    sentencepiece; words from character offsets, see :mod:`.spans`).
 
-    max_length: token limit (default: the tokenizer's ``model_max_length``); add_special_tokens:
+    max_length: token limit (default: the tokenizer's ``model_max_length``, none when it names none); add_special_tokens:
     False for decoders, whose last token must be the text's own.
     """
 
     name = "text"
 
     def __init__(self, tokenizer: Any, max_length: int | None = None, add_special_tokens: bool = True) -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise SpmmInputError("text models need a fast tokenizer (word_ids and offsets): load it with use_fast=True")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.add_special_tokens = add_special_tokens
@@ -109,12 +108,14 @@ def wrap_text_model(
     """``spmm.load(module, modality="text", tokenizer=..., labels=...)``: a user's text model, either a
     body ``(embeddings (B, L, D), attention_mask (B, L)) -> output`` with ``get_input_embeddings()``,
     or a Hugging Face model taking ``inputs_embeds`` (its logits are explained; labels default to
-    ``config.id2label`` of sequence classifiers).  Explained with the ``text`` rule set by default."""
+    ``config.id2label`` of sequence classifiers; its token limit: :func:`.batch.token_limit`).  Explained
+    with the ``text`` rule set by default."""
     if tokenizer is None:
-        raise SpmmInputError('spmm.load(module, modality="text") needs tokenizer=<the model\'s fast tokenizer>')
+        raise SpmmInputError('spmm.load(module, modality="text") needs tokenizer=<the model\'s tokenizer>')
     name = name or type(module).__name__
     if is_hf_model(module):
         labels = labels if labels is not None else model_labels(module)
+        max_length = token_limit(tokenizer, module.config, max_length)
         module = HFOutput(module)
     elif not hasattr(module, "get_input_embeddings"):
         raise SpmmInputError(

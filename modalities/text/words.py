@@ -1,8 +1,9 @@
 """Token, word and span scores from embedding attributions; word and token feature groups.
 
 Token scores (SPEC §5): signed ⟨attr, embedding − baseline⟩ or unsigned ‖attr‖.  Word
-scores sum the scores of a word's sub-tokens, grouped by the fast tokenizer's
-``word_ids``; the character span of a word comes from ``offset_mapping``.
+scores sum the scores of a word's tokens, grouped by the word index each token got from its
+character offsets (:mod:`.spans`, for every tokenizer kind); a word's character span runs from
+its first token's start to its last token's end (offsets trimmed of whitespace).
 Special and padding tokens never enter word scores.
 """
 

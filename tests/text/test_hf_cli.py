@@ -66,8 +66,8 @@ def test_token_classifier_and_masked_lm_folders(tmp_path, tokenizer, capsys):
 
 
 def test_unsupported_head_is_a_one_line_error(tmp_path, tokenizer, capsys):
-    folder = saved(tmp_path / "qa", "QuestionAnswering", tokenizer)
+    folder = saved(tmp_path / "mc", "MultipleChoice", tokenizer)
     capsys.readouterr()  # saving's progress bar
     assert main(["explain", folder, "who lives in paris ?", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
-    assert "\n" not in error and "BertForQuestionAnswering" in error and "ForSequenceClassification" in error
+    assert "\n" not in error and "BertForMultipleChoice" in error and "sequence-classification" in error
