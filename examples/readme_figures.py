@@ -3,7 +3,7 @@ example inputs of ``examples/inputs`` (``examples/make_example_inputs.py``); not
 
     python examples/readme_figures.py [--out docs/images]
 
-- ``demo_chelsea.png``: what ``spmm demo`` writes for scikit-image's ``chelsea``;
+- ``demo_coffee.png``: the picture ``spmm demo`` writes for scikit-image's ``coffee``;
 - ``image_shapes.png``: ``spmm.load("shapes-resnet").explain("examples/inputs/shapes_scene.png").save(...)``;
 - ``text_words.png``: the SST-2 head's word scores for one sentence, coloured as the HTML rendering
   colours them (red: for the class, blue: against);
@@ -15,6 +15,10 @@ example inputs of ``examples/inputs`` (``examples/make_example_inputs.py``); not
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import shutil
+import tempfile
 from pathlib import Path
 
 INPUTS = Path(__file__).parent / "inputs"
@@ -46,28 +50,26 @@ def text_figure(words: list[str], scores: list[float], path: Path, title: str) -
 
 
 def main() -> None:
-    import skimage.data
-
     import spmm
-    from spmm.cli.commands.demo import DEMO_METHODS, save_demo_figure
+    import spmm.cli
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parents[1] / "docs" / "images"))
     args = parser.parse_args()
     out = Path(args.out)
 
-    lite0 = spmm.load("efficientnet-lite0")
-    chelsea = skimage.data.chelsea()
-    maps = {title: lite0.explain(chelsea, method=method, seed=0) for title, method in DEMO_METHODS.items()}
-    target = maps["Semantic Pullback"].target_label(0)
-    save_demo_figure(maps["Semantic Pullback"].inputs[0], {t: e.attributions[0] for t, e in maps.items()},
-                     out / "demo_chelsea.png", title=f"chelsea: what made EfficientNet-Lite0 say '{target}'")
+    with tempfile.TemporaryDirectory() as folder:
+        with contextlib.redirect_stdout(io.StringIO()):
+            spmm.cli.main(["demo", "--out", folder])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(next(Path(folder).glob("coffee-*.png")), out / "demo_coffee.png")
 
     spmm.load("shapes-resnet").explain(str(INPUTS / "shapes_scene.png")).save(out / "image_shapes.png")
 
-    words = spmm.load("minilm-sst2").explain(SENTENCE).words(0)
+    sentence = spmm.load("minilm-sst2").explain(SENTENCE)
+    words = sentence.words(0)
     text_figure(words.units, words.scores, out / "text_words.png",
-                title=f"minilm-sst2, soft_pullback for '{spmm.load('minilm-sst2').labels[1]}'")
+                title=f"minilm-sst2, soft_pullback for '{sentence.target_label(0)}'")
 
     spmm.load("crepe-tiny").explain(str(INPUTS / "glide.wav")).save(out / "audio_glide.png")
 
