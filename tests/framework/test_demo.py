@@ -35,7 +35,7 @@ def test_figure_shows_the_input_and_one_overlay_per_method_with_a_colour_bar():
     figure = demo_figure(image, attributions, title="a title")
     panels = [axis for axis in figure.axes if axis.get_title()]
     assert [axis.get_title() for axis in panels] == ["Input", "Semantic Pullback", "Gradient"]
-    assert figure._suptitle.get_text() == "a title"
+    assert figure.get_suptitle() == "a title"
     np.testing.assert_allclose(panels[0].get_images()[0].get_array(), ((image + 1) / 2).permute(1, 2, 0).numpy(),
                                atol=1e-6)
     for axis, attribution in zip(panels[1:], attributions.values()):
