@@ -12,7 +12,7 @@ scores (L0 + t,):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,13 +26,22 @@ DECODER_METHODS = ("soft_pullback", "lxt:attnlrp", "lxt:cp_lrp", "inseq:saliency
                    "inseq:integrated_gradients")
 
 
-def next_token_logits(model: nn.Module) -> Callable[[Tensor], Tensor]:
-    """embeddings (B, L, D) -> logits of the next token (B, V) of a causal LM (no padding)."""
+class NextTokenLogits(nn.Module):
+    """embeddings (B, L, D) -> logits of the next token (B, V) of a causal LM (no padding).  A module, not a
+    closure, so that ``spmm.explain`` finds the LM's modules and applies the rule set's module rules
+    (RMSNorm, gated MLPs) to them."""
 
-    def logits(embeddings: Tensor) -> Tensor:
-        return model(inputs_embeds=embeddings).logits[:, -1]
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
 
-    return logits
+    def forward(self, embeddings: Tensor) -> Tensor:
+        return self.lm(inputs_embeds=embeddings).logits[:, -1]
+
+
+def next_token_logits(model: nn.Module) -> NextTokenLogits:
+    """The :class:`NextTokenLogits` of a causal LM."""
+    return NextTokenLogits(model)
 
 
 def random_llama(vocab_size: int, seed: int, hidden: int, layers: int) -> torch.nn.Module:

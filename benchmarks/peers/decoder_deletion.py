@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import spmm
+from spmm.adapters.peers.decoders import NextTokenLogits
 from spmm.adapters.peers.versions import installed_versions
 from spmm.bench.runner import write_reports
 from spmm.modalities.text.datasets import read_sst2
@@ -48,17 +49,6 @@ from spmm.modalities.text.explanation import default_score
 from spmm.modalities.text.words import token_scores as score_tokens
 
 REFERENCE = "soft_pullback:signed"
-
-
-class NextTokenLogits(nn.Module):
-    """embeddings (1, L, D) -> logits of the next token (1, V) of a causal LM."""
-
-    def __init__(self, lm: nn.Module) -> None:
-        super().__init__()
-        self.lm = lm
-
-    def forward(self, embeddings: Tensor) -> Tensor:
-        return self.lm(inputs_embeds=embeddings).logits[:, -1]
 
 
 def spmm_attribution(method: str, rules: spmm.RuleSet | None, **params) -> Callable[[nn.Module, Tensor, int], Tensor]:

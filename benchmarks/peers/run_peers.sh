@@ -23,8 +23,8 @@ text)  # MiniLM SST-2 head and AG News zero-shot; text metrics with the bench de
 pointing)  # the sequence pointing game on SST-2 pairs
   spmm bench focus --model minilm-sst2 --data "$DATA/text/sst2/stsa.binary.test" --n "${PAIRS:-200}" \
     --explainers "$TEXT_EXPLAINERS" --out "$OUT/sst2_pointing" > "$OUT/sst2_pointing.log" 2>&1 ;;
-decoder)  # per-generated-token faithfulness on a random-init Llama (SP, LXT, inseq)
-  python "$HERE/decoder_faithfulness.py" --n "${DECODER_N:-10}" --out "$OUT/decoder" > "$OUT/decoder.log" 2>&1 ;;
+decoder)  # token deletion on the trained tiny-lm (SP, IG, LXT; signed and norm forms)
+  python "$HERE/decoder_deletion.py" --n "${DECODER_N:-150}" --lxt --out "$OUT/decoder_tiny_lm" > "$OUT/decoder.log" 2>&1 ;;
 vision)  # EfficientNet-Lite0 on the 64-image sample: zennit's LRP composites next to SP (CPU-sized metric draws)
   spmm bench faithfulness --model efficientnet-lite0 --data "$DATA/imagenet-sample" --n "${VISION_N:-64}" --batch-size 4 \
     --explainers soft_pullback,zennit:epsilon_plus_flat,zennit:epsilon_gamma_box --preset cpu-small \
