@@ -133,14 +133,9 @@ class Explanation:
         items = []
         for i in range(len(self)):
             scores = self.item_scores(i).detach().cpu().double()
-            cls = self.target_index(i)
-            target: dict[str, Any] = (
-                {"index": cls, "label": self.target_label(i)} if cls is not None else {"description": repr(self.target)}
-            )
-            target["score"] = round(float(self.scores[i]), 6)
             items.append({
                 "input": self.source(i),
-                "target": target,
+                "target": self.item_target(i),
                 "predictions": [p.as_dict() for p in self.predictions[i]] if self.predictions else [],
                 "shape": list(scores.shape),
                 "scores": _rounded(scores.tolist()) if include_scores else None,
@@ -152,10 +147,32 @@ class Explanation:
             "model": self.model_name,
             "method": self.method,
             "params": {k: _plain(v) for k, v in self.params.items()},
-            "rules": self.rules.describe() if self.rules is not None else None,
+            "rules": self.describe_rules(),
             "units": self.units,
             "items": items,
         }
+
+    def item_target(self, index: int) -> dict[str, Any]:
+        """The JSON ``target`` of sample ``index``: ``{"index", "label", "score"}`` for a class, else
+        ``{"description", "score"}``."""
+        cls = self.target_index(index)
+        target: dict[str, Any] = (
+            {"index": cls, "label": self.target_label(index)} if cls is not None else {"description": repr(self.target)}
+        )
+        target["score"] = round(float(self.scores[index]), 6)
+        return target
+
+    def describe_rules(self) -> dict[str, Any] | None:
+        """The JSON ``rules`` entry: the rule set's name, temperatures and module rules."""
+        return self.rules.describe() if self.rules is not None else None
+
+    @staticmethod
+    def load(path: str | Path) -> "Explanation":
+        """Read back what :meth:`save` wrote as ``.json``: an explanation whose :meth:`to_dict` equals the
+        file's (scores in the modality's units, per sample; see :class:`spmm.saved.SavedExplanation`)."""
+        from spmm.saved import load_explanation
+
+        return load_explanation(path)
 
     def to_json(self, include_scores: bool = True) -> str:
         return json.dumps(self.to_dict(include_scores))
@@ -189,9 +206,18 @@ class Explanation:
             path,
         )
 
-    def aggregate(self, by: str, **options: Any) -> Any:
-        """Scores summed over larger units; modalities list theirs in the error message."""
+    def aggregate(self, by: str, **options: Any) -> "Explanation":
+        """Scores summed over larger units, as an explanation (a :class:`GroupedExplanation`, or the
+        modality's own class); modalities list their units in the error message."""
         raise SpmmInputError(f"a {self.modality} explanation cannot be aggregated by {by!r}")
+
+    def grouped(self, by: str, group_scores: Tensor, names: list[list[str]] | None = None,
+                spans: list[list[tuple[int, int]]] | None = None) -> "GroupedExplanation":
+        """This explanation with its attributions replaced by ``group_scores`` (B, *group shape) summed
+        over the units ``by`` (see :class:`GroupedExplanation`)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Explanation)}
+        return GroupedExplanation(**{**fields, "attributions": group_scores}, by=by, source_modality=self.modality,
+                                  group_names=names, group_spans=spans)
 
     def summary(self) -> str:
         """A readable text summary: per input, the top prediction and the explained target."""
@@ -221,6 +247,54 @@ class Explanation:
             f"{type(self).__name__}(method={self.method!r}, target={self.target!r}, "
             f"attributions={tuple(self.attributions.shape)}, scores={[round(s, 4) for s in self.scores.tolist()]})"
         )
+
+
+@dataclasses.dataclass(repr=False)
+class GroupedExplanation(Explanation):
+    """What :meth:`Explanation.aggregate` returns: attributions summed over larger units.
+
+    attributions: (B, *group shape) group scores (patches (B, H/s, W/s), frames (B, T'), …); for
+        named groups of varying number (words, sentences) (B, G) with NaN past an item's last group.
+    inputs, target, scores, predictions…: those of the explanation it came from.
+    by: the units (``"patches"``, ``"words"``…); source_modality: the modality it came from.
+    group_names, group_spans: per sample, each group's text and (start, end) character span, when
+        the groups are pieces of a text.
+    """
+
+    by: str = ""
+    source_modality: str = "tensor"
+    group_names: list[list[str]] | None = None
+    group_spans: list[list[tuple[int, int]]] | None = None
+
+    @property
+    def modality(self) -> str:  # type: ignore[override]
+        return self.source_modality
+
+    @property
+    def units(self) -> str:  # type: ignore[override]
+        return self.by
+
+    def item_scores(self, index: int) -> Tensor:
+        """The group scores of sample ``index`` (only its own groups when they are named)."""
+        row = self.attributions[index]
+        return row[: len(self.group_names[index])] if self.group_names is not None else row
+
+    def item_extra(self, index: int) -> dict[str, Any]:
+        """The group names and character spans of sample ``index``, when known."""
+        extra: dict[str, Any] = {}
+        if self.group_names is not None:
+            extra["groups"] = list(self.group_names[index])
+        if self.group_spans is not None:
+            extra["spans"] = [list(span) for span in self.group_spans[index]]
+        return extra
+
+
+def padded_rows(rows: Sequence[Sequence[float]]) -> Tensor:
+    """(len(rows), longest) float64 tensor of ``rows``, NaN after each row's end."""
+    table = torch.full((len(rows), max((len(r) for r in rows), default=0)), float("nan"), dtype=torch.float64)
+    for i, row in enumerate(rows):
+        table[i, : len(row)] = torch.tensor(list(row), dtype=torch.float64)
+    return table
 
 
 def _shortened(text: str) -> str:
