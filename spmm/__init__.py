@@ -31,3 +31,5 @@ __all__ = [
     "TokenLabel",
 ]
 __version__ = "0.1.0"
+
+from spmm import extend  # noqa: E402  (the extension contract; imports the names above)

@@ -1,9 +1,11 @@
 """``Explainable``: a model together with its modality, rule set and labels — what ``spmm.load`` returns.
 
-``m.explain(inputs, target, method)`` takes what a user has (image paths, strings,
-waveforms), lets the modality turn it into the tensor the model is explained on,
-runs :func:`spmm.explain` with the model's own rule set, and lets the modality wrap
-the result in its :class:`~spmm.explanation.Explanation` subclass.
+``m.explain(inputs, target, method)`` is the one pipeline of every explanation: it takes what a
+user has (image paths, strings, waveforms), lets the modality turn it into the tensor the model is
+explained on (``prepare``), bind the target to it (``bind_target``) and plan the rows
+(``plan_rows``: generation explains one row per token), runs :func:`spmm.explain` with the model's
+own rule set (:func:`spmm.rows.explain_plan`), and lets the modality wrap the result in its
+:class:`~spmm.explanation.Explanation` subclass (``explanation``).
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ class Modality(Protocol):
         """Defaults of scale-dependent method parameters on this modality's inputs."""
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
-        """Wrap the core result in the modality's :class:`Explanation` subclass."""
+        """Wrap the core result in the modality's :class:`Explanation` subclass (the *wrap* hook)."""
 
-    # Optional: ``bind_target(target, prepared) -> target`` turns targets that name parts of the
-    # inputs (a word of a text, a token string) into ones the core resolves (positions, indices).
+    # Optional hooks, called in this order by :meth:`Explainable.explain`:
+    # ``bind_target(target, prepared) -> target`` turns targets that name parts of the inputs (a
+    #   word of a text, a token string, a frequency) into ones the core resolves (positions, indices);
+    # ``plan_rows(prepared, target, method, params) -> RowPlan | None`` plans the explanation (see
+    #   :mod:`spmm.rows`): generation explains one row per continuation token on a context it
+    #   prepares; a task may also explain with another model or other labels (a dual encoder adding
+    #   a free-text target to its labels).  None: the prepared batch and target as they are.
 
 
 @dataclasses.dataclass
@@ -124,7 +131,7 @@ class Explainable:
             binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers).
         params: method parameters and :func:`spmm.explain` keywords (``seed``, ``temperatures``).
         """
-        from spmm.explain import explain
+        from spmm.rows import RowPlan, explain_plan
 
         if "rules" in params or "module_rules" in params:
             raise SpmmInputError(
@@ -134,13 +141,18 @@ class Explainable:
         bind_target = getattr(self.modality, "bind_target", None)
         if bind_target is not None:
             target = bind_target(target, prepared)
-        params = {**self.modality.method_params(method, prepared.inputs), **params}
-        base = explain(prepared.model, prepared.inputs, target, method, rules=self.rules, labels=self.labels, **params)
-        base.predictions = self.predictions(base.output, top_k)
-        base.labels = self.labels
-        base.sources = prepared.sources
+        plan_rows = getattr(self.modality, "plan_rows", None)
+        plan = plan_rows(prepared, target, method, params) if plan_rows is not None else None
+        if plan is None:
+            plan = RowPlan(prepared, target, {**self.modality.method_params(method, prepared.inputs), **params})
+        shown = self if plan.labels is None else dataclasses.replace(self, labels=list(plan.labels))
+        base = explain_plan(plan, method, self.rules, shown.labels)
+        if plan.rows is None:
+            base.predictions = shown.predictions(base.output, top_k)
+        base.labels = shown.labels
+        base.sources = plan.prepared.sources
         base.model_name = self.name
-        return self.modality.explanation(base, prepared)
+        return self.modality.explanation(base, plan.prepared)
 
     def audit(self, inputs: Any, **options: Any):
         """:func:`spmm.audit` of this model on ``inputs`` with its rule set."""

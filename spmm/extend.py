@@ -18,9 +18,11 @@ rule set               :func:`register_ruleset`                         :func:`s
 =====================  ===============================================  ===============================
 
 A modality is an object with ``name``, ``prepare(model, inputs, **options) -> Prepared``,
-``method_params(method, inputs) -> dict`` and ``explanation(base, prepared) -> Explanation`` (see
-:class:`Modality` for the optional hooks);
-:class:`spmm.Explainable` runs every explanation through them.  A new modality is one file: define the
+``method_params(method, inputs) -> dict`` and ``explanation(base, prepared) -> Explanation``, and
+optionally the hooks ``bind_target(target, prepared) -> target`` and ``plan_rows(prepared, target,
+method, params) -> RowPlan | None`` (a task explaining several rows per input, such as generation,
+or with other labels, such as a dual encoder's free-text target; see :mod:`spmm.rows`).
+:meth:`spmm.Explainable.explain` is the one loop that runs every explanation through them.  A new modality is one file: define the
 modality and a ``wrap(module, **options) -> Explainable``, then ``register_modality(name, wrap)``.
 Outer packages make their registrations when their ``spmm.plugins`` entry point is imported.
 """
@@ -34,11 +36,12 @@ from spmm.load import MODULE_WRAPPERS, register_modality, register_model
 from spmm.methods.registry import register_explainer, register_method
 from spmm.metrics.registry import register_metric
 from spmm.rules.registry import ModuleRule, keep_forward, op_rule, register_module_rule
+from spmm.rows import RowPlan
 from spmm.ruleset import RuleSet, register_ruleset
 from spmm.tasks import register_task
 
 __all__ = [
-    "Explainable", "Modality", "ModuleRule", "Prepared", "RuleSet", "keep_forward", "modalities",
+    "Explainable", "Modality", "ModuleRule", "Prepared", "RowPlan", "RuleSet", "keep_forward", "modalities",
     "register_explainer", "register_metric", "register_method", "register_modality", "register_model",
     "register_rule", "register_ruleset", "register_task",
 ]

@@ -20,7 +20,6 @@ from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation
 from spmm.load import register_modality
 from spmm.ruleset import RuleSet, get_ruleset
-from spmm.targets import ClassTarget
 
 from .explanation import AudioExplanation
 
@@ -173,6 +172,11 @@ class AudioModality:
             )
         return length
 
+    def bind_target(self, target: Any, prepared: Prepared) -> Any:
+        """The hook of :meth:`spmm.Explainable.explain`: targets in the pipeline's own terms (CREPE:
+        ``"440Hz"``) as class targets (see :meth:`translate_targets`)."""
+        return self.translate_targets(target)
+
     def translate_targets(self, target: Any) -> Any:
         """Targets in the pipeline's own terms (CREPE: "440Hz") -> what ``class_targets`` takes."""
         if isinstance(target, (str, int)):
@@ -244,15 +248,8 @@ def _device(model: Any) -> torch.device:
 
 class AudioExplainable(Explainable):
     """An audio model ready to be explained; targets may also be given in the pipeline's terms
-    (CREPE: a frequency such as ``"440Hz"``)."""
-
-    def explain(self, inputs: Any, target: ClassTarget | Any = "top1", method: str = "soft_pullback",
-                **kwargs: Any) -> Explanation:
-        """:meth:`spmm.Explainable.explain` after translating ``target`` (see :class:`AudioModality`).
-
-        Excerpts are chosen with ``prepare_options={"offset": s, "duration": s, "sample_rate": hz}``.
-        """
-        return super().explain(inputs, self.modality.translate_targets(target), method, **kwargs)
+    (CREPE: a frequency such as ``"440Hz"``; :meth:`AudioModality.bind_target` translates them).
+    Excerpts are chosen with ``prepare_options={"offset": s, "duration": s, "sample_rate": hz}``."""
 
 
 def audio_explainable(pipeline: Any, rules: RuleSet | str = "audio") -> AudioExplainable:
