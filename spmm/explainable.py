@@ -18,26 +18,9 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.explanation import Explanation, Prediction
+from spmm.rows import Prepared, RowPlan, explain_plan
 from spmm.ruleset import RuleSet
 from spmm.targets import ClassTarget, output_logits
-
-
-@dataclasses.dataclass
-class Prepared:
-    """Inputs made ready for one explanation.
-
-    inputs: (B, ...) the tensor the attributions are computed on (pixels in [−1, 1], token
-        embeddings, time-frequency bins…).
-    model: maps ``inputs`` to the model output (may close over per-batch state such as an
-        attention mask or a clip's phase; implements ``take`` if it depends on the sample).
-    sources: per sample, a short name of what was given (file name, text).
-    context: whatever the modality needs to build its explanation (tokens, waveforms…).
-    """
-
-    inputs: Tensor
-    model: Callable[[Tensor], Any]
-    sources: list[str]
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Modality(Protocol):
@@ -131,8 +114,6 @@ class Explainable:
             binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers).
         params: method parameters and :func:`spmm.explain` keywords (``seed``, ``temperatures``).
         """
-        from spmm.rows import RowPlan, explain_plan
-
         if "rules" in params or "module_rules" in params:
             raise SpmmInputError(
                 "this model carries its rule set (m.rules); change it with m.with_rules(...) instead of rules=/module_rules="

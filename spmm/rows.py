@@ -1,4 +1,7 @@
-"""Row plans: what :meth:`spmm.Explainable.explain` computes for one prepared input.
+"""Prepared inputs and row plans: what :meth:`spmm.Explainable.explain` computes on.
+
+A modality turns what a user has into a :class:`Prepared` batch; the plan (:class:`RowPlan`) says
+how it is explained.
 
 A classifier explains each sample once: the plan is the prepared batch and the target as they are.
 A task may plan *rows* instead (generation: one row per continuation token, each explained on the
@@ -13,18 +16,35 @@ attributions come back (rows, ...).  Rows are computed in one of two ways:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from spmm.explain import explain
 from spmm.explanation import Explanation
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import get_method
 from spmm.ruleset import RuleSet
 
-if TYPE_CHECKING:
-    from spmm.explainable import Prepared
+
+@dataclasses.dataclass
+class Prepared:
+    """Inputs made ready for one explanation.
+
+    inputs: (B, ...) the tensor the attributions are computed on (pixels in [−1, 1], token
+        embeddings, time-frequency bins…).
+    model: maps ``inputs`` to the model output (may close over per-batch state such as an
+        attention mask or a clip's phase; implements ``take`` if it depends on the sample).
+    sources: per sample, a short name of what was given (file name, text).
+    context: whatever the modality needs to build its explanation (tokens, waveforms…).
+    """
+
+    inputs: Tensor
+    model: Callable[[Tensor], Any]
+    sources: list[str]
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+
 
 SHARED_FORWARD_METHODS = ("gradient", "soft_pullback")
 """Methods whose rows can share one forward pass (their attribution is one input gradient)."""
@@ -45,7 +65,7 @@ class RowPlan:
     labels: the class names of this call when the task changed them (None: the model's).
     """
 
-    prepared: "Prepared"
+    prepared: Prepared
     target: Any
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     rows: int | None = None
@@ -57,8 +77,6 @@ class RowPlan:
 def explain_plan(plan: RowPlan, method: str, rules: RuleSet, labels: Sequence[str] | None) -> Explanation:
     """The core explanation of ``plan``: attributions like ``plan.prepared.inputs`` (no rows), or
     (rows, ...) with one score per row."""
-    from spmm.explain import explain
-
     model, inputs = plan.prepared.model, plan.prepared.inputs
     if plan.rows is None:
         return explain(model, inputs, plan.target, method, rules=rules, labels=labels, **plan.params)

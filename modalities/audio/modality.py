@@ -1,7 +1,7 @@
 """The audio modality: audio files or waveforms -> the time-frequency tensor a model is explained on.
 
 A modality instance holds the model's pipeline (front-end, explained model, labels, sample
-rate: :class:`spmm.adapters.audio.pipelines.AudioPipeline`); ``spmm.load("honk-res8", ...)``
+rate: :class:`spmm.modalities.audio.pipeline.AudioPipeline`); ``spmm.load("honk-res8", ...)``
 builds both.
 """
 
@@ -49,7 +49,7 @@ def audio_method_params(method: str, inputs: Tensor) -> dict[str, Any]:
 class AudioModality:
     """Clips as the (B, T, F) time-frequency input of ``pipeline``'s explained model.
 
-    pipeline: an :class:`~spmm.adapters.audio.pipelines.AudioPipeline` (front-end, model, labels,
+    pipeline: an :class:`~spmm.modalities.audio.pipeline.AudioPipeline` (front-end, model, labels,
     sample rate, clip length).
     """
 
@@ -274,13 +274,13 @@ def wrap_audio_model(
     """``spmm.load(module, modality="audio", front_end=...)``: a user's audio classifier.
 
     front_end: waveform (B, N) -> the explained input (B, T, F) with a ``hop`` attribute (e.g.
-        :class:`~spmm.adapters.audio.frontends.LogMel`); ``module`` maps that input to logits —
+        :class:`~spmm.modalities.audio.frontends.LogMel`); ``module`` maps that input to logits —
         or, with ``waveform=True``, maps waveforms to logits and ``front_end`` is an
-        :class:`~spmm.adapters.audio.frontends.STFTMagnitude` (explained through the phase-locked
+        :class:`~spmm.modalities.audio.frontends.STFTMagnitude` (explained through the phase-locked
         inverse STFT).
     clip_seconds: the fixed clip length the model takes (None: any length).
     """
-    from spmm.adapters.audio.pipelines import AudioPipeline, WaveformPipeline
+    from .pipeline import AudioPipeline, WaveformPipeline
 
     if waveform and not hasattr(front_end, "phase"):
         raise SpmmInputError("waveform=True needs front_end=STFTMagnitude(...) (it gives the clip's phase)")

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.explanation import Explanation, GroupedExplanation, _in_notebook, padded_rows
+from spmm.explanation import Explanation, GroupedExplanation, in_notebook, padded_rows
 
 from .batch import TextBatch
 from .render import html_page, render_html, render_terminal
@@ -173,7 +173,7 @@ class TextExplanation(Explanation):
     def show(self) -> None:
         """HTML inline in a notebook; else the coloured texts on stdout (plain when ``NO_COLOR`` is set
         or stdout is not a terminal)."""
-        if _in_notebook():
+        if in_notebook():
             self._show_inline()
         else:
             print(self.terminal(), file=sys.stdout)

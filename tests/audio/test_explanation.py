@@ -155,7 +155,7 @@ def test_files_are_read_at_their_rate_and_named(honk, tmp_path):
 
 
 def test_user_modules_load_with_the_audio_modality():
-    from spmm.adapters.audio.frontends import LogMel
+    from spmm.modalities.audio.frontends import LogMel
 
     front_end = LogMel(16000, n_fft=400, hop=160, n_mels=16)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(51 * 16, 3)).eval()
