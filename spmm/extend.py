@@ -8,10 +8,12 @@ kind                   register with                                    listed b
 modality               :func:`register_modality` (``spmm.load(module,  ``modalities()``
                        modality=name)``)
 model name             :func:`register_model` (``spmm.load(name)``)     :func:`spmm.list_models`
+model spec / module    :func:`register_resolver` (paths, hub names),    ``spmm.load.RESOLVERS``
+                       :func:`register_module_resolver` (modules)
 task                   :func:`register_task` (architecture -> loader)   :func:`spmm.tasks.list_tasks`
 method                 :func:`register_method` (spmm's own kind)        :func:`spmm.list_methods`
-other library's        :func:`register_explainer` (a method too:        ``spmm.list_methods(peers=True)``
-explainer              ``m.explain(method="lxt:attnlrp")``)
+peer explainer         :func:`register_explainer` (another library's;   ``spmm.list_methods(peers=True)``
+                       a method too: ``method="lxt:attnlrp"``)
 metric                 :func:`register_metric`                          :func:`spmm.metrics.registry.list_metrics`
 rule (op or module)    :func:`register_rule`                            :func:`spmm.list_rules`
 rule set               :func:`register_ruleset`                         :func:`spmm.list_rulesets`
@@ -22,9 +24,19 @@ A modality is an object with ``name``, ``prepare(model, inputs, **options) -> Pr
 optionally the hooks ``bind_target(target, prepared) -> target`` and ``plan_rows(prepared, target,
 method, params) -> RowPlan | None`` (a task explaining several rows per input, such as generation,
 or with other labels, such as a dual encoder's free-text target; see :mod:`spmm.rows`).
-:meth:`spmm.Explainable.explain` is the one loop that runs every explanation through them.  A new modality is one file: define the
-modality and a ``wrap(module, **options) -> Explainable``, then ``register_modality(name, wrap)``.
+:meth:`spmm.Explainable.explain` is the one loop that runs every explanation through them.  A new
+modality is one file: define the modality and a ``wrap(module, **options) -> Explainable``, then
+``register_modality(name, wrap)`` (``tests/framework/test_extension_contract.py`` is a worked one).
 Outer packages make their registrations when their ``spmm.plugins`` entry point is imported.
+
+What the outer rings (``spmm.modalities``, ``spmm.adapters``, ``spmm.cli``) use from the core is
+public and documented where it is defined, and nothing else (``tests/framework/test_layering.py``
+refuses private names across layers): :mod:`spmm.explainable` (``Explainable``, ``Prepared``),
+:mod:`spmm.rows` (``RowPlan``, ``SHARED_FORWARD_METHODS``), :mod:`spmm.explanation`
+(``Explanation``, ``GroupedExplanation``, ``Prediction``), :mod:`spmm.explain` (``explain``, ``seeded``),
+:mod:`spmm.targets`, :mod:`spmm.ruleset`, :mod:`spmm.rules.registry` (``keep_forward``,
+``gate_module_rule``), :mod:`spmm.methods.registry` (``get_method``), :mod:`spmm.metrics`,
+:mod:`spmm.bench` (runner, explainers), :mod:`spmm.load`, :mod:`spmm.tasks` and :mod:`spmm.errors`.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from spmm.explainable import Explainable, Modality, Prepared
-from spmm.load import MODULE_WRAPPERS, register_modality, register_model
+from spmm.load import MODULE_WRAPPERS, register_modality, register_model, register_module_resolver, register_resolver
 from spmm.methods.registry import register_explainer, register_method
 from spmm.metrics.registry import register_metric
 from spmm.rules.registry import ModuleRule, keep_forward, op_rule, register_module_rule
@@ -43,7 +55,7 @@ from spmm.tasks import register_task
 __all__ = [
     "Explainable", "Modality", "ModuleRule", "Prepared", "RowPlan", "RuleSet", "keep_forward", "modalities",
     "register_explainer", "register_metric", "register_method", "register_modality", "register_model",
-    "register_rule", "register_ruleset", "register_task",
+    "register_module_resolver", "register_resolver", "register_rule", "register_ruleset", "register_task",
 ]
 
 
