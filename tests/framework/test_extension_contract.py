@@ -194,3 +194,17 @@ def test_every_registry_is_reached_through_extend(registered, series):
         METRICS.pop("mean_abs_attribution", None)
         spmm.unregister_module_rule(Doubler)
         TASKS[:] = [task for task in TASKS if task.name != "toy-series-task"]
+
+
+def test_a_peer_method_explains_as_its_bench_explainer_does():
+    """``m.explain(method="lxt:attnlrp")`` with the extra installed: the bench explainer (checked against
+    stock LXT in tests/peers) on the same prepared embeddings, wrapped as the model's explanation."""
+    pytest.importorskip("lxt", reason="the peers extra is not installed: pip install 'spmm[peers]'")
+    m = spmm.load("tiny-lm")
+    texts = ["the movie was", "a great"]
+    ex = m.explain(texts, " good", "lxt:attnlrp")
+    assert type(ex).__name__ == "TextExplanation" and ex.method == "lxt:attnlrp"
+    prepared = m.prepare(texts)
+    explain_fn = bench_explainers(["lxt:attnlrp"], m.rules)["lxt:attnlrp"]
+    expected = explain_fn(prepared.model, prepared.inputs, ex.target.indices)
+    torch.testing.assert_close(ex.attributions, expected)
