@@ -111,8 +111,15 @@ class Explainable:
             paths / waveforms).
         target: ``"top1"`` (default), a class index, a label name, one of those per input, a
             callable mapping the model output to one score per input, or a target the modality
-            binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers).
-        params: method parameters and :func:`spmm.explain` keywords (``seed``, ``temperatures``).
+            binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers; a token
+            string, ``spmm.Continuation``, ``spmm.SequenceLogProb`` for language models; any text
+            for dual encoders; a frequency such as ``"440Hz"`` for CREPE).
+        params: method parameters, :func:`spmm.explain` keywords (``seed``, ``temperatures``) and
+            the task's own options (language models: ``strategy``, ``rows_per_pass``).
+
+        The one pipeline of every model: the modality's ``prepare``, ``bind_target`` and
+        ``plan_rows`` hooks, :func:`spmm.rows.explain_plan`, then its ``explanation`` (the module
+        docstring); no task has a loop of its own.
         """
         if "rules" in params or "module_rules" in params:
             raise SpmmInputError(
