@@ -20,7 +20,7 @@ from spmm.compiled import compiled, contains_compiled, eager_probe
 from spmm.errors import SpmmInputError, SpmmParameterError
 from spmm.explanation import Explanation
 from spmm.methods.context import MethodContext, check_model_tensors
-from spmm.methods.registry import check_parameters, get_method, run_method
+from spmm.methods.registry import check_installed, check_parameters, get_method, run_method
 from spmm.ruleset import RuleSet, resolve_rules
 from spmm.targets import Target, resolve_target, target_scores
 from spmm.temperatures import Temperatures
@@ -209,6 +209,7 @@ def explain(
     """
     check_compile(compile)
     spec = get_method(method)
+    check_installed(spec)
     check_inputs(inputs)
     ruleset = resolve_rules(rules, model, temperatures, module_rules)
     params = check_parameters(spec, params)

@@ -1,9 +1,11 @@
 """``Explainable``: a model together with its modality, rule set and labels — what ``spmm.load`` returns.
 
-``m.explain(inputs, target, method)`` takes what a user has (image paths, strings,
-waveforms), lets the modality turn it into the tensor the model is explained on,
-runs :func:`spmm.explain` with the model's own rule set, and lets the modality wrap
-the result in its :class:`~spmm.explanation.Explanation` subclass.
+``m.explain(inputs, target, method)`` is the one pipeline of every explanation: it takes what a
+user has (image paths, strings, waveforms), lets the modality turn it into the tensor the model is
+explained on (``prepare``), bind the target to it (``bind_target``) and plan the rows
+(``plan_rows``: generation explains one row per token), runs :func:`spmm.explain` with the model's
+own rule set (:func:`spmm.rows.explain_plan`), and lets the modality wrap the result in its
+:class:`~spmm.explanation.Explanation` subclass (``explanation``).
 """
 
 from __future__ import annotations
@@ -16,26 +18,9 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.explanation import Explanation, Prediction
+from spmm.rows import Prepared, RowPlan, explain_plan
 from spmm.ruleset import RuleSet
 from spmm.targets import ClassTarget, output_logits
-
-
-@dataclasses.dataclass
-class Prepared:
-    """Inputs made ready for one explanation.
-
-    inputs: (B, ...) the tensor the attributions are computed on (pixels in [−1, 1], token
-        embeddings, time-frequency bins…).
-    model: maps ``inputs`` to the model output (may close over per-batch state such as an
-        attention mask or a clip's phase; implements ``take`` if it depends on the sample).
-    sources: per sample, a short name of what was given (file name, text).
-    context: whatever the modality needs to build its explanation (tokens, waveforms…).
-    """
-
-    inputs: Tensor
-    model: Callable[[Tensor], Any]
-    sources: list[str]
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Modality(Protocol):
@@ -50,10 +35,15 @@ class Modality(Protocol):
         """Defaults of scale-dependent method parameters on this modality's inputs."""
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
-        """Wrap the core result in the modality's :class:`Explanation` subclass."""
+        """Wrap the core result in the modality's :class:`Explanation` subclass (the *wrap* hook)."""
 
-    # Optional: ``bind_target(target, prepared) -> target`` turns targets that name parts of the
-    # inputs (a word of a text, a token string) into ones the core resolves (positions, indices).
+    # Optional hooks, called in this order by :meth:`Explainable.explain`:
+    # ``bind_target(target, prepared) -> target`` turns targets that name parts of the inputs (a
+    #   word of a text, a token string, a frequency) into ones the core resolves (positions, indices);
+    # ``plan_rows(prepared, target, method, params) -> RowPlan | None`` plans the explanation (see
+    #   :mod:`spmm.rows`): generation explains one row per continuation token on a context it
+    #   prepares; a task may also explain with another model or other labels (a dual encoder adding
+    #   a free-text target to its labels).  None: the prepared batch and target as they are.
 
 
 @dataclasses.dataclass
@@ -121,11 +111,16 @@ class Explainable:
             paths / waveforms).
         target: ``"top1"`` (default), a class index, a label name, one of those per input, a
             callable mapping the model output to one score per input, or a target the modality
-            binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers).
-        params: method parameters and :func:`spmm.explain` keywords (``seed``, ``temperatures``).
-        """
-        from spmm.explain import explain
+            binds to the inputs (``spmm.TokenLabel(word, label)`` for token classifiers; a token
+            string, ``spmm.Continuation``, ``spmm.SequenceLogProb`` for language models; any text
+            for dual encoders; a frequency such as ``"440Hz"`` for CREPE).
+        params: method parameters, :func:`spmm.explain` keywords (``seed``, ``temperatures``) and
+            the task's own options (language models: ``strategy``, ``rows_per_pass``).
 
+        The one pipeline of every model: the modality's ``prepare``, ``bind_target`` and
+        ``plan_rows`` hooks, :func:`spmm.rows.explain_plan`, then its ``explanation`` (the module
+        docstring); no task has a loop of its own.
+        """
         if "rules" in params or "module_rules" in params:
             raise SpmmInputError(
                 "this model carries its rule set (m.rules); change it with m.with_rules(...) instead of rules=/module_rules="
@@ -134,13 +129,18 @@ class Explainable:
         bind_target = getattr(self.modality, "bind_target", None)
         if bind_target is not None:
             target = bind_target(target, prepared)
-        params = {**self.modality.method_params(method, prepared.inputs), **params}
-        base = explain(prepared.model, prepared.inputs, target, method, rules=self.rules, labels=self.labels, **params)
-        base.predictions = self.predictions(base.output, top_k)
-        base.labels = self.labels
-        base.sources = prepared.sources
+        plan_rows = getattr(self.modality, "plan_rows", None)
+        plan = plan_rows(prepared, target, method, params) if plan_rows is not None else None
+        if plan is None:
+            plan = RowPlan(prepared, target, {**self.modality.method_params(method, prepared.inputs), **params})
+        shown = self if plan.labels is None else dataclasses.replace(self, labels=list(plan.labels))
+        base = explain_plan(plan, method, self.rules, shown.labels)
+        if plan.rows is None:
+            base.predictions = shown.predictions(base.output, top_k)
+        base.labels = shown.labels
+        base.sources = plan.prepared.sources
         base.model_name = self.name
-        return self.modality.explanation(base, prepared)
+        return self.modality.explanation(base, plan.prepared)
 
     def audit(self, inputs: Any, **options: Any):
         """:func:`spmm.audit` of this model on ``inputs`` with its rule set."""

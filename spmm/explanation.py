@@ -3,7 +3,8 @@
 The core returns a plain :class:`Explanation` (attributions shaped like the inputs).
 Modalities subclass it (images, texts, audio) to give ``scores`` in their own units,
 renderings (PNG, HTML, WAV) and aggregations; every subclass writes the same
-JSON layout (:data:`SCHEMA`, documented in the README):
+JSON layout (:data:`SCHEMA`, documented in the README), which :meth:`Explanation.load` reads back
+(:class:`SavedExplanation`):
 
 .. code-block:: text
 
@@ -133,14 +134,9 @@ class Explanation:
         items = []
         for i in range(len(self)):
             scores = self.item_scores(i).detach().cpu().double()
-            cls = self.target_index(i)
-            target: dict[str, Any] = (
-                {"index": cls, "label": self.target_label(i)} if cls is not None else {"description": repr(self.target)}
-            )
-            target["score"] = round(float(self.scores[i]), 6)
             items.append({
                 "input": self.source(i),
-                "target": target,
+                "target": self.item_target(i),
                 "predictions": [p.as_dict() for p in self.predictions[i]] if self.predictions else [],
                 "shape": list(scores.shape),
                 "scores": _rounded(scores.tolist()) if include_scores else None,
@@ -152,10 +148,30 @@ class Explanation:
             "model": self.model_name,
             "method": self.method,
             "params": {k: _plain(v) for k, v in self.params.items()},
-            "rules": self.rules.describe() if self.rules is not None else None,
+            "rules": self.describe_rules(),
             "units": self.units,
             "items": items,
         }
+
+    def item_target(self, index: int) -> dict[str, Any]:
+        """The JSON ``target`` of sample ``index``: ``{"index", "label", "score"}`` for a class, else
+        ``{"description", "score"}``."""
+        cls = self.target_index(index)
+        target: dict[str, Any] = (
+            {"index": cls, "label": self.target_label(index)} if cls is not None else {"description": repr(self.target)}
+        )
+        target["score"] = round(float(self.scores[index]), 6)
+        return target
+
+    def describe_rules(self) -> dict[str, Any] | None:
+        """The JSON ``rules`` entry: the rule set's name, temperatures and module rules."""
+        return self.rules.describe() if self.rules is not None else None
+
+    @staticmethod
+    def load(path: str | Path) -> "Explanation":
+        """Read back what :meth:`save` wrote as ``.json``: an explanation whose :meth:`to_dict` equals the
+        file's (scores in the modality's units, per sample; see :class:`SavedExplanation`)."""
+        return load_explanation(path)
 
     def to_json(self, include_scores: bool = True) -> str:
         return json.dumps(self.to_dict(include_scores))
@@ -189,9 +205,18 @@ class Explanation:
             path,
         )
 
-    def aggregate(self, by: str, **options: Any) -> Any:
-        """Scores summed over larger units; modalities list theirs in the error message."""
+    def aggregate(self, by: str, **options: Any) -> "Explanation":
+        """Scores summed over larger units, as an explanation (a :class:`GroupedExplanation`, or the
+        modality's own class); modalities list their units in the error message."""
         raise SpmmInputError(f"a {self.modality} explanation cannot be aggregated by {by!r}")
+
+    def grouped(self, by: str, group_scores: Tensor, names: list[list[str]] | None = None,
+                spans: list[list[tuple[int, int]]] | None = None) -> "GroupedExplanation":
+        """This explanation with its attributions replaced by ``group_scores`` (B, *group shape) summed
+        over the units ``by`` (see :class:`GroupedExplanation`)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Explanation)}
+        return GroupedExplanation(**{**fields, "attributions": group_scores}, by=by, source_modality=self.modality,
+                                  group_names=names, group_spans=spans)
 
     def summary(self) -> str:
         """A readable text summary: per input, the top prediction and the explained target."""
@@ -206,7 +231,7 @@ class Explanation:
 
     def show(self) -> None:
         """Display inline in a notebook (figure or HTML), else print :meth:`summary`."""
-        if _in_notebook():
+        if in_notebook():
             self._show_inline()
         else:
             print(self.summary(), file=sys.stdout)
@@ -223,6 +248,157 @@ class Explanation:
         )
 
 
+@dataclasses.dataclass(repr=False)
+class GroupedExplanation(Explanation):
+    """What :meth:`Explanation.aggregate` returns: attributions summed over larger units.
+
+    attributions: (B, *group shape) group scores (patches (B, H/s, W/s), frames (B, T'), …); for
+        named groups of varying number (words, sentences) (B, G) with NaN past an item's last group.
+    inputs, target, scores, predictions…: those of the explanation it came from.
+    by: the units (``"patches"``, ``"words"``…); source_modality: the modality it came from.
+    group_names, group_spans: per sample, each group's text and (start, end) character span, when
+        the groups are pieces of a text.
+    """
+
+    by: str = ""
+    source_modality: str = "tensor"
+    group_names: list[list[str]] | None = None
+    group_spans: list[list[tuple[int, int]]] | None = None
+
+    @property
+    def modality(self) -> str:  # type: ignore[override]
+        return self.source_modality
+
+    @property
+    def units(self) -> str:  # type: ignore[override]
+        return self.by
+
+    def item_scores(self, index: int) -> Tensor:
+        """The group scores of sample ``index`` (only its own groups when they are named)."""
+        row = self.attributions[index]
+        return row[: len(self.group_names[index])] if self.group_names is not None else row
+
+    def item_extra(self, index: int) -> dict[str, Any]:
+        """The group names and character spans of sample ``index``, when known."""
+        extra: dict[str, Any] = {}
+        if self.group_names is not None:
+            extra["groups"] = list(self.group_names[index])
+        if self.group_spans is not None:
+            extra["spans"] = [list(span) for span in self.group_spans[index]]
+        return extra
+
+
+def padded_rows(rows: Sequence[Sequence[float]]) -> Tensor:
+    """(len(rows), longest) float64 tensor of ``rows``, NaN after each row's end."""
+    table = torch.full((len(rows), max((len(r) for r in rows), default=0)), float("nan"), dtype=torch.float64)
+    for i, row in enumerate(rows):
+        table[i, : len(row)] = torch.tensor(list(row), dtype=torch.float64)
+    return table
+
+
+@dataclasses.dataclass(repr=False)
+class SavedExplanation(Explanation):
+    """An explanation read from its JSON file.
+
+    attributions: (B, *shape) each sample's scores (NaN where undefined), when every sample has the
+        same shape; else (B, longest) of the flattened scores, NaN padded.  ``inputs`` is empty
+        (B, 0): the file does not hold them.
+    record: the file's fields other than the items; items: the per-sample entries as written.
+    """
+
+    record: dict[str, Any] = dataclasses.field(default_factory=dict)
+    items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def modality(self) -> str:  # type: ignore[override]
+        return self.record["modality"]
+
+    @property
+    def units(self) -> str:  # type: ignore[override]
+        return self.record["units"]
+
+    def item_scores(self, index: int) -> Tensor:
+        """The scores of sample ``index`` as saved (NaN for ``null``), in their saved shape."""
+        item = self.items[index]
+        if item["scores"] is None:
+            return torch.full(item["shape"], float("nan"), dtype=torch.float64)
+        return torch.tensor(_nan_for_null(item["scores"]), dtype=torch.float64).reshape(item["shape"])
+
+    def item_extra(self, index: int) -> dict[str, Any]:
+        return self.items[index]["extra"]
+
+    def item_target(self, index: int) -> dict[str, Any]:
+        return dict(self.items[index]["target"])
+
+    def target_index(self, index: int) -> int | None:
+        return self.items[index]["target"].get("index")
+
+    def target_label(self, index: int) -> str | None:
+        target = self.items[index]["target"]
+        return target.get("label", target.get("description"))
+
+    def describe_rules(self) -> dict[str, Any] | None:
+        return self.record["rules"]
+
+    def to_dict(self, include_scores: bool = True) -> dict[str, Any]:
+        """The file's dictionary (samples saved without scores keep ``"scores": null``)."""
+        written = super().to_dict(include_scores)
+        for item, saved in zip(written["items"], self.items):
+            if saved["scores"] is None:
+                item["scores"] = None
+        return written
+
+
+def load_explanation(path: str | Path) -> SavedExplanation:
+    """The :class:`SavedExplanation` of a ``.json`` file written by :meth:`spmm.Explanation.save`."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        raise SpmmInputError(f"Explanation.load reads the .json files Explanation.save writes, not {path.name!r}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpmmInputError(f"no explanation file {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SpmmInputError(f"{path} is not JSON: {error}") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise SpmmInputError(f"{path} is not an explanation file (its schema is not {SCHEMA!r})")
+    items = record.pop("items")
+    scores = [item["scores"] for item in items]
+    shapes = {tuple(item["shape"]) for item in items}
+    if len(shapes) == 1 and all(s is not None for s in scores):
+        attributions = torch.tensor(_nan_for_null(scores), dtype=torch.float64).reshape(len(items), *shapes.pop())
+    else:
+        attributions = padded_rows([_flat(s) for s in scores])
+    return SavedExplanation(
+        attributions=attributions,
+        inputs=torch.empty(len(items), 0),
+        target=[item["target"] for item in items],
+        method=record["method"],
+        params=record["params"],
+        output=None,
+        scores=torch.tensor([item["target"]["score"] for item in items], dtype=torch.float64),
+        predictions=[[Prediction(p["index"], p["label"], p["probability"]) for p in item["predictions"]] for item in items],
+        sources=[item["input"] for item in items],
+        model_name=record["model"],
+        record=record,
+        items=items,
+    )
+
+
+def _nan_for_null(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return float("nan") if value is None else value
+
+
+def _flat(value: Any) -> list[float]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [x for v in value for x in _flat(v)]
+    return [float("nan") if value is None else value]
+
+
 def _shortened(text: str) -> str:
     """``text``, or its start and end around an ellipsis when longer than :data:`SHOWN_CHARACTERS`."""
     if len(text) <= SHOWN_CHARACTERS:
@@ -231,7 +407,8 @@ def _shortened(text: str) -> str:
     return f"{text[:half]}…{text[-half:]}"
 
 
-def _in_notebook() -> bool:
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where ``show()`` displays inline)."""
     shell = sys.modules.get("IPython")
     if shell is None:
         return False

@@ -6,8 +6,9 @@ time-frequency bins they see (SPEC §5).
 >>> ex.save("yes.png"); ex.save("yes.wav")
 
 Submodules: :mod:`.registry` (the ``audio`` rule set and the named models, imported by the
-plugin), :mod:`.pipelines` (front-end + explained model per model, weights), :mod:`.frontends`
-(log-mel, STFT, the phase-locked inverse STFT) and :mod:`.architectures`.  Importing this package
+plugin), :mod:`.pipelines` (front-end + explained model per model, weights) and :mod:`.architectures`;
+the front-ends and the generic pipelines they build are the audio modality's
+(:mod:`spmm.modalities.audio.frontends`, :mod:`spmm.modalities.audio.pipeline`).  Importing this package
 loads nothing beyond torch.
 """
 

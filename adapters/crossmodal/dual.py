@@ -21,11 +21,13 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation
+from spmm.rows import RowPlan
 from spmm.ruleset import RuleSet
 from spmm.targets import ClassTarget
 from spmm.adapters.text.rules import L2Normalize
 from spmm.modalities.text.batch import encode_texts
 from spmm.modalities.text.embedding import EmbeddingModel, embed
+from spmm.modalities.image.modality import ImageModality
 from spmm.modalities.text.modality import TextModality
 
 
@@ -162,6 +164,45 @@ def _as_descriptions(labels: Sequence[str] | dict[str, str]) -> dict[str, str]:
     return descriptions
 
 
+def relabelled_embeddings(dual: DualEncoder, descriptions: dict[str, str], embeddings: Tensor,
+                          labels: dict[str, str]) -> Tensor | None:
+    """Unit-norm text embeddings (C, D) of ``labels`` ({label: text}), reusing ``embeddings`` of the
+    texts of ``descriptions`` and embedding only the new texts (None for no labels)."""
+    known = dict(zip(descriptions.values(), embeddings))
+    new = [text for text in dict.fromkeys(labels.values()) if text not in known]
+    if new:
+        known.update(zip(new, dual.embed_texts(new)))
+    return torch.stack([known[text] for text in labels.values()]) if labels else None
+
+
+class DualImageModality(ImageModality):
+    """The image side of a dual encoder: images in [−1, 1] at the image tower's size, whose targets
+    may be any text (the :meth:`plan_rows` hook adds texts that are not labels to this call's labels).
+
+    dual: the :class:`DualEncoder`; descriptions: {label: text} of the model's labels.
+    """
+
+    def __init__(self, dual: DualEncoder, descriptions: dict[str, str]) -> None:
+        super().__init__(dual.image_size)
+        self.dual, self.descriptions = dual, descriptions
+
+    def plan_rows(self, prepared: Prepared, target: Any, method: str, params: dict[str, Any]) -> RowPlan | None:
+        """Texts among the targets that are not labels (nor indices, nor ``"top1"``) join the labels
+        for this call: the images are explained on the logits over labels + texts.  None otherwise."""
+        texts = [target] if isinstance(target, str) else list(target) if isinstance(target, (list, tuple)) else []
+        known = {label.lower() for label in self.descriptions} | {"top1"}
+        extra = [t for t in dict.fromkeys(texts) if isinstance(t, str) and t.strip().lower() not in known
+                 and not t.strip().lstrip("-").isdigit()]
+        if not extra:
+            return None
+        labels = {**self.descriptions, **{t: t for t in extra}}
+        logits: ImageTextLogits = prepared.model
+        embeddings = relabelled_embeddings(self.dual, self.descriptions, logits.text_embeddings, labels)
+        model = ImageTextLogits(self.dual.image_encoder, embeddings, self.dual.scale, self.dual.bias)
+        relabelled = dataclasses.replace(prepared, model=model)
+        return RowPlan(relabelled, target, {**self.method_params(method, prepared.inputs), **params}, labels=list(labels))
+
+
 @dataclasses.dataclass(repr=False)
 class DualEncoderExplainable(Explainable):
     """An image classifier over text labels (zero-shot), explainable on both sides.
@@ -172,7 +213,7 @@ class DualEncoderExplainable(Explainable):
 
     Logits (B, C) = scale · cos(image embedding, label text embedding) + bias.  A ``target`` text
     that is not one of the labels is added to them for that call (its logit is its similarity;
-    the other labels only shape the shown probabilities).
+    the other labels only shape the shown probabilities): :class:`DualImageModality` plans it.
     """
 
     dual: DualEncoder | None = None
@@ -184,40 +225,20 @@ class DualEncoderExplainable(Explainable):
     ) -> "DualEncoderExplainable":
         """The image-side explainable of ``dual`` over ``labels`` (texts, or {label: text});
         ``text_embeddings`` (C, D): their unit-norm embeddings when already known."""
-        from spmm.modalities.image.modality import ImageModality
-
         descriptions = _as_descriptions(labels)
         if text_embeddings is None:
             text_embeddings = dual.embed_texts(list(descriptions.values()))
         logits = ImageTextLogits(dual.image_encoder, text_embeddings, dual.scale, dual.bias)
-        return cls(logits, ImageModality(dual.image_size), dual.image_rules, list(descriptions), name,
+        return cls(logits, DualImageModality(dual, descriptions), dual.image_rules, list(descriptions), name,
                    dual=dual, descriptions=descriptions)
 
     def with_labels(self, labels: Sequence[str] | dict[str, str]) -> "DualEncoderExplainable":
         """The same model classifying over other ``labels`` (texts, or {label: text}); texts
         already embedded are not embedded again."""
         descriptions = _as_descriptions(labels)
-        known = dict(zip(self.descriptions.values(), self.model.text_embeddings))
-        new = [text for text in dict.fromkeys(descriptions.values()) if text not in known]
-        if new:
-            known.update(zip(new, self.dual.embed_texts(new)))
-        embeddings = torch.stack([known[text] for text in descriptions.values()]) if descriptions else None
+        embeddings = relabelled_embeddings(self.dual, self.descriptions, self.model.text_embeddings, descriptions)
         rebuilt = self.build(self.dual, descriptions, self.name, embeddings)
         return dataclasses.replace(rebuilt, rules=self.rules)
-
-    def explain(
-        self, inputs: Any, target: ClassTarget | Any = "top1", method: str = "soft_pullback", **params: Any
-    ) -> Explanation:
-        """Explain which pixels make each image match ``target``: ``"top1"``, a label, a label index,
-        or any text (one per image allowed); see :meth:`spmm.Explainable.explain`."""
-        texts = [target] if isinstance(target, str) else list(target) if isinstance(target, (list, tuple)) else []
-        known = {label.lower() for label in self.descriptions} | {"top1"}
-        extra = [t for t in dict.fromkeys(texts) if isinstance(t, str) and t.strip().lower() not in known
-                 and not t.strip().lstrip("-").isdigit()]
-        if extra:
-            return self.with_labels({**self.descriptions, **{t: t for t in extra}}).explain(inputs, target, method,
-                                                                                            **params)
-        return super().explain(inputs, target, method, **params)
 
     def to(self, device: torch.device | str) -> "DualEncoderExplainable":
         """Move both towers to ``device`` (in place) and return self."""

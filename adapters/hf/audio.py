@@ -7,14 +7,14 @@ The saved feature extractor picks the front-end (:data:`FRONT_ENDS`), each equal
 extractor's own computation, so the explained input is what the model sees:
 
 - ``ASTFeatureExtractor``: Kaldi fbank cut / zero-padded to ``max_length`` frames, (x − mean)/(2·std)
-  (:class:`~spmm.adapters.audio.frontends.KaldiFbank`); attributions on fbank bins;
+  (:class:`~spmm.modalities.audio.frontends.KaldiFbank`); attributions on fbank bins;
 - ``WhisperFeatureExtractor``: the clip padded to ``n_samples``, log-mel (n_fft 400, hop 160, Slaney
   mel), log10, floor at the clip's maximum − 8, (x + 4)/4
-  (:class:`~spmm.adapters.audio.frontends.LogMel` with ``log="whisper"``); explained as (B, T, F),
+  (:class:`~spmm.modalities.audio.frontends.LogMel` with ``log="whisper"``); explained as (B, T, F),
   handed to the encoder as the (B, F, T) ``input_features`` it takes;
 - ``Wav2Vec2FeatureExtractor`` (Wav2Vec2, HuBERT, WavLM, …: waveform models): explained on STFT
   magnitudes through the phase-locked inverse STFT
-  (:class:`~spmm.adapters.audio.pipelines.WaveformPipeline`); the extractor's zero-mean unit-variance
+  (:class:`~spmm.modalities.audio.pipeline.WaveformPipeline`); the extractor's zero-mean unit-variance
   normalisation (``do_normalize``) runs inside the explained model as a ``layer_norm`` over time,
   so its statistics are held constant like every normalisation's (SPEC §2).
 """
@@ -89,8 +89,8 @@ def _ast(model: nn.Module, extractor: Any, name: str) -> Any:
 
 
 def _whisper(model: nn.Module, extractor: Any, name: str) -> Any:
-    from spmm.adapters.audio.frontends import LogMel
-    from spmm.adapters.audio.pipelines import AudioPipeline
+    from spmm.modalities.audio.frontends import LogMel
+    from spmm.modalities.audio.pipeline import AudioPipeline
 
     frames = 2 * model.config.max_source_positions
     if extractor.nb_max_frames != frames or extractor.feature_size != model.config.num_mel_bins:
@@ -105,8 +105,8 @@ def _whisper(model: nn.Module, extractor: Any, name: str) -> Any:
 
 
 def _waveform(model: nn.Module, extractor: Any, name: str) -> Any:
-    from spmm.adapters.audio.frontends import STFTMagnitude
-    from spmm.adapters.audio.pipelines import WaveformPipeline
+    from spmm.modalities.audio.frontends import STFTMagnitude
+    from spmm.modalities.audio.pipeline import WaveformPipeline
 
     rate = extractor.sampling_rate
     return WaveformPipeline(name, STFTMagnitude(rate, *WAVEFORM_STFT),

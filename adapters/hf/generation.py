@@ -8,9 +8,11 @@ text) and explains every continuation token on the prompt (or source) and the to
 it; ``spmm.SequenceLogProb(text)`` explains log p(text | prompt).  Both give a
 :class:`GenerationExplanation` (tokens × tokens).
 
-How the matrix is computed: the context (prompt + continuation; for seq2seq source + decoder
-input) is embedded once, and row r's target is the logit (or log-probability) of token r at
-its own position.  ``strategy="shared"`` (the default for ``gradient`` and ``soft_pullback``):
+Both go through :meth:`spmm.Explainable.explain`: :class:`LanguageModality` binds token targets,
+plans the rows of a continuation (:class:`spmm.rows.RowPlan`) and wraps them.  How the matrix is
+computed: the context (prompt + continuation; for seq2seq source + decoder input) is embedded
+once, and row r's target is the logit (or log-probability) of token r at its own position
+(:mod:`spmm.rows` runs the rows).  ``strategy="shared"`` (the default for ``gradient`` and ``soft_pullback``):
 one forward of the sequence and one backward per row (``retain_graph``); ``"batched"`` (every
 other method): R copies of the sequence in one batch through :func:`spmm.explain`, one forward
 and one backward, ``rows_per_pass`` rows at a time (memory).  Causal attention makes each row's
@@ -31,12 +33,12 @@ from torch import Tensor, nn
 
 from spmm.adapters.text.targets import NextTokenLogit, last_positions, next_token_id
 from spmm.errors import SpmmInputError
-from spmm.explain import explain, seeded
-from spmm.explainable import Explainable
+from spmm.explain import seeded
+from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation
 from spmm.load import register_model
-from spmm.methods.context import MethodContext
 from spmm.methods.registry import get_method
+from spmm.rows import SHARED_FORWARD_METHODS, RowPlan
 from spmm.ruleset import get_ruleset
 from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.text import EmbeddingModel, HFOutput, encode_texts, token_scores
@@ -55,8 +57,6 @@ SEQ2SEQ_ARCHITECTURES = (
 )
 ROWS_PER_PASS = 32
 """Default number of explained rows per forward/backward batch (``strategy="batched"``)."""
-SHARED_FORWARD_METHODS = ("gradient", "soft_pullback")
-"""Methods whose rows share one forward pass by default (``strategy="shared"``)."""
 ROW_STRATEGIES = ("auto", "batched", "shared")
 
 
@@ -195,21 +195,22 @@ def word_indices(tokenizer: Any, text: str, ids: list[int], add_special_tokens: 
     return [None if i in special else w for i, w in zip(ids, words + [None] * (len(ids) - kept))]
 
 
-@dataclasses.dataclass(repr=False)
-class LanguageModel(Explainable):
-    """A causal or sequence-to-sequence language model: next-token explanations through the text
-    modality, continuations through :func:`explain_continuation` (see the module docstring).
+class LanguageModality(TextModality):
+    """The text modality of a causal or sequence-to-sequence language model, with the hooks of
+    :meth:`spmm.Explainable.explain` that explain continuations (see the module docstring).
 
     lm: the ``transformers`` model; encoder_decoder: whether it is a sequence-to-sequence model.
-    ``model`` (what the modality's inputs go through) gives the next (first) token's logits (B, V).
     """
 
-    lm: Any = None
-    encoder_decoder: bool = False
+    def __init__(self, tokenizer: Any, max_length: int | None = None, add_special_tokens: bool = True, *,
+                 lm: nn.Module, encoder_decoder: bool = False) -> None:
+        super().__init__(tokenizer, max_length, add_special_tokens)
+        self.lm, self.encoder_decoder = lm, encoder_decoder
 
-    @property
-    def tokenizer(self) -> Any:
-        return self.modality.tokenizer
+    # -- hooks ------------------------------------------------------------------------------
+    def bind_target(self, target: Any, prepared: Prepared) -> Any:
+        """Token strings (and the sides of a :class:`Contrast`) as token ids; continuations as given."""
+        return target if isinstance(target, (Continuation, SequenceLogProb)) else self.token_target(target)
 
     def token_target(self, target: Any) -> Any:
         """Token strings (and the sides of a :class:`Contrast`) as token ids; other targets unchanged."""
@@ -219,23 +220,77 @@ class LanguageModel(Explainable):
             return next_token_id(self.tokenizer, target)
         return target
 
-    def explain(self, inputs: Any, target: Any = "top1", method: str = "soft_pullback", *,
-                top_k: int = 5, prepare_options: dict[str, Any] | None = None, **params: Any) -> Explanation:
-        """``target``: ``"top1"`` (default), a token id or string (one token), ``spmm.Contrast`` of two,
-        a callable (next-token explanations of the prompts' words); or ``spmm.Continuation`` /
-        ``spmm.SequenceLogProb`` (one prompt: a :class:`GenerationExplanation`); then ``strategy``
-        (``"auto"``, ``"shared"``, ``"batched"``) and ``rows_per_pass`` (see the module docstring)."""
-        if isinstance(target, (Continuation, SequenceLogProb)):
-            return explain_continuation(self, inputs, target, method, **params)
-        if "rows_per_pass" in params or "strategy" in params:
-            raise SpmmInputError("rows_per_pass and strategy apply to Continuation and SequenceLogProb targets only")
-        return super().explain(inputs, self.token_target(target), method, top_k=top_k,
-                               prepare_options=prepare_options, **params)
+    def plan_rows(self, prepared: Prepared, target: Any, method: str, params: dict[str, Any]) -> RowPlan | None:
+        """Continuation and SequenceLogProb targets: the rows of the one prompt's continuation, on
+        the context embedded once (``strategy`` and ``rows_per_pass`` in ``params``); None for
+        next-token targets (the prompts' words explained as they are)."""
+        params = dict(params)
+        if not isinstance(target, (Continuation, SequenceLogProb)):
+            if "rows_per_pass" in params or "strategy" in params:
+                raise SpmmInputError("rows_per_pass and strategy apply to Continuation and SequenceLogProb targets only")
+            return None
+        rows_per_pass, strategy = params.pop("rows_per_pass", ROWS_PER_PASS), params.pop("strategy", "auto")
+        if len(prepared.sources) != 1:
+            raise SpmmInputError(f"{type(target).__name__} explains one prompt (a string) at a time; "
+                                 f"got {len(prepared.sources)}")
+        if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
+            raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
+        if strategy not in ROW_STRATEGIES:
+            raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
+        if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
+            raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
+        get_method(method)
+        context = self.context(prepared.sources[0], target, params.get("seed"))
+        device = next(self.lm.parameters()).device
+        embeddings = self.embed_context(context)
+        mask, fixed = context.attention_mask.to(device), context.fixed.to(device)
+        model = EmbeddingModel(self.body(context), mask, embeddings, ~fixed)
+        if isinstance(target, SequenceLogProb):
+            rows = SequenceLogProbScore(context.continuation_ids, context.logit_positions)
+            row_columns = [context.input_ids.shape[1]]
+        else:
+            rows = (NextTokenLogProb if target.score == "logprob" else NextTokenLogit)(
+                context.continuation_ids, context.logit_positions)
+            row_columns = context.row_columns
+        method_options = {k for k in params if k != "seed"}
+        shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not method_options)
+        if not shared:
+            params = {**self.method_params(method, embeddings), **params}
+        count = 1 if isinstance(target, SequenceLogProb) else context.continuation_ids.numel()
+        row_prepared = Prepared(embeddings, model, [context.prompt],
+                                {"generation": context, "target": target, "row_columns": list(row_columns)})
+        return RowPlan(row_prepared, rows, params, rows=count, shared=shared, rows_per_pass=rows_per_pass)
+
+    def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
+        """A :class:`GenerationExplanation` of planned rows (tokens × tokens); else the text explanation."""
+        if "generation" not in prepared.context:
+            return super().explanation(base, prepared)
+        context, target = prepared.context["generation"], prepared.context["target"]
+        row_columns, embeddings = prepared.context["row_columns"], prepared.inputs
+        kind = default_score(base.method)
+        attributions = base.attributions
+        matrix = token_scores(attributions, embeddings.expand(attributions.shape[0], -1, -1), kind).detach()
+        matrix = matrix.masked_fill(undefined_cells(*matrix.shape, row_columns).to(matrix.device), float("nan"))
+        row_scores = base.scores.detach().cpu()
+        ids = context.input_ids[0].tolist()
+        tokens = [self.tokenizer.decode([i]) for i in ids]
+        word_count = max([w for w in context.words if w is not None], default=-1) + 1
+        word_texts = [self.tokenizer.decode([i for i, w in zip(ids, context.words) if w == word]).strip()
+                      for word in range(word_count)]
+        row_tokens = ([self.tokenizer.decode([i]) for i in context.continuation_ids.tolist()]
+                      if isinstance(target, Continuation) else [f"log p({context.continuation})"])
+        return GenerationExplanation(
+            matrix.unsqueeze(0).cpu(), embeddings.cpu(), target, base.method, base.params, None, row_scores.sum().view(1),
+            rules=base.rules, sources=[context.prompt], model_name=base.model_name, row_scores=row_scores,
+            context_tokens=tokens, row_tokens=row_tokens, row_columns=list(row_columns), context_words=context.words,
+            word_texts=word_texts, prompt_columns=context.prompt_columns, prompt=context.prompt,
+            continuation=context.continuation, score=kind,
+        )
 
     # -- building the context --------------------------------------------------------------
     def context(self, prompt: str, target: Continuation | SequenceLogProb, seed: int | None) -> Context:
         """The prompt's tokens and the continuation (generated greedily, or the given text)."""
-        tokenizer, modality = self.tokenizer, self.modality
+        tokenizer, modality = self.tokenizer, self
         batch = encode_texts(tokenizer, prompt, max_length=modality.max_length, on_overflow="error",
                              add_special_tokens=modality.add_special_tokens)
         device = next(self.lm.parameters()).device
@@ -298,91 +353,24 @@ class LanguageModel(Explainable):
             return torch.cat([source, target], dim=1).detach()
 
 
-def batched_rows(model: nn.Module, embeddings: Tensor, row_targets: list, method: str, m: LanguageModel,
-                 seed: int | None, params: dict[str, Any]) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Each chunk of rows as copies of the one sequence in a batch, through :func:`spmm.explain`
-    (any method): (attributions (R, C, D), row scores (R,), parameters as used)."""
-    parts = []
-    for row_target in row_targets:
-        rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
-        parts.append(explain(model, embeddings.expand(rows, -1, -1), row_target, method, rules=m.rules, seed=seed, **params))
-    return torch.cat([p.attributions for p in parts]), torch.cat([p.scores for p in parts]), parts[0].params
+@dataclasses.dataclass(repr=False)
+class LanguageModel(Explainable):
+    """A causal or sequence-to-sequence language model: next-token explanations of the prompts'
+    words, and continuations (``spmm.Continuation`` / ``spmm.SequenceLogProb`` targets, one prompt:
+    a :class:`GenerationExplanation`), both through :meth:`spmm.Explainable.explain` and the hooks
+    of its :class:`LanguageModality`.  ``strategy`` (``"auto"``, ``"shared"``, ``"batched"``) and
+    ``rows_per_pass`` are keywords of continuation explanations (see the module docstring).
 
+    lm: the ``transformers`` model; encoder_decoder: whether it is a sequence-to-sequence model.
+    ``model`` (what the modality's inputs go through) gives the next (first) token's logits (B, V).
+    """
 
-def shared_forward_rows(model: nn.Module, embeddings: Tensor, row_target: Any, method: str,
-                        m: LanguageModel) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """One forward of the sequence (under the rules for SoftPullback) and one backward per row
-    (``retain_graph``), for the methods whose attribution is one input gradient
-    (:data:`SHARED_FORWARD_METHODS`): (attributions (R, C, D), row scores (R,), {})."""
-    spec = get_method(method)
-    rules = m.rules.for_model(model)
-    context = MethodContext(model, row_target, pullback=spec.pullback, temperatures=rules.temperatures,
-                            module_rules=rules.module_rules)
-    rows = row_target.token_ids.numel() if isinstance(row_target, NextTokenLogit) else 1
-    x = embeddings.detach().requires_grad_(True)
-    with torch.enable_grad():
-        with context.rules():
-            output = model(x)
-        scores = row_target(output.expand(rows, *output.shape[1:]))
-        grads = [torch.autograd.grad(scores[r], x, retain_graph=r < rows - 1)[0][0] for r in range(rows)]
-    return torch.stack(grads), scores.detach(), {}
+    lm: Any = None
+    encoder_decoder: bool = False
 
-
-def explain_continuation(m: LanguageModel, inputs: Any, target: Continuation | SequenceLogProb, method: str,
-                         rows_per_pass: int = ROWS_PER_PASS, strategy: str = "auto", seed: int | None = None,
-                         **params: Any) -> GenerationExplanation:
-    """The :class:`GenerationExplanation` of ``target`` on one prompt (see the module docstring)."""
-    prompts = [inputs] if isinstance(inputs, str) else list(inputs) if isinstance(inputs, (list, tuple)) else None
-    if prompts is None or len(prompts) != 1 or not isinstance(prompts[0], str):
-        raise SpmmInputError(f"{type(target).__name__} explains one prompt (a string) at a time; got {type(inputs).__name__}"
-                             + (f" of {len(prompts)}" if prompts is not None else ""))
-    if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
-        raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
-    if strategy not in ROW_STRATEGIES:
-        raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
-    if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
-        raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
-    if "rules" in params or "module_rules" in params:
-        raise SpmmInputError("this model carries its rule set (m.rules); change it with m.with_rules(...)")
-    get_method(method)
-    context = m.context(prompts[0], target, seed)
-    device = next(m.lm.parameters()).device
-    embeddings = m.embed_context(context)
-    mask, fixed = context.attention_mask.to(device), context.fixed.to(device)
-    model = EmbeddingModel(m.body(context), mask, embeddings, ~fixed)
-    n = context.continuation_ids.numel()
-    if isinstance(target, SequenceLogProb):
-        all_rows = SequenceLogProbScore(context.continuation_ids, context.logit_positions)
-        row_columns = [context.input_ids.shape[1]]
-    else:
-        all_rows = (NextTokenLogProb if target.score == "logprob" else NextTokenLogit)(
-            context.continuation_ids, context.logit_positions)
-        row_columns = context.row_columns
-    shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not params)
-    if shared:
-        attributions, row_scores, used = shared_forward_rows(model, embeddings, all_rows, method, m)
-    else:
-        chunks = [all_rows] if isinstance(all_rows, SequenceLogProbScore) else [
-            all_rows.take(torch.arange(i, min(i + rows_per_pass, n))) for i in range(0, n, rows_per_pass)]
-        params = {**m.modality.method_params(method, embeddings), **params}
-        attributions, row_scores, used = batched_rows(model, embeddings, chunks, method, m, seed, params)
-    kind = default_score(method)
-    matrix = token_scores(attributions, embeddings.expand(attributions.shape[0], -1, -1), kind).detach()
-    matrix = matrix.masked_fill(undefined_cells(*matrix.shape, row_columns).to(matrix.device), float("nan"))
-    row_scores = row_scores.detach().cpu()
-    ids = context.input_ids[0].tolist()
-    tokens = [m.tokenizer.decode([i]) for i in ids]
-    word_count = max([w for w in context.words if w is not None], default=-1) + 1
-    word_texts = [m.tokenizer.decode([i for i, w in zip(ids, context.words) if w == word]).strip()
-                  for word in range(word_count)]
-    row_tokens = ([m.tokenizer.decode([i]) for i in context.continuation_ids.tolist()]
-                  if isinstance(target, Continuation) else [f"log p({context.continuation})"])
-    return GenerationExplanation(
-        matrix.unsqueeze(0).cpu(), embeddings.cpu(), target, method, used, None, row_scores.sum().view(1),
-        rules=m.rules, sources=[context.prompt], model_name=m.name, row_scores=row_scores,
-        context_tokens=tokens, row_tokens=row_tokens, row_columns=list(row_columns), context_words=context.words, word_texts=word_texts,
-        prompt_columns=context.prompt_columns, prompt=context.prompt, continuation=context.continuation, score=kind,
-    )
+    @property
+    def tokenizer(self) -> Any:
+        return self.modality.tokenizer
 
 
 # -- task loaders -----------------------------------------------------------------------------
@@ -409,8 +397,8 @@ def load_causal_lm(model: nn.Module, source: Any, tokenizer: Any = None, rules: 
                    max_length: int | None = None) -> LanguageModel:
     """A causal LM: next-token and continuation explanations (see the module docstring)."""
     tokenizer = language_tokenizer(model, source, tokenizer)
-    modality = TextModality(tokenizer, token_limit(tokenizer, model.config, max_length),
-                            add_special_tokens=not adds_trailing_special(tokenizer))
+    modality = LanguageModality(tokenizer, token_limit(tokenizer, model.config, max_length),
+                                add_special_tokens=not adds_trailing_special(tokenizer), lm=model)
     return language_model(model, modality, False, source_name(source, model), rules)
 
 
@@ -420,11 +408,12 @@ def load_seq2seq(model: nn.Module, source: Any, tokenizer: Any = None, rules: An
     """An encoder–decoder: the first target token on the source words, or continuations on the
     source and the target prefix."""
     tokenizer = language_tokenizer(model, source, tokenizer)
-    modality = TextModality(tokenizer, token_limit(tokenizer, model.config, max_length))
+    modality = LanguageModality(tokenizer, token_limit(tokenizer, model.config, max_length), lm=model,
+                                encoder_decoder=True)
     return language_model(model, modality, True, source_name(source, model), rules)
 
 
-def language_model(lm: nn.Module, modality: TextModality, encoder_decoder: bool, name: str, rules: Any) -> LanguageModel:
+def language_model(lm: nn.Module, modality: LanguageModality, encoder_decoder: bool, name: str, rules: Any) -> LanguageModel:
     """The :class:`LanguageModel` of ``lm``; its labels are the vocabulary's tokens as text."""
     body = Seq2SeqBody(lm, start_only=True) if encoder_decoder else NextTokenBody(lm)
     tokenizer = modality.tokenizer

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.explanation import Explanation
+from spmm.explanation import Explanation, GroupedExplanation
 
 AGGREGATIONS = ("frames", "bands", "patches")
 PATCH_FRAMES, PATCH_BINS = 10, 8
@@ -65,8 +65,9 @@ class AudioExplanation(Explanation):
             "band_frequencies": [round(float(f), 3) for f in frequencies] if frequencies is not None else None,
         }
 
-    def aggregate(self, by: str = "patches", frames: int | None = None, bins: int | None = None) -> Tensor:
-        """Attributions summed over larger units (edge groups may be smaller):
+    def aggregate(self, by: str = "patches", frames: int | None = None, bins: int | None = None) -> GroupedExplanation:
+        """Attributions summed over larger units (edge groups may be smaller), as the attributions of
+        a :class:`~spmm.GroupedExplanation`:
 
         - ``"frames"``: runs of ``frames`` frames (default 1), all bins -> (B, ⌈T/frames⌉);
         - ``"bands"``: runs of ``bins`` bins (default 1), all frames -> (B, ⌈F/bins⌉);
@@ -85,9 +86,7 @@ class AudioExplanation(Explanation):
             raise SpmmInputError(f"audio explanations aggregate by {', '.join(map(repr, AGGREGATIONS))}, not {by!r}")
         scores = group_scores(self.attributions, tf_patches((length, width), frames, bins))
         rows, columns = -(-length // frames), -(-width // bins)
-        if by == "patches":
-            return scores.reshape(batch, rows, columns)
-        return scores
+        return self.grouped(by, scores.reshape(batch, rows, columns) if by == "patches" else scores)
 
     def save_formats(self) -> dict[str, Any]:
         return {**super().save_formats(), ".png": self._save_png, ".wav": self._save_wav}

@@ -1,7 +1,7 @@
 """Time-frequency feature groups (patches, frame runs, band runs) and baselines.
 
 Time-frequency (TF) tensors are (T, F) or (B, T, F): frames first, bins second,
-as produced by the front-ends of :mod:`spmm.adapters.audio.frontends`.
+as produced by the front-ends of :mod:`spmm.modalities.audio.frontends`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The audio modality: audio files or waveforms -> the time-frequency tensor a model is explained on.
 
 A modality instance holds the model's pipeline (front-end, explained model, labels, sample
-rate: :class:`spmm.adapters.audio.pipelines.AudioPipeline`); ``spmm.load("honk-res8", ...)``
+rate: :class:`spmm.modalities.audio.pipeline.AudioPipeline`); ``spmm.load("honk-res8", ...)``
 builds both.
 """
 
@@ -20,7 +20,6 @@ from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation
 from spmm.load import register_modality
 from spmm.ruleset import RuleSet, get_ruleset
-from spmm.targets import ClassTarget
 
 from .explanation import AudioExplanation
 
@@ -50,7 +49,7 @@ def audio_method_params(method: str, inputs: Tensor) -> dict[str, Any]:
 class AudioModality:
     """Clips as the (B, T, F) time-frequency input of ``pipeline``'s explained model.
 
-    pipeline: an :class:`~spmm.adapters.audio.pipelines.AudioPipeline` (front-end, model, labels,
+    pipeline: an :class:`~spmm.modalities.audio.pipeline.AudioPipeline` (front-end, model, labels,
     sample rate, clip length).
     """
 
@@ -173,6 +172,11 @@ class AudioModality:
             )
         return length
 
+    def bind_target(self, target: Any, prepared: Prepared) -> Any:
+        """The hook of :meth:`spmm.Explainable.explain`: targets in the pipeline's own terms (CREPE:
+        ``"440Hz"``) as class targets (see :meth:`translate_targets`)."""
+        return self.translate_targets(target)
+
     def translate_targets(self, target: Any) -> Any:
         """Targets in the pipeline's own terms (CREPE: "440Hz") -> what ``class_targets`` takes."""
         if isinstance(target, (str, int)):
@@ -244,15 +248,8 @@ def _device(model: Any) -> torch.device:
 
 class AudioExplainable(Explainable):
     """An audio model ready to be explained; targets may also be given in the pipeline's terms
-    (CREPE: a frequency such as ``"440Hz"``)."""
-
-    def explain(self, inputs: Any, target: ClassTarget | Any = "top1", method: str = "soft_pullback",
-                **kwargs: Any) -> Explanation:
-        """:meth:`spmm.Explainable.explain` after translating ``target`` (see :class:`AudioModality`).
-
-        Excerpts are chosen with ``prepare_options={"offset": s, "duration": s, "sample_rate": hz}``.
-        """
-        return super().explain(inputs, self.modality.translate_targets(target), method, **kwargs)
+    (CREPE: a frequency such as ``"440Hz"``; :meth:`AudioModality.bind_target` translates them).
+    Excerpts are chosen with ``prepare_options={"offset": s, "duration": s, "sample_rate": hz}``."""
 
 
 def audio_explainable(pipeline: Any, rules: RuleSet | str = "audio") -> AudioExplainable:
@@ -277,13 +274,13 @@ def wrap_audio_model(
     """``spmm.load(module, modality="audio", front_end=...)``: a user's audio classifier.
 
     front_end: waveform (B, N) -> the explained input (B, T, F) with a ``hop`` attribute (e.g.
-        :class:`~spmm.adapters.audio.frontends.LogMel`); ``module`` maps that input to logits —
+        :class:`~spmm.modalities.audio.frontends.LogMel`); ``module`` maps that input to logits —
         or, with ``waveform=True``, maps waveforms to logits and ``front_end`` is an
-        :class:`~spmm.adapters.audio.frontends.STFTMagnitude` (explained through the phase-locked
+        :class:`~spmm.modalities.audio.frontends.STFTMagnitude` (explained through the phase-locked
         inverse STFT).
     clip_seconds: the fixed clip length the model takes (None: any length).
     """
-    from spmm.adapters.audio.pipelines import AudioPipeline, WaveformPipeline
+    from .pipeline import AudioPipeline, WaveformPipeline
 
     if waveform and not hasattr(front_end, "phase"):
         raise SpmmInputError("waveform=True needs front_end=STFTMagnitude(...) (it gives the clip's phase)")

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.explanation import Explanation
+from spmm.explanation import Explanation, GroupedExplanation
 
 
 @dataclasses.dataclass(repr=False)
@@ -47,9 +47,10 @@ class ImageExplanation(Explanation):
         target = self.target_label(index)
         return f"{Path(self.source(index)).name}: {self.method} for '{target}' ({self.model_name})"
 
-    def aggregate(self, by: str = "patches", size: int = 16, segments: int = 50) -> Tensor:
-        """Pixel scores summed per region: ``"patches"`` of ``size`` px -> (B, H/size, W/size);
-        ``"superpixels"`` (SLIC, ``segments``) -> (B, H, W) with each pixel holding its region's sum."""
+    def aggregate(self, by: str = "patches", size: int = 16, segments: int = 50) -> GroupedExplanation:
+        """Pixel scores summed per region, as the attributions of a :class:`~spmm.GroupedExplanation`:
+        ``"patches"`` of ``size`` px -> (B, H/size, W/size); ``"superpixels"`` (SLIC, ``segments``) ->
+        (B, H, W) with each pixel holding its region's sum."""
         from spmm.modalities.image import superpixel_groups
 
         pixels = self.pixel_scores()
@@ -57,14 +58,14 @@ class ImageExplanation(Explanation):
         if by == "patches":
             if height % size or width % size:
                 raise SpmmInputError(f"patch size {size} does not tile {height}×{width} images")
-            return pixels.reshape(batch, height // size, size, width // size, size).sum((2, 4))
+            return self.grouped("patches", pixels.reshape(batch, height // size, size, width // size, size).sum((2, 4)))
         if by == "superpixels":
             out = torch.empty_like(pixels)
             for i in range(batch):
                 labels = superpixel_groups(self.inputs[i], segments).reshape(-1)
                 sums = torch.zeros(int(labels.max()) + 1, dtype=pixels.dtype).index_add_(0, labels, pixels[i].reshape(-1))
                 out[i] = sums[labels].reshape(height, width)
-            return out
+            return self.grouped("superpixels", out)
         raise SpmmInputError(f"images aggregate by 'patches' or 'superpixels', not {by!r}")
 
     def _show_inline(self) -> None:

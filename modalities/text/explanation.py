@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.explanation import Explanation, _in_notebook
+from spmm.explanation import Explanation, GroupedExplanation, in_notebook, padded_rows
 
 from .batch import TextBatch
 from .render import html_page, render_html, render_terminal
@@ -104,10 +104,12 @@ class TextExplanation(Explanation):
             "words_total": batch.total_words[index],
         }
 
-    def aggregate(self, by: str = "words", *, regex: str | None = None) -> list[SpanScores]:
+    def aggregate(self, by: str = "words", *, regex: str | None = None) -> GroupedExplanation:
         """Per text, the token scores summed over ``"tokens"`` (each on its own), ``"words"``,
-        ``"sentences"`` or the matches of ``regex`` (then ``by`` is not given).  Pieces holding
-        no scored token (cut off by truncation) are left out."""
+        ``"sentences"`` or the matches of ``regex`` (then ``by`` is not given), as a
+        :class:`~spmm.GroupedExplanation` (attributions (B, G), NaN past a text's last piece; the
+        pieces' texts and character spans in ``group_names``/``group_spans``).  Pieces holding no
+        scored token (cut off by truncation) are left out."""
         if regex is not None and by != "words":
             raise SpmmInputError("give either by=... or regex=..., not both")
         if regex is None and by not in AGGREGATIONS:
@@ -124,7 +126,9 @@ class TextExplanation(Explanation):
                 result.append(piece_scores(*parts, batch.tokens[i]))
             else:
                 result.append(word_scores(*parts))
-        return result
+        return self.grouped(f"matches of {regex!r}" if regex is not None else by,
+                            padded_rows([pieces.scores for pieces in result]),
+                            names=[pieces.units for pieces in result], spans=[list(pieces.spans) for pieces in result])
 
     # -- renderings -------------------------------------------------------------
     def _heading(self, index: int) -> str:
@@ -169,7 +173,7 @@ class TextExplanation(Explanation):
     def show(self) -> None:
         """HTML inline in a notebook; else the coloured texts on stdout (plain when ``NO_COLOR`` is set
         or stdout is not a terminal)."""
-        if _in_notebook():
+        if in_notebook():
             self._show_inline()
         else:
             print(self.terminal(), file=sys.stdout)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from spmm.errors import SpmmInputError
-from spmm.explanation import Explanation, _in_notebook
+from spmm.explanation import Explanation, in_notebook
 
 from .render import html_colour, html_page, legend_html
 
@@ -201,7 +201,7 @@ class GenerationExplanation(Explanation):
 
     def show(self) -> None:
         """HTML inline in a notebook; else :meth:`summary` on stdout."""
-        if _in_notebook():
+        if in_notebook():
             self._show_inline()
         else:
             print(self.summary(), file=sys.stdout)

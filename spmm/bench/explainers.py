@@ -6,7 +6,7 @@ import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 from spmm.errors import SpmmInputError
-from spmm.methods.registry import check_parameters, get_method, list_methods
+from spmm.methods.registry import METHODS, check_installed, check_parameters, get_method, list_methods
 from spmm.metrics.base import ExplainFn, explainer
 from spmm.ruleset import RuleSet
 
@@ -19,27 +19,20 @@ DEFAULT_EXPLAINERS = [
 
 
 ExplainerFactory = Callable[..., ExplainFn]
-"""``factory(seed=..., **params) -> ExplainFn``: an explainer that is not a method of the registry
-(e.g. another library's implementation, registered by an outer package such as ``spmm.adapters.peers``).
+"""``factory(seed=..., **params) -> ExplainFn``: another library's implementation, registered as a
+method by an outer package (:func:`spmm.methods.registry.register_explainer`, e.g. ``spmm.adapters.peers``).
 The function it returns carries ``method`` (its name) and ``params`` (everything its results depend
 on, library versions included), which key the runner's checkpoints."""
 
-EXPLAINER_FACTORIES: dict[str, ExplainerFactory] = {}
-
-
-def register_explainer(name: str, factory: ExplainerFactory) -> None:
-    """Make ``name`` usable wherever bench explainers are named (``spmm bench --explainers``)."""
-    if name in list_methods():
-        raise ValueError(f"explainer {name!r} is already a method of the registry")
-    EXPLAINER_FACTORIES[name] = factory
-
 
 def list_explainers() -> list[str]:
-    """Every name :func:`bench_explainers` takes: the registry's methods, then registered explainers."""
-    from spmm.plugins import load_plugins
+    """Every name :func:`bench_explainers` takes: spmm's methods, then the peers registered as methods."""
+    return list_methods(peers=True)
 
-    load_plugins()
-    return list_methods() + sorted(EXPLAINER_FACTORIES)
+
+def peer_factory(name: str) -> ExplainerFactory | None:
+    """The factory of the peer method ``name``; None for spmm's own methods."""
+    return METHODS[name].factory if name in METHODS else None
 
 
 def per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) -> dict[str, dict[str, Any]]:
@@ -69,19 +62,21 @@ def bench_explainers(
     known = list_explainers()
     params = per_name(params, known, "explainer")
     for name, extra in params.items():
-        if name not in EXPLAINER_FACTORIES:
+        if peer_factory(name) is None:
             check_parameters(get_method(name), extra)
     explainers = {}
     for name in names:
         if name not in known:
             raise SpmmInputError(f"unknown explainer {name!r}; available: {', '.join(sorted(known))}")
         settings = {**(method_defaults or {}).get(name, {}), **params.get(name, {})}
-        if name in EXPLAINER_FACTORIES:
-            accepted = set(inspect.signature(EXPLAINER_FACTORIES[name]).parameters) - {"seed"}
+        factory = peer_factory(name)
+        if factory is not None:
+            accepted = set(inspect.signature(factory).parameters) - {"seed"}
             if set(settings) - accepted:
                 raise SpmmInputError(f"explainer {name!r} takes no parameters {sorted(set(settings) - accepted)}; "
                                      f"it takes {sorted(accepted) or 'none'}")
-            explainers[name] = EXPLAINER_FACTORIES[name](seed=seed, **settings)
+            check_installed(METHODS[name])
+            explainers[name] = factory(seed=seed, **settings)
         else:
             explainers[name] = explainer(name, seed=seed, rules=rules, **settings)
     return explainers

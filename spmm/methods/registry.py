@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from typing import Any, Callable, Mapping
 
 from torch import Tensor
@@ -29,9 +30,15 @@ class Method:
     defaults: dict[str, Any]
     summary: str
     checks: dict[str, Check]
+    factory: Callable[..., Any] | None = None
+    """For another library's explainer (a peer, see :func:`register_explainer`): ``factory(seed=...)
+    -> explain_fn(model, inputs, targets)``, which the bench calls directly."""
+    requires: tuple[str, str] | None = None
+    """(package, extra) a peer needs installed: ``("lxt", "peers")``."""
 
 
 METHODS: dict[str, Method] = {}
+"""Every method by name: spmm's own and the peers registered by outer packages."""
 
 
 def register_method(
@@ -50,15 +57,60 @@ def register_method(
     return register
 
 
+def register_explainer(name: str, factory: Callable[..., Any], *, requires: tuple[str, str] | None = None,
+                       summary: str = "") -> None:
+    """Register another library's explainer as the method ``name`` (e.g. ``"lxt:attnlrp"``).
+
+    ``factory(seed=...)`` returns ``explain_fn(model, inputs (B, ...), targets (B,)) -> (B, ...)``
+    carrying ``method`` and ``params`` attributes (they key the bench's checkpoints); it explains
+    class logits.  ``requires``: (package, extra) it needs, named in the error when it is missing."""
+    if name in METHODS and METHODS[name].factory is None:
+        raise ValueError(f"explainer {name!r} is already a method of the registry")
+
+    def fn(context: MethodContext, inputs: Tensor) -> tuple[Tensor, dict[str, Any]]:
+        indices = getattr(context.target_fn, "indices", None)
+        if not isinstance(indices, Tensor) or getattr(context.target_fn, "foil", None) is not None:
+            raise SpmmInputError(f"{name} explains class logits; give a class target (index, label or \"top1\"), "
+                                 f"not {context.target_fn!r}")
+        return factory(seed=0)(context.model, inputs, indices), {}
+
+    METHODS[name] = Method(name, fn, False, {}, summary or f"{name} (another library's implementation)", {},
+                           factory=factory, requires=requires)
+
+
+def check_installed(method: Method) -> None:
+    """Raise a one-line :class:`SpmmInputError` naming the extra to install when ``method`` needs a
+    package that is missing."""
+    if method.requires is None:
+        return
+    package, extra = method.requires
+    try:
+        importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise SpmmInputError(f"method {method.name!r} needs {package}: pip install 'spmm[{extra}]'") from None
+
+
 def get_method(name: str) -> Method:
+    """The method called ``name`` (peers registered by installed plugins included)."""
     if name not in METHODS:
-        raise SpmmInputError(f"unknown method {name!r}; available: {', '.join(list_methods())}")
+        from spmm.plugins import load_plugins
+
+        load_plugins()
+    if name not in METHODS:
+        raise SpmmInputError(f"unknown method {name!r}; available: {', '.join(list_methods(peers=True))}")
     return METHODS[name]
 
 
-def list_methods() -> list[str]:
-    """All method names, pullback methods first."""
-    return sorted(METHODS, key=lambda n: (not METHODS[n].pullback, n))
+def list_methods(peers: bool = False) -> list[str]:
+    """spmm's method names, pullback methods first; with ``peers``, then the other libraries'
+    explainers registered by installed plugins (:func:`register_explainer`)."""
+    own = sorted((n for n, m in METHODS.items() if m.factory is None), key=lambda n: (not METHODS[n].pullback, n))
+    if not peers:
+        return own
+    from spmm.plugins import load_plugins
+
+    load_plugins()
+    return own + sorted(n for n, m in METHODS.items() if m.factory is not None)
 
 
 def check_parameters(method: Method, params: Mapping[str, Any]) -> dict[str, Any]:

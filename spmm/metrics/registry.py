@@ -26,6 +26,14 @@ METRICS: dict[str, type[Metric]] = {
 }
 
 
+def register_metric(cls: type[Metric]) -> type[Metric]:
+    """Register a :class:`~spmm.metrics.base.Metric` subclass under its ``name`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Metric)) or not isinstance(getattr(cls, "name", None), str):
+        raise TypeError(f"register_metric takes a Metric subclass with a name, got {cls!r}")
+    METRICS[cls.name] = cls
+    return cls
+
+
 def list_metrics() -> list[str]:
     """All metric names."""
     return list(METRICS)

@@ -79,10 +79,12 @@ def test_wav_of_an_all_positive_map_on_stft_bins_is_the_clip(crepe, tmp_path):
 def test_aggregate_sums_frames_bands_and_patches(honk):
     explanation = honk.explain(speechlike(1.0))
     a = explanation.attributions
-    torch.testing.assert_close(explanation.aggregate("frames"), a.sum(2))
-    torch.testing.assert_close(explanation.aggregate("bands"), a.sum(1))
-    torch.testing.assert_close(explanation.aggregate("frames", frames=50)[:, 2], a[:, 100:].sum((1, 2)))
-    patches = explanation.aggregate("patches")
+    frames = explanation.aggregate("frames")
+    assert isinstance(frames, spmm.Explanation) and frames.units == "frames" and frames.modality == "audio"
+    torch.testing.assert_close(frames.attributions, a.sum(2))
+    torch.testing.assert_close(explanation.aggregate("bands").attributions, a.sum(1))
+    torch.testing.assert_close(explanation.aggregate("frames", frames=50).attributions[:, 2], a[:, 100:].sum((1, 2)))
+    patches = explanation.aggregate("patches").attributions
     assert patches.shape == (1, 11, 5)
     torch.testing.assert_close(patches[:, 0, 0], a[:, :10, :8].sum((1, 2)))
     torch.testing.assert_close(patches[:, 10, 4], a[:, 100:, 32:].sum((1, 2)))
@@ -153,7 +155,7 @@ def test_files_are_read_at_their_rate_and_named(honk, tmp_path):
 
 
 def test_user_modules_load_with_the_audio_modality():
-    from spmm.adapters.audio.frontends import LogMel
+    from spmm.modalities.audio.frontends import LogMel
 
     front_end = LogMel(16000, n_fft=400, hop=160, n_mels=16)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(51 * 16, 3)).eval()

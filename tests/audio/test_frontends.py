@@ -10,7 +10,7 @@ import torchaudio
 from torch import nn
 
 from spmm.adapters.audio.architectures import CrepeLogits, HonkRes8
-from spmm.adapters.audio.frontends import PhaseLockedWaveformModel, STFTMagnitude
+from spmm.modalities.audio.frontends import PhaseLockedWaveformModel, STFTMagnitude
 from spmm.adapters.audio.pipelines import build_pipeline, crepe_packaged_weights
 
 from tests.audio.audio_signals import speechlike, tone

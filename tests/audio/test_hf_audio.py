@@ -13,7 +13,7 @@ import soundfile
 import torch
 
 import spmm
-from spmm.adapters.audio.frontends import LogMel
+from spmm.modalities.audio.frontends import LogMel
 from spmm.cli import main
 from spmm.errors import SpmmInputError
 
@@ -120,7 +120,7 @@ def test_whisper_log_mel_equals_the_feature_extractor_and_the_encoder_gets_mel_b
 
 
 def test_ast_fbank_equals_the_feature_extractor_on_a_short_clip_padded_to_max_length():
-    from spmm.adapters.audio.frontends import KaldiFbank
+    from spmm.modalities.audio.frontends import KaldiFbank
 
     extractor = transformers.ASTFeatureExtractor(num_mel_bins=32, max_length=100)
     wave = speechlike(0.6, RATE, seed=1)

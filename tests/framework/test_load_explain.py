@@ -98,7 +98,7 @@ def test_save_by_suffix_and_aggregate(resnet, images, tmp_path):
     assert torch.load(explanation.save(tmp_path / "one.pt"), weights_only=True)["attributions"].shape == (1, 3, 64, 64)
     with pytest.raises(SpmmInputError, match=r"\.json, \.png, \.pt"):
         explanation.save(tmp_path / "one.wav")
-    patches = explanation.aggregate("patches", size=16)
+    patches = explanation.aggregate("patches", size=16).attributions
     by_hand = explanation.attributions[0].sum(0)[16:32, 32:48].sum()
     torch.testing.assert_close(patches[0, 1, 2], by_hand)
     with pytest.raises(SpmmInputError, match="does not tile"):

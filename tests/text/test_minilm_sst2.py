@@ -148,15 +148,17 @@ def test_show_writes_no_ansi_under_no_color(explained, capsys, monkeypatch):
 def test_aggregations_sum_the_token_scores(explained):
     tokens = explained.token_scores()
     for by in ("tokens", "words", "sentences"):
-        for i, scored in enumerate(explained.aggregate(by)):
-            assert sum(scored.scores) == pytest.approx(float(tokens[i].sum()), rel=1e-5, abs=1e-7)
-    sentences = explained.aggregate("sentences")[1]
+        aggregated = explained.aggregate(by)
+        assert isinstance(aggregated, spmm.Explanation) and aggregated.units == by
+        for i in range(len(aggregated)):
+            assert float(aggregated.item_scores(i).sum()) == pytest.approx(float(tokens[i].sum()), rel=1e-5, abs=1e-7)
+    sentences = explained.aggregate("sentences")
     words = explained.words(1)
-    assert sentences.units == ["Dull and lifeless.", "The plot never comes together!"]
-    assert sentences.scores[0] == pytest.approx(sum(words.scores[:4]), rel=1e-5)
+    assert sentences.group_names[1] == ["Dull and lifeless.", "The plot never comes together!"]
+    assert float(sentences.item_scores(1)[0]) == pytest.approx(sum(words.scores[:4]), rel=1e-5)
     matches = explained.aggregate(regex=r"funny|plot")
-    assert [m.units for m in matches] == [["funny"], ["plot"]]
-    assert matches[0].scores == pytest.approx([explained.words(0).scores[3]])
+    assert matches.group_names == [["funny"], ["plot"]]
+    assert matches.item_scores(0).tolist() == pytest.approx([explained.words(0).scores[3]])
     with pytest.raises(spmm.SpmmInputError, match="sentences"):
         explained.aggregate("paragraphs")
 
