@@ -74,8 +74,9 @@ def load_minilm(attention: str = "eager") -> tuple[Any, nn.Module]:
 
     path = minilm_path()
     with quiet_loading():
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, local_files_only=True)
-        model = AutoModel.from_pretrained(path, attn_implementation=attention, local_files_only=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, local_files_only=True, trust_remote_code=False)
+        model = AutoModel.from_pretrained(path, attn_implementation=attention, local_files_only=True,
+                                          trust_remote_code=False).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return tokenizer, use_attention(model, attention)
