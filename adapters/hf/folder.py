@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 from torch import nn
 
+from spmm.adapters.checkpoints import PICKLED_OBJECTS, first_line, refused_pickle
 from spmm.errors import SpmmInputError
 
 OFFLINE_NO_CODE: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
@@ -95,12 +96,9 @@ def load_weights(model_class: type, source: str, spec: str, **kwargs: Any) -> nn
         with _no_load_report():
             model, info = model_class.from_pretrained(source, output_loading_info=True, ignore_mismatched_sizes=True,
                                                       **OFFLINE_NO_CODE, **kwargs)
-    except pickle.UnpicklingError:
-        raise SpmmInputError(
-            f"{spec}: its weights file holds pickled objects other than tensors and is refused (it could run code); "
-            "save the weights as safetensors (save_pretrained does)"
-        ) from None
-    except (OSError, ValueError, RuntimeError, EOFError, SafetensorError) as error:
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as error:
+        if refused_pickle(error):
+            raise SpmmInputError(f"{spec}: {PICKLED_OBJECTS}") from None
         raise SpmmInputError(
             f"{spec}: cannot read its weights ({type(error).__name__}: {first_line(error)}); "
             "is the weights file complete? save the model again with save_pretrained"
@@ -146,9 +144,3 @@ class _LoadReportFilter(logging.Filter):
 def _listed(keys: list[str]) -> str:
     more = f", … {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
     return ", ".join(keys[:SHOWN_KEYS]) + more
-
-
-def first_line(error: BaseException) -> str:
-    """The first non-empty line of an error message (libraries often add a report below it)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

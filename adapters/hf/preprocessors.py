@@ -8,9 +8,10 @@ from typing import Any
 
 from torch import nn
 
+from spmm.adapters.checkpoints import first_line
 from spmm.errors import SpmmInputError
 
-from .folder import OFFLINE_NO_CODE, first_line, refuse_custom_code
+from .folder import OFFLINE_NO_CODE, refuse_custom_code
 
 
 def saved_preprocessor(source: str | None, given: Any, model: nn.Module, option: str, what: str,

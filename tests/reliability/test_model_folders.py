@@ -154,7 +154,7 @@ def _without_tokenizer(folder: Path) -> None:
 DAMAGED = {
     "corrupt-config": (lambda f, m: _corrupt_config(f), "config.json is damaged"),
     "truncated-safetensors": (lambda f, m: _truncated_weights(f), "cannot read its weights (SafetensorError"),
-    "pickled-objects": (_pickled_weights, "pickled objects other than tensors"),
+    "pickled-objects": (_pickled_weights, "found something other than tensors"),
     "missing-head": (lambda f, m: _without_head(f), "2 weight(s) are missing from the checkpoint (classifier.bias, "
                                                     "classifier.weight)"),
     "mismatched-sizes": (lambda f, m: _other_label_count(f), "classifier.bias (2,) vs (5,)"),
@@ -204,3 +204,60 @@ def test_every_from_pretrained_in_the_package_passes_trust_remote_code_false():
             if lines:
                 offending[str(path.relative_to(REPO))] = lines
     assert not offending
+
+
+def _checkpoint_damages(state: dict[str, torch.Tensor], marker: Path) -> dict[str, tuple[object, str]]:
+    """Name -> (file content: bytes or a state dict to torch.save, expected message)."""
+    from safetensors.torch import save
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.makedirs, (str(marker),))
+
+    first = next(iter(state))
+    complete = save({k: v.contiguous() for k, v in state.items()})
+    return {
+        "empty": (b"", "the checkpoint is empty (0 bytes)"),
+        "garbage": (b"\x00not a checkpoint" * 8, "found something other than tensors"),
+        "pickled-objects": (pickle.dumps({first: RunsCode()}), "found something other than tensors"),
+        "truncated-safetensors": (complete[: len(complete) // 2], "(SafetensorError: "),
+        "missing-weight": ({k: v for k, v in state.items() if k != first}, f"missing keys ['{first}']"),
+        "other-shape": ({**state, first: state[first][:1]}, f"other shapes (file vs model) ['{first} (1,"),
+    }
+
+
+@pytest.mark.parametrize("spec, clip", [("timm:test_resnet", False), ("honk-res8", True)], ids=["image", "audio"])
+def test_a_damaged_or_unsafe_weights_file_is_a_one_line_refusal(tmp_path, capsys, spec, clip):
+    """``--weights`` files: every damage refused in one line naming it, pickled code never run."""
+    import soundfile
+
+    import spmm
+
+    if clip:
+        source = tmp_path / "clip.wav"
+        soundfile.write(source, torch.zeros(16000).numpy(), 16000)
+    else:
+        from PIL import Image
+
+        source = tmp_path / "image.png"
+        Image.new("RGB", (32, 32), (200, 10, 10)).save(source)
+    state = _honk_state() if clip else {key.removeprefix("model."): value for key, value in spmm.load(
+        spec, random_init=True).model.state_dict().items() if key not in ("mean", "std")}  # the inner model's keys
+    marker = tmp_path / "marker"
+    for name, (content, message) in _checkpoint_damages(state, marker).items():
+        suffix = ".safetensors" if name == "truncated-safetensors" else ".pt"
+        weights = tmp_path / f"{name}{suffix}"
+        if isinstance(content, bytes):
+            weights.write_bytes(content)
+        else:
+            torch.save(content, weights)
+        err = _one_line_cli_error(capsys, ["explain", spec, str(source), "--weights", str(weights),
+                                           "--out", str(tmp_path / "out")])
+        assert message in err, (name, err)
+    assert not marker.exists()
+
+
+def _honk_state() -> dict[str, torch.Tensor]:
+    from spmm.adapters.audio.architectures import HonkRes8
+
+    return HonkRes8().state_dict()
