@@ -165,6 +165,9 @@ def open_output(out: str | Path, settings: AttributeSettings) -> Path:
     return out
 
 
+MISSING = "is missing"
+
+
 def pending(out: Path, shards: Iterable[Shard]) -> tuple[list[Shard], list[str]]:
     """The shards to compute under ``out`` (missing, or not a whole file with the shard's key and
     a matching checksum) and, for each one found but not reusable, why."""
@@ -176,9 +179,6 @@ def pending(out: Path, shards: Iterable[Shard]) -> tuple[list[Shard], list[str]]
             if problem != MISSING:
                 reasons.append(f"{shard_name(shard.first)} {problem}")
     return todo, reasons
-
-
-MISSING = "is missing"
 
 
 def shard_problem(path: Path, shard: Shard) -> str | None:
