@@ -10,7 +10,11 @@ one row per input, is rebuilt from the shards at the end.
 
 An output folder belongs to one set of settings (``settings.json`` holds them and their
 sha256 key): a rerun with the same settings skips the shards already written, other settings
-are refused.  Ray and the file formats stay here, outside the core.
+are refused.  A shard is keyed on content: its key hashes the settings with the sha256 of each
+input file's bytes and its target class, and the file carries the sha256 of its attributions.
+On resume a shard is kept only when it reads back whole with the current key and checksum; a
+shard whose inputs or targets changed, or that is truncated, garbled or rewritten, is computed
+again (and said so).  Ray and the file formats stay here, outside the core.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ class AttributeSettings:
     give the same files, up to float rounding for other thread counts).
 
     data: the resolved data folder; files: the explained file names in order; seed: the shard
-    starting at input ``i`` is explained with ``seed + i``.
+    starting at input ``i`` is explained with ``seed + i``; weights_sha256: the checkpoint's
+    content, so new weights under the same path are other settings.
     """
 
     model: str
     weights: str | None
+    weights_sha256: str | None
     labels: str | None
     random_init: bool
     method: str
@@ -68,12 +74,14 @@ class AttributeSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """The inputs of one shard: ``paths`` from input index ``first`` on, and their class targets
-    (None: each input's top-1 class)."""
+    """The inputs of one shard: ``paths`` from input index ``first`` on, their class targets
+    (None: each input's top-1 class) and ``key``, the sha256 of the settings key with each
+    input's content hash and class (what the shard's file must carry to be reused)."""
 
     first: int
     paths: tuple[str, ...]
     classes: tuple[int, ...] | None
+    key: str
 
     def to_row(self) -> dict[str, str]:
         return {"shard": json.dumps(dataclasses.asdict(self))}
@@ -82,7 +90,8 @@ class Shard:
     def from_row(cls, row: dict[str, Any]) -> "Shard":
         fields = json.loads(str(row["shard"]))
         classes = fields["classes"]
-        return cls(fields["first"], tuple(fields["paths"]), tuple(classes) if classes is not None else None)
+        return cls(fields["first"], tuple(fields["paths"]), tuple(classes) if classes is not None else None,
+                   fields["key"])
 
 
 def shard_name(first: int) -> str:
@@ -103,15 +112,28 @@ def load_explainable(settings: AttributeSettings) -> spmm.Explainable:
     return load_model(settings.model, options)
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def plan(settings: AttributeSettings, classes: Sequence[int] | None) -> list[Shard]:
-    """The shards of ``settings``: consecutive runs of ``batch_size`` files."""
+    """The shards of ``settings``: consecutive runs of ``batch_size`` files, each keyed on the
+    settings and on its inputs' bytes and classes."""
     size = settings.batch_size
     folder = Path(settings.data)
-    return [
-        Shard(first, tuple(str(folder / f) for f in settings.files[first : first + size]),
-              tuple(classes[first : first + size]) if classes is not None else None)
-        for first in range(0, len(settings.files), size)
-    ]
+    shards = []
+    for first in range(0, len(settings.files), size):
+        paths = tuple(str(folder / f) for f in settings.files[first : first + size])
+        targets = tuple(classes[first : first + size]) if classes is not None else None
+        inputs = [[Path(p).name, file_sha256(p), c] for p, c in zip(paths, targets or [None] * len(paths))]
+        key = hashlib.sha256(json.dumps({"settings": settings.key, "inputs": inputs}).encode()).hexdigest()
+        shards.append(Shard(first, paths, targets, key))
+    return shards
 
 
 def open_output(out: str | Path, settings: AttributeSettings) -> Path:
@@ -134,21 +156,59 @@ def open_output(out: str | Path, settings: AttributeSettings) -> Path:
             )
     elif out.exists() and any(out.iterdir()):
         raise SpmmInputError(f"--out {out} is not empty and was not written by spmm attribute; use another folder")
-    (out / SHARDS).mkdir(parents=True, exist_ok=True)
-    _write_atomically(written, (json.dumps({"key": settings.key, "settings": settings.as_dict()}, indent=1) + "\n").encode())
+    try:
+        (out / SHARDS).mkdir(parents=True, exist_ok=True)
+        _write_atomically(written, (json.dumps({"key": settings.key, "settings": settings.as_dict()}, indent=1)
+                                    + "\n").encode())
+    except OSError as error:
+        raise SpmmInputError(f"--out {out} cannot be written ({error.strerror or error}); choose a writable folder") from None
     return out
 
 
-def pending(out: Path, settings: AttributeSettings, shards: Iterable[Shard]) -> list[Shard]:
-    """The shards not yet written under ``out`` with ``settings``."""
-    return [s for s in shards if _shard_key(shard_path(out, s.first)) != settings.key]
+MISSING = "is missing"
+
+
+def pending(out: Path, shards: Iterable[Shard]) -> tuple[list[Shard], list[str]]:
+    """The shards to compute under ``out`` (missing, or not a whole file with the shard's key and
+    a matching checksum) and, for each one found but not reusable, why."""
+    todo, reasons = [], []
+    for shard in shards:
+        problem = shard_problem(shard_path(out, shard.first), shard)
+        if problem is not None:
+            todo.append(shard)
+            if problem != MISSING:
+                reasons.append(f"{shard_name(shard.first)} {problem}")
+    return todo, reasons
+
+
+def shard_problem(path: Path, shard: Shard) -> str | None:
+    """None when the file at ``path`` is a whole shard of ``shard`` (its key, its number of inputs,
+    attributions matching their sha256); else what is wrong with it."""
+    from safetensors import safe_open
+
+    if not path.exists():
+        return MISSING
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            attributions = handle.get_tensor("attributions")
+        rows = json.loads(metadata["rows"])
+    except Exception as error:  # safetensors, JSON and missing fields: any unreadable file is recomputed
+        return f"cannot be read ({type(error).__name__})"
+    if metadata.get("key") != shard.key:
+        return "was computed from other inputs or targets"
+    if attributions.shape[0] != len(shard.paths) or len(rows) != len(shard.paths) \
+            or _tensor_sha256(attributions) != metadata.get("sha256"):
+        return "does not match its checksum"
+    return None
 
 
 def attribute_shard(model: spmm.Explainable, settings: AttributeSettings, shard: Shard, out: str | Path) -> Path:
     """Explain one shard and write it atomically; returns the shard file.
 
-    File: ``attributions`` (B, *input_shape) float32; metadata ``key`` (the settings key) and
-    ``rows`` (JSON list of the index rows of the B inputs).
+    File: ``attributions`` (B, *input_shape) float32; metadata ``key`` (the shard's content
+    key), ``sha256`` (of the attributions' bytes) and ``rows`` (JSON list of the index rows of
+    the B inputs).
     """
     from safetensors.torch import save
 
@@ -167,7 +227,8 @@ def attribute_shard(model: spmm.Explainable, settings: AttributeSettings, shard:
             "method": settings.method, "model": settings.model, "seed": settings.seed + shard.first,
         })
     attributions = explanation.attributions.detach().to("cpu", torch.float32).contiguous()
-    data = save({"attributions": attributions}, metadata={"key": settings.key, "rows": json.dumps(rows)})
+    data = save({"attributions": attributions},
+                metadata={"key": shard.key, "sha256": _tensor_sha256(attributions), "rows": json.dumps(rows)})
     path = shard_path(out, shard.first)
     _write_atomically(path, data)
     return path
@@ -235,13 +296,8 @@ def require_index_writer() -> None:
         raise SpmmInputError(f"spmm attribute writes a Parquet index and needs pyarrow: {SCALE_EXTRA}") from None
 
 
-def _shard_key(path: Path) -> str | None:
-    from safetensors import safe_open
-
-    if not path.exists():
-        return None
-    with safe_open(str(path), framework="pt") as handle:
-        return (handle.metadata() or {}).get("key")
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
 
 
 def _shard_rows(path: Path) -> list[dict[str, Any]]:

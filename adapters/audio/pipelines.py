@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from spmm.adapters.checkpoints import read_state_dict
+from spmm.adapters.checkpoints import read_state_dict, state_mismatch
 from spmm.errors import SpmmInputError
 from spmm.modalities.audio.frontends import DCTThenModel, KaldiFbank, LogMel, MeanOverFrames, STFTMagnitude
 from spmm.modalities.audio.pipeline import AudioPipeline, WaveformPipeline
@@ -88,8 +88,8 @@ def _load_state(model: nn.Module, weights: str | Path, name: str) -> nn.Module:
     state = read_state_dict(path)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise SpmmInputError(f"{path} is not a {name} checkpoint: {error}") from error
+    except RuntimeError:
+        raise SpmmInputError(f"{path} is not a {name} checkpoint: {state_mismatch(model, state)}") from None
     return model.eval()
 
 

@@ -24,6 +24,7 @@ from spmm.explanation import Explanation
 from spmm.rows import RowPlan
 from spmm.ruleset import RuleSet
 from spmm.targets import ClassTarget
+from spmm.adapters.text.labels import check_label_texts
 from spmm.adapters.text.rules import L2Normalize
 from spmm.modalities.text.batch import encode_texts
 from spmm.modalities.text.embedding import EmbeddingModel, embed
@@ -157,8 +158,10 @@ def _device(module: nn.Module) -> torch.device:
 def _as_descriptions(labels: Sequence[str] | dict[str, str]) -> dict[str, str]:
     """{label: text it is compared with}: label names are their own texts unless a dict says otherwise."""
     if isinstance(labels, str):
-        raise SpmmInputError(f"labels must be a list of texts (or {{label: text}}), got the string {labels!r}")
+        raise SpmmInputError(f"labels must be a list of texts (or {{label: text}}), got the string {labels[:40]!r}")
+    check_label_texts(labels)
     descriptions = dict(labels) if isinstance(labels, dict) else {str(t).strip(): str(t).strip() for t in labels}
+    check_label_texts(descriptions.values())
     if any(not str(k).strip() or not str(v).strip() for k, v in descriptions.items()):
         raise SpmmInputError(f"labels must be non-empty texts, got {list(descriptions)!r}")
     return descriptions

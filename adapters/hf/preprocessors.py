@@ -1,5 +1,6 @@
 """The preprocessor of a Hugging Face model (tokenizer, image processor, feature extractor): the
-one the user passed, or the one saved next to the model in its folder."""
+one the user passed, or the one saved next to the model in its folder (read as data only:
+no custom code, and a tokenizer without its vocabulary files is refused)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ from typing import Any
 
 from torch import nn
 
+from spmm.adapters.checkpoints import first_line
 from spmm.errors import SpmmInputError
+
+from .folder import OFFLINE_NO_CODE, refuse_custom_code
 
 
 def saved_preprocessor(source: str | None, given: Any, model: nn.Module, option: str, what: str,
                        auto_class: str, **kwargs: Any) -> Any:
     """``given`` (the user's ``option=``), else the ``what`` saved in ``source``, loaded offline by
-    ``transformers.<auto_class>`` with ``kwargs``; a one-line error when neither exists."""
+    ``transformers.<auto_class>`` with ``kwargs`` and without running code from the folder; a
+    one-line error when neither exists (a tokenizer that knows nothing but its special tokens
+    counts as missing: every word would be unknown)."""
     if given is not None:
         return given
     if source is None:
@@ -23,9 +29,19 @@ def saved_preprocessor(source: str | None, given: Any, model: nn.Module, option:
         )
     import transformers
 
+    missing = f"{source}: no {what} saved with the model ({option}.save_pretrained(folder), or pass {option}=)"
+    refuse_custom_code(source, source)
     try:
-        return getattr(transformers, auto_class).from_pretrained(source, local_files_only=True, **kwargs)
-    except (OSError, ValueError) as error:
-        raise SpmmInputError(
-            f"{source}: no {what} saved with the model ({option}.save_pretrained(folder), or pass {option}=): {error}"
-        ) from error
+        loaded = getattr(transformers, auto_class).from_pretrained(source, **OFFLINE_NO_CODE, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SpmmInputError(f"{missing}: {first_line(error)}") from None
+    if _knows_only_special_tokens(loaded):
+        raise SpmmInputError(f"{missing}: it holds no vocabulary files, only {len(loaded)} special tokens")
+    return loaded
+
+
+def _knows_only_special_tokens(preprocessor: Any) -> bool:
+    """A tokenizer whose vocabulary is its special tokens alone (what transformers builds for a
+    folder without vocabulary files); False for other preprocessors."""
+    special = getattr(preprocessor, "all_special_ids", None)
+    return special is not None and len(preprocessor) <= len(set(special))

@@ -1,6 +1,7 @@
 """``spmm.load`` for Hugging Face models: a ``save_pretrained`` folder, a model id in the local
 HF cache (offline, nothing is downloaded) or an already loaded ``PreTrainedModel``.
 
+The folder is read as data only (:mod:`.folder`: no custom code, every weight present).
 The config's first architecture picks the task (:mod:`.tasks`); the model loads with an
 attention kernel the SP rules see (``sdpa`` where the class supports it, else ``eager``),
 in eval mode, parameters frozen (explanations need input gradients only).
@@ -19,6 +20,7 @@ from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable
 from spmm.load import ModuleResolver, SpecResolver, call_loader, register_module_resolver, register_resolver
 
+from .folder import load_config, load_weights
 from .tasks import task_for
 
 
@@ -81,7 +83,7 @@ def load_pretrained(spec: str, attention: str | None = None, **options: Any) -> 
     from spmm.adapters.text.models import quiet_loading
 
     source = str(Path(spec).expanduser()) if is_pretrained_folder(spec) else spec
-    config = transformers.AutoConfig.from_pretrained(source, local_files_only=True)
+    config = load_config(source, spec)
     architectures = getattr(config, "architectures", None) or []
     if not architectures:
         raise SpmmInputError(f"{spec}: config.json names no architecture (save the model with save_pretrained)")
@@ -90,12 +92,12 @@ def load_pretrained(spec: str, attention: str | None = None, **options: Any) -> 
     if model_class is None:
         raise SpmmInputError(
             f"{spec}: architecture {architectures[0]} is not in transformers {transformers.__version__} "
-            "(custom code is not loaded)"
+            "(spmm never runs code from a model folder)"
         )
     has_attention = any("heads" in key for key in config.to_dict())  # num_attention_heads, num_heads…
     chosen = attention_kernel(model_class, attention, has_attention)
     with quiet_loading():
-        model = model_class.from_pretrained(source, local_files_only=True, attn_implementation=chosen)
+        model = load_weights(model_class, source, spec, attn_implementation=chosen)
     model.eval().requires_grad_(False)
     return call_loader(functools.partial(task.load, model, source), spec, options)
 

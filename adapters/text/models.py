@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from spmm.errors import SpmmInputError
 from spmm.modalities.text import encode_texts, use_attention
 
+from .labels import check_label_texts
 from .rules import L2Normalize
 
 DATA_DIR = Path(str(resources.files("spmm.adapters") / "data"))
@@ -74,8 +75,9 @@ def load_minilm(attention: str = "eager") -> tuple[Any, nn.Module]:
 
     path = minilm_path()
     with quiet_loading():
-        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, local_files_only=True)
-        model = AutoModel.from_pretrained(path, attn_implementation=attention, local_files_only=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, local_files_only=True, trust_remote_code=False)
+        model = AutoModel.from_pretrained(path, attn_implementation=attention, local_files_only=True,
+                                          trust_remote_code=False).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return tokenizer, use_attention(model, attention)
@@ -176,8 +178,12 @@ def load_zero_shot_classifier(
 ) -> tuple[Any, ZeroShotClassifier]:
     """(tokenizer, zero-shot classifier) over ``descriptions`` ({label: description} or label names used
     as their own descriptions)."""
+    if isinstance(descriptions, str):
+        raise SpmmInputError(f"labels must be a list of texts (or {{label: text}}), got the string {descriptions[:40]!r}")
+    check_label_texts(descriptions)
     if not isinstance(descriptions, dict):
         descriptions = {str(label).strip(): str(label).strip() for label in descriptions}
+    check_label_texts(descriptions.values())
     labels = [label.strip() for label in descriptions]
     if len(labels) < 2 or any(not label for label in labels):
         raise SpmmInputError(f"zero-shot classification needs at least two non-empty labels, got {labels}")

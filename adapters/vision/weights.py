@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from spmm.adapters.checkpoints import CHECKPOINT_SUFFIXES
+from spmm.adapters.checkpoints import CHECKPOINT_SUFFIXES, state_mismatch
 from spmm.errors import SpmmInputError
 
 _HF_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -43,19 +43,15 @@ def _candidate_state_dicts(state: dict[str, Tensor], model: nn.Module):
 
 def load_into(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
     """Load ``state`` strictly, trying the family's known key conversions; a mismatch -> SpmmInputError."""
-    first_error = None
     for candidate in _candidate_state_dicts(state, model):
         try:
             model.load_state_dict(candidate, strict=True)
             return
-        except RuntimeError as error:
-            first_error = first_error or error
-    expected, given = set(model.state_dict()), set(state)
-    missing, unexpected = sorted(expected - given)[:5], sorted(given - expected)[:5]
+        except RuntimeError:
+            continue
     raise SpmmInputError(
-        f"{source} does not fit this {type(model).__name__}: missing keys {missing}, unexpected keys {unexpected} "
-        f"({str(first_error).splitlines()[0] if first_error else ''}); is it a checkpoint of this architecture "
-        "with the same number of classes (num_classes=)?"
+        f"{source} does not fit this {type(model).__name__}: {state_mismatch(model, state)}; is it a checkpoint of "
+        "this architecture with the same number of classes (num_classes=)?"
     )
 
 

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spmm.cli.attribute import (
-        AttributeSettings, open_output, pending, plan, require_index_writer, run_local, run_on_ray, write_index,
+        AttributeSettings, file_sha256, open_output, pending, plan, require_index_writer, run_local, run_on_ray,
+        write_index,
     )
     from spmm.cli.ray_pool import require_ray
     from spmm.load import default_model
@@ -64,14 +65,20 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(f) for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} listed input(s) not found, e.g. {missing[0]}")
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise FileNotFoundError(f"no checkpoint file at {args.weights}")
     settings = AttributeSettings(
-        model=args.model or default_model("image"), weights=args.weights, labels=args.labels, random_init=args.random_init,
+        model=args.model or default_model("image"), weights=args.weights,
+        weights_sha256=file_sha256(args.weights) if args.weights is not None else None,
+        labels=args.labels, random_init=args.random_init,
         method=args.method, target=args.target, batch_size=args.batch_size, seed=args.seed,
         data=str(Path(args.data).resolve()), files=tuple(str(Path(f).relative_to(args.data)) for f in files),
     )
     out = open_output(args.out, settings)
     shards = plan(settings, classes if args.target == "label" else None)
-    todo = pending(out, settings, shards)
+    todo, damaged = pending(out, shards)
+    for reason in damaged:
+        print(f"spmm attribute: shard {reason}; computing it again", file=sys.stderr)
     if todo:
         workers = args.workers if args.ray else 1
         threads = args.threads or max(1, (os.cpu_count() or 1) // workers)

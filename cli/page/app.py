@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gradio as gr
 
@@ -248,10 +248,13 @@ def build_app(folder: Path, extra_models: Sequence[str] = (), options: dict[str,
     return app
 
 
-def launch(app: gr.Blocks, host: str, port: int, concurrency: int = 2) -> str:
+def launch(app: gr.Blocks, host: str, port: int, concurrency: int = 2, share: bool = False,
+           auth: Callable[[str, str], bool] | None = None) -> str:
     """Queue requests (``concurrency`` explanations at a time, the rest wait their turn) and start
-    serving ``app`` on ``host``:``port`` in the background; returns the page's URL."""
+    serving ``app`` on ``host``:``port`` in the background; returns the page's URL.  ``share``
+    is passed explicitly (``GRADIO_SHARE`` in the environment has no effect); ``auth``: a login
+    check ``(user name, password) -> bool``, None for an open page."""
     app.queue(default_concurrency_limit=concurrency)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
-               max_file_size=MAX_UPLOAD)
+    app.launch(server_name=host, server_port=port, share=share, auth=auth, prevent_thread_lock=True, quiet=True,
+               show_error=False, max_file_size=MAX_UPLOAD)
     return app.local_url

@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+
 from torch import Tensor, nn
+
+from spmm.errors import SpmmInputError
 
 from .frontends import PhaseLockedWaveformModel, STFTMagnitude
 
@@ -45,8 +48,22 @@ class AudioPipeline:
     axis_name: str = "mel band"
     max_seconds: float | None = None
 
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples the front end frames: more than half an STFT window (its centred frames
+        are reflect-padded by ``n_fft // 2``), 1 for front ends without a window."""
+        n_fft = getattr(self.front_end, "n_fft", None)
+        return n_fft // 2 + 1 if n_fft else 1
+
     def inputs(self, waveform: Tensor) -> Tensor:
-        """Explained input (B, T, F) of waveforms (B, N)."""
+        """Explained input (B, T, F) of waveforms (B, N); a clip too short for one frame is a
+        one-line error."""
+        if waveform.shape[-1] < self.min_samples:
+            raise SpmmInputError(
+                f"{self.name} needs clips of at least {self.min_samples} samples "
+                f"({1000 * self.min_samples / self.sample_rate:.0f} ms at {self.sample_rate} Hz) for its STFT frames, "
+                f"got {waveform.shape[-1]}; give a longer clip or a longer duration="
+            )
         with torch.no_grad():
             return self.front_end(waveform).detach()
 

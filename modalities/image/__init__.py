@@ -15,14 +15,18 @@ from torchvision.transforms import v2
 from spmm.errors import SpmmInputError
 
 
-MAX_PIXELS = 89_478_485
-"""Largest image (width × height) :func:`load_image` decodes from a file (PIL's own default);
-bigger ones are refused as possible decompression bombs.  PIL's global limit is left alone."""
+MAX_PIXELS = 40_000_000
+"""Largest image (width × height) :func:`load_image` decodes from a file: 40 megapixels (e.g. a
+7700×5200 photo), about 0.8 GB of memory to decode an 8-bit image and scale it to [0, 1] at full
+size; bigger ones are refused before their pixels are decoded (a 1 MB PNG can hold 9400×9400
+pixels, 2.7 GB to decode).  PIL's global limit is left alone."""
 
 _EIGHT_BIT_MODES = frozenset({"1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
 _ALPHA_MODES = frozenset({"LA", "PA", "RGBA"})
 _PREMULTIPLIED_MODES = frozenset({"La", "RGBa"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+_ARRAY_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+"""Channels of a uint8 (H, W, C) array -> its PIL mode."""
 
 
 def _gray_to_rgb(values: np.ndarray) -> np.ndarray:
@@ -48,8 +52,9 @@ def _decode(image: Image.Image, name: str) -> Tensor:
         colour_times_alpha = np.asarray(image, dtype=np.float32) / 255.0
         alpha = colour_times_alpha[..., -1:]
         rgb = np.broadcast_to(colour_times_alpha[..., :-1] + (1.0 - alpha), (*alpha.shape[:2], 3))
-    elif mode in _EIGHT_BIT_MODES:
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    elif mode in _EIGHT_BIT_MODES:  # the common case, with one float copy (memory: 12 bytes per pixel)
+        rgb8 = torch.from_numpy(np.array(image if mode == "RGB" else image.convert("RGB"), dtype=np.uint8))
+        return rgb8.permute(2, 0, 1).float().div_(255.0)
     elif mode in _SIXTEEN_BIT_MODES:
         values = np.asarray(image).astype(np.float32)
         if values.size and (values.min() < 0 or values.max() > 65535):
@@ -73,6 +78,33 @@ def _decode(image: Image.Image, name: str) -> Tensor:
     return torch.from_numpy(np.array(rgb, dtype=np.float32, order="C")).permute(2, 0, 1)
 
 
+def _check_not_empty(image: Image.Image, name: str) -> Image.Image:
+    if image.width == 0 or image.height == 0:
+        raise SpmmInputError(f"{name} is empty ({image.width}×{image.height} pixels)")
+    return image
+
+
+def _array_image(array: np.ndarray) -> Image.Image:
+    """A uint8 array (H, W), (H, W, 1), (H, W, 2) gray + alpha, (H, W, 3) RGB or (H, W, 4) RGBA
+    -> a PIL image; anything else is a one-line error naming the shape or dtype."""
+    if array.dtype != np.uint8:
+        raise SpmmInputError(
+            f"image arrays must be uint8 (0..255), got {array.dtype}; scale and convert first "
+            "(e.g. (x * 255).round().astype(np.uint8) for floats in [0, 1])"
+        )
+    channels = array.shape[2] if array.ndim == 3 else 1
+    if array.ndim not in (2, 3) or channels not in _ARRAY_MODES:
+        hint = "; channels go last" if array.ndim == 3 and array.shape[0] in _ARRAY_MODES else ""
+        raise SpmmInputError(
+            f"image arrays must be (H, W) or (H, W, C) with C in 1, 2 (gray + alpha), 3 (RGB), 4 (RGBA); "
+            f"got shape {array.shape}{hint}"
+        )
+    if array.size == 0:
+        raise SpmmInputError(f"image array is empty (shape {array.shape})")
+    pixels = np.ascontiguousarray(array[..., 0] if channels == 1 and array.ndim == 3 else array)
+    return Image.fromarray(pixels, _ARRAY_MODES[channels])
+
+
 def _fit(pixels: Tensor, size: int) -> Tensor:
     """(3, H, W) in [0, 1] -> (3, size, size) in [−1, 1], resized (and cropped) as in the paper."""
     if pixels.shape[1] == pixels.shape[2]:
@@ -89,7 +121,7 @@ def preprocess(image: Image.Image, size: int = 224) -> Tensor:
     short side is ``size·256/224`` and centre-cropped.  EXIF orientation is applied and every
     mode is scaled to [0, 1] first (see :func:`_decode`; transparent images composited onto white).
     """
-    return _fit(_decode(ImageOps.exif_transpose(image), "image"), size)
+    return _fit(_decode(_check_not_empty(ImageOps.exif_transpose(image), "image"), "image"), size)
 
 
 def _open(path: Path) -> Image.Image:
@@ -115,19 +147,18 @@ def _open(path: Path) -> Image.Image:
 
 
 def load_pil(source: str | Path | np.ndarray | Image.Image) -> Image.Image:
-    """An image file, a uint8 (H, W[, C]) array or a PIL image -> a loaded PIL image (files: EXIF
-    orientation applied, decompression bombs and non-images refused)."""
+    """An image file, a uint8 (H, W[, C]) array or a PIL image -> a loaded PIL image (files and PIL
+    images: EXIF orientation applied; decompression bombs, non-images, empty images and arrays
+    of other shapes or dtypes refused in one line)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no image file at {path}")
-        return _open(path)
+        return _check_not_empty(_open(path), str(path))
     if isinstance(source, np.ndarray):
-        if source.dtype != np.uint8:
-            raise SpmmInputError(f"image arrays must be uint8, got {source.dtype}")
-        return Image.fromarray(source)
+        return _array_image(source)
     if isinstance(source, Image.Image):
-        return source
+        return _check_not_empty(ImageOps.exif_transpose(source), "image")
     raise SpmmInputError(f"cannot read an image from a {type(source).__name__}; give a path, a PIL image or a uint8 array")
 
 

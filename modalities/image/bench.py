@@ -4,7 +4,7 @@ feature groups each metric uses on images."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -35,6 +35,7 @@ def labelled_images(folder: str | Path, n: int | None = None) -> tuple[list[Path
         rows = rows[:n] if n is not None else rows
         classes = []
         for line, row in enumerate(rows, start=2):
+            _check_inside(row["file"], labels_file, line)
             text = (row["class_index"] or "").strip()
             if not text.lstrip("-").isdigit():
                 raise SpmmInputError(f"{labels_file} line {line}: class_index {text!r} is not an integer")
@@ -44,6 +45,17 @@ def labelled_images(folder: str | Path, n: int | None = None) -> tuple[list[Path
     if not files:
         raise SpmmInputError(f"no images in {folder}")
     return files[:n] if n is not None else files, None
+
+
+def _check_inside(name: str | None, labels_file: Path, line: int) -> None:
+    """A labels.csv file name must name a file inside the data folder: not empty, not absolute,
+    no ``..`` component (nothing outside the folder is ever read)."""
+    path = PurePath(name or "")
+    if not str(name or "").strip() or path.is_absolute() or ".." in path.parts:
+        raise SpmmInputError(
+            f"{labels_file} line {line}: file {name!r} is not a path inside the data folder "
+            "(give it relative to the folder, without '..')"
+        )
 
 
 def image_batches(

@@ -111,3 +111,21 @@ def test_the_bench_is_deterministic_across_runs_and_batch_sizes(folder, capsys):
     assert len(first) == 2 * 4 * 2 and first["score"].notna().all()
     pd.testing.assert_frame_equal(first, again)
     pd.testing.assert_frame_equal(first, batched, rtol=1e-5, atol=1e-6)  # batched convolutions may round otherwise
+
+
+@pytest.mark.parametrize("command", ["bench", "attribute"])
+def test_labels_csv_naming_files_outside_the_data_folder_is_refused(folder, tmp_path_factory, capsys, command):
+    """Nothing outside --data is read: a labels.csv row with '..' or an absolute path is a one-line
+    refusal naming its line, before any model is loaded."""
+    pytest.importorskip("pyarrow.parquet", reason="spmm attribute writes Parquet")
+    outside = tmp_path_factory.mktemp("elsewhere") / "secret.png"
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(outside)
+    for escape in (f"../{outside.parent.name}/secret.png", str(outside)):
+        (folder / "labels.csv").write_text(f"file,class_index\nimg0.png,0\n{escape},1\n")
+        argv = (_bench(folder) if command == "bench" else
+                ["attribute", "--model", "timm:test_resnet", "--random-init", "--data", str(folder),
+                 "--out", str(folder / "out")])
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "labels.csv line 3: file" in err and "is not a path inside the data folder" in err
+        assert err.count("\n") == 1 and "Traceback" not in err
