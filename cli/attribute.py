@@ -46,8 +46,9 @@ class AttributeSettings:
     """Everything the written files depend on (not ``--ray``, ``--workers`` or ``--threads``: they
     give the same files, up to float rounding for other thread counts).
 
-    data: the resolved data folder; files: the explained file names in order; seed: the shard
-    starting at input ``i`` is explained with ``seed + i``; weights_sha256: the checkpoint's
+    data: the resolved data folder; files: the explained file names in order; seed: every
+    shard is explained with it (sampling methods draw per input from (seed, the input's values), so
+    shards do not depend on ``--batch-size``); weights_sha256: the checkpoint's
     content, so new weights under the same path are other settings.
     """
 
@@ -214,7 +215,7 @@ def attribute_shard(model: spmm.Explainable, settings: AttributeSettings, shard:
 
     target: Any = list(shard.classes) if shard.classes is not None else "top1"
     explanation = model.explain(list(shard.paths), target=target, method=settings.method, top_k=1,
-                                seed=settings.seed + shard.first)
+                                seed=settings.seed)
     rows = []
     for row, path in enumerate(shard.paths):
         top = explanation.predictions[row][0] if explanation.predictions else None
@@ -224,7 +225,7 @@ def attribute_shard(model: spmm.Explainable, settings: AttributeSettings, shard:
             "score": float(explanation.scores[row]),
             "top1_index": top.index if top else None, "top1_label": top.label if top else None,
             "top1_probability": top.probability if top else None,
-            "method": settings.method, "model": settings.model, "seed": settings.seed + shard.first,
+            "method": settings.method, "model": settings.model, "seed": settings.seed,
         })
     attributions = explanation.attributions.detach().to("cpu", torch.float32).contiguous()
     data = save({"attributions": attributions},

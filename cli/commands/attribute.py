@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", choices=TARGETS, default="top1",
                         help="top1: each input's predicted class; label: its class in labels.csv")
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per explainer call and per shard")
-    parser.add_argument("--seed", type=int, default=0, help="the shard starting at input i uses seed + i")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling methods (draws per input from (seed, its values): independent of --batch-size)")
     parser.add_argument("--ray", action="store_true", help="run on a local Ray Data actor pool (spmm[scale])")
     parser.add_argument("--workers", type=int, default=2, help="--ray: actors, one model and one CPU each")
     parser.add_argument("--threads", type=int, default=None,
