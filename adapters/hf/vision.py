@@ -151,8 +151,9 @@ def load_image_processor(source: str | None, processor: Any, model: nn.Module) -
 
 
 def config_labels(config: Any) -> list[str]:
-    """Class names in output order from ``config.id2label``."""
-    return [str(config.id2label[i]) for i in range(config.num_labels)]
+    """Class names in output order from ``config.id2label`` (``LABEL_i``, as transformers names them, where it has none)."""
+    names = config.id2label or {}
+    return [str(names.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
 
 
 @register_hf_task("image-classification", ("ForImageClassification", "DeiTForImageClassificationWithTeacher"))
