@@ -122,6 +122,27 @@ TRAINING_WARNING = (
 )
 
 
+def rules_owner(model: Any, module: Any, rules: RuleSet | str | None) -> Any:
+    """The ``nn.Module`` rule sets resolve their module rules in: ``module`` when given, else ``model``.
+    Refuses a callable ``model`` without ``module`` when ``rules`` would look for module rules inside
+    the model: it would find none and silently keep their ops' exact gradients."""
+    if module is not None:
+        if not isinstance(module, nn.Module):
+            raise SpmmInputError(f"module= must be the torch.nn.Module the model runs, got {type(module).__name__}")
+        return module
+    if isinstance(model, nn.Module) or rules is None:
+        return model
+    from spmm.ruleset import get_ruleset
+
+    ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
+    if isinstance(ruleset, RuleSet) and ruleset.model_rules is not None:
+        raise SpmmInputError(
+            f"rule set {ruleset.name!r} finds module rules inside the model, but the model is a "
+            f"{type(model).__name__}, not a torch.nn.Module: pass module=<the nn.Module it runs>"
+        )
+    return model
+
+
 def _forward(model: Callable[[Tensor], Any], inputs: Tensor) -> Any:
     try:
         return model(inputs)
@@ -155,6 +176,7 @@ def explain(
     seed: int | None = None,
     labels: Sequence[str] | None = None,
     compile: bool | str = False,
+    module: nn.Module | None = None,
     **params: Any,
 ) -> Explanation:
     """Explain ``model``'s ``target`` score on ``inputs`` with ``method``.
@@ -173,6 +195,10 @@ def explain(
         get it from ``rules.cam_layer`` unless ``layer=`` is given.
     temperatures: per-rule temperature overrides on top of ``rules``, e.g. ``{"relu": 0.3}``.
     module_rules: extra module rules for this call, on top of ``rules``.
+    module: the ``nn.Module`` a callable ``model`` runs (``lambda x: net(x).logits``): the rule set
+        finds its module rules (RMS norms, gated MLPs…) in it, and its training mode, buffers and
+        Grad-CAM layer are read from it.  A callable ``model`` with a rule set that finds module
+        rules inside the model (``text``, ``vision``, ``audio``…) and no ``module`` is refused.
     labels: class names in output order, for label-name targets.
     compile: ``True`` (inductor) or a ``torch.compile`` backend name ("aot_eager"…): explain
         ``torch.compile(model)`` (made once per model and backend and reused; ``model`` itself is
@@ -196,15 +222,16 @@ def explain(
         raise SpmmParameterError(f"compile must be True, False or a torch.compile backend name, got {compile!r}")
     spec = get_method(method)
     check_inputs(inputs)
-    ruleset = resolve_rules(rules, model, temperatures, module_rules)
+    owner = rules_owner(model, module, rules)
+    ruleset = resolve_rules(rules, owner, temperatures, module_rules)
     params = check_parameters(spec, params)
     seed = check_seed(seed)
     inputs = check_autograd(inputs)
-    if is_training(model):
+    if is_training(owner):
         warnings.warn(TRAINING_WARNING, stacklevel=2)
-    needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(model, nn.Module)
-    layer = ruleset.gradcam_layer(model) if needs_layer else contextlib.nullcontext()
-    with buffers_kept(model), seeded(seed), layer as found:
+    needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(owner, nn.Module)
+    layer = ruleset.gradcam_layer(owner) if needs_layer else contextlib.nullcontext()
+    with buffers_kept(owner), seeded(seed), layer as found:
         if compile or contains_compiled(model):
             with eager_probe(), torch.enable_grad():  # the model output, and a look for ops compiling would hide
                 output = pytree.tree_map_only(Tensor, Tensor.detach, _forward(model, inputs.clone().requires_grad_(True)))
