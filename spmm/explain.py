@@ -122,15 +122,15 @@ TRAINING_WARNING = (
 )
 
 
-def rules_owner(model: Any, module: Any, rules: RuleSet | str | None) -> Any:
+def rules_owner(model: Any, module: Any, rules: RuleSet | str | None, pullback: bool = True) -> Any:
     """The ``nn.Module`` rule sets resolve their module rules in: ``module`` when given, else ``model``.
-    Refuses a callable ``model`` without ``module`` when ``rules`` would look for module rules inside
-    the model: it would find none and silently keep their ops' exact gradients."""
+    Refuses a callable ``model`` without ``module`` when a ``pullback`` method's ``rules`` would look
+    for module rules inside the model: it would find none and silently keep their ops' exact gradients."""
     if module is not None:
         if not isinstance(module, nn.Module):
             raise SpmmInputError(f"module= must be the torch.nn.Module the model runs, got {type(module).__name__}")
         return module
-    if isinstance(model, nn.Module) or rules is None:
+    if isinstance(model, nn.Module) or rules is None or not pullback:
         return model
     from spmm.ruleset import get_ruleset
 
@@ -197,8 +197,9 @@ def explain(
     module_rules: extra module rules for this call, on top of ``rules``.
     module: the ``nn.Module`` a callable ``model`` runs (``lambda x: net(x).logits``): the rule set
         finds its module rules (RMS norms, gated MLPs…) in it, and its training mode, buffers and
-        Grad-CAM layer are read from it.  A callable ``model`` with a rule set that finds module
-        rules inside the model (``text``, ``vision``, ``audio``…) and no ``module`` is refused.
+        Grad-CAM layer are read from it.  A pullback method on a callable ``model`` with a rule set
+        that finds module rules inside the model (``text``, ``vision``, ``audio``…) and no
+        ``module`` is refused.
     labels: class names in output order, for label-name targets.
     compile: ``True`` (inductor) or a ``torch.compile`` backend name ("aot_eager"…): explain
         ``torch.compile(model)`` (made once per model and backend and reused; ``model`` itself is
@@ -222,7 +223,7 @@ def explain(
         raise SpmmParameterError(f"compile must be True, False or a torch.compile backend name, got {compile!r}")
     spec = get_method(method)
     check_inputs(inputs)
-    owner = rules_owner(model, module, rules)
+    owner = rules_owner(model, module, rules, spec.pullback)
     ruleset = resolve_rules(rules, owner, temperatures, module_rules)
     params = check_parameters(spec, params)
     seed = check_seed(seed)

@@ -104,7 +104,8 @@ def rms_norm_rule(offset: float = 0.0) -> ModuleRule:
     def rule(module: nn.Module, inputs: tuple, output: Tensor, temperatures: Temperatures) -> Tensor:
         x = inputs[0]
         eps = rms_epsilon(module) or 0.0
-        rstd = torch.rsqrt(x.detach().float().pow(2).mean(-1, keepdim=True) + eps).to(x.dtype)
+        wide = x.detach().to(torch.promote_types(x.dtype, torch.float32))  # half precision computed in float32
+        rstd = torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + eps).to(x.dtype)
         surrogate = x * rstd
         gain = getattr(module, "weight", None)
         if gain is not None:
