@@ -79,3 +79,101 @@ def save_vision_cell(transformers: Any, name: str, folder) -> None:
             module.running_var.uniform_(0.5, 2.0)
     model.save_pretrained(folder)
     cell.processor(transformers).save_pretrained(folder)
+
+
+# -- audio ---------------------------------------------------------------------------------------
+RATE = 16000
+AUDIO_LABELS = {0: "yes", 1: "no", 2: "up"}
+WAVEFORM_LIKE = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                     conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                     num_conv_pos_embedding_groups=2, classifier_proj_size=8)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioCell:
+    """One audio architecture: model class, tiny config, feature extractor, the keyword the model
+    takes its features under, and the attribution shape (frames, bins) of a 1 s clip."""
+
+    model_class: str
+    config: Callable[[Any], Any]
+    extractor: Callable[[Any], Any]
+    input_name: str
+    shape: tuple[int, int]
+
+
+def _waveform_cell(family: str, normalize: bool) -> AudioCell:
+    return AudioCell(f"{family}ForSequenceClassification", lambda t: getattr(t, f"{family}Config")(**WAVEFORM_LIKE),
+                     lambda t: t.Wav2Vec2FeatureExtractor(do_normalize=normalize), "input_values", (126, 257))
+
+
+AUDIO_CELLS: dict[str, AudioCell] = {
+    "wav2vec2": _waveform_cell("Wav2Vec2", True),
+    "hubert": _waveform_cell("Hubert", True),
+    "wavlm": _waveform_cell("WavLM", False),
+    "data2vec_audio": _waveform_cell("Data2VecAudio", True),
+    "ast": AudioCell("ASTForAudioClassification", lambda t: t.ASTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, patch_size=16,
+        frequency_stride=10, time_stride=10, max_length=100, num_mel_bins=32),
+        lambda t: t.ASTFeatureExtractor(num_mel_bins=32, max_length=100), "input_values", (100, 32)),
+    "whisper_encoder": AudioCell("WhisperForAudioClassification", lambda t: t.WhisperConfig(
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=37, decoder_ffn_dim=37, num_mel_bins=16, max_source_positions=50, classifier_proj_size=8,
+        vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1),
+        lambda t: t.WhisperFeatureExtractor(feature_size=16, chunk_length=1), "input_features", (100, 16)),
+}
+
+
+def save_audio_cell(transformers: Any, name: str, folder) -> None:
+    """Build audio cell ``name`` (seeded, eval mode) and save model and feature extractor."""
+    cell = AUDIO_CELLS[name]
+    torch.manual_seed(0)
+    config = cell.config(transformers)
+    config.id2label, config.label2id = AUDIO_LABELS, {v: k for k, v in AUDIO_LABELS.items()}
+    getattr(transformers, cell.model_class)(config).eval().save_pretrained(folder)
+    cell.extractor(transformers).save_pretrained(folder)
+
+
+# -- dual encoders ---------------------------------------------------------------------------------
+DUAL_TEXT = dict(vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 max_position_embeddings=64)
+DUAL_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=SIDE,
+                   patch_size=8)
+
+
+def _clip(t: Any) -> tuple[Any, Any]:
+    config = t.CLIPConfig(text_config=dict(DUAL_TEXT, eos_token_id=102, bos_token_id=101, pad_token_id=0),
+                          vision_config=DUAL_VISION, projection_dim=16)
+    return t.CLIPModel(config), t.CLIPImageProcessor(size={"shortest_edge": SIDE}, crop_size=SQUARE)
+
+
+def _siglip(t: Any) -> tuple[Any, Any]:
+    model = t.SiglipModel(t.SiglipConfig(text_config=dict(DUAL_TEXT, pad_token_id=0), vision_config=DUAL_VISION))
+    with torch.no_grad():
+        model.logit_scale.fill_(1.5)
+        model.logit_bias.fill_(-2.0)
+    return model, t.SiglipImageProcessor(size=SQUARE)
+
+
+def _siglip2(t: Any) -> tuple[Any, Any]:
+    vision = {k: v for k, v in DUAL_VISION.items() if k != "image_size"}
+    model = t.Siglip2Model(t.Siglip2Config(text_config=dict(DUAL_TEXT, pad_token_id=0),
+                                           vision_config=dict(vision, num_patches=16)))
+    return model, t.Siglip2ImageProcessor(patch_size=8, max_num_patches=16)
+
+
+DUAL_CELLS: dict[str, Callable[[Any], tuple[Any, Any]]] = {"clip": _clip, "siglip": _siglip, "siglip2": _siglip2}
+"""name -> builder of (model, image processor); the tokenizer is the offline MiniLM fast tokenizer
+(vocabulary 30522), saved with model_max_length 64, the text towers' position limit."""
+
+
+def save_dual_cell(transformers: Any, name: str, folder) -> None:
+    """Build dual cell ``name`` (seeded, eval mode) and save model, image processor and tokenizer."""
+    from spmm.adapters.text.models import minilm_path
+
+    torch.manual_seed(0)
+    model, processor = DUAL_CELLS[name](transformers)
+    model.eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True,
+                                                           model_max_length=DUAL_TEXT["max_position_embeddings"])
+    tokenizer.save_pretrained(folder)
