@@ -98,7 +98,9 @@ def _node_kind(node, input_dependent: Callable[[Any], bool]) -> str | None:
 
 def _input_dependent_nodes(root: Tensor, leaf: Tensor) -> set:
     """The nodes of ``root``'s graph whose value depends on ``leaf`` (a path reaches its
-    accumulation node); iterative post-order, so deep graphs do not recurse."""
+    accumulation node, or its own node when ``leaf`` was computed); iterative post-order, so deep
+    graphs do not recurse."""
+    source = leaf.grad_fn
     depends: dict = {}
     stack = [(root.grad_fn, False)]
     while stack:
@@ -107,11 +109,13 @@ def _input_dependent_nodes(root: Tensor, leaf: Tensor) -> set:
             continue
         children = [n for n, _ in node.next_functions if n is not None]
         if expanded:
-            depends[node] = getattr(node, "variable", None) is leaf or any(depends.get(n, False) for n in children)
+            depends[node] = (node is source or getattr(node, "variable", None) is leaf
+                             or any(depends.get(n, False) for n in children))
         elif node not in depends:
             depends[node] = False  # visiting; set for real once its inputs are done
             stack.append((node, True))
-            stack.extend((n, False) for n in children if n not in depends)
+            if node is not source:
+                stack.extend((n, False) for n in children if n not in depends)
     return {node for node, depends_on_leaf in depends.items() if depends_on_leaf}
 
 
@@ -125,6 +129,14 @@ def _unhandled_nodes(root: Tensor, leaf: Tensor) -> tuple[dict[str, int], bool]:
         if kind is not None:
             counts[kind] = counts.get(kind, 0) + 1
     return counts, root.grad_fn in dependent
+
+
+def exact_gradient_ops(output: Tensor, inputs: Tensor) -> dict[str, int]:
+    """``{op: count}`` of the nonlinear ops on the paths from ``inputs`` to ``output`` whose exact
+    gradient no rule replaced (the graph of a forward pass just run under the pullback mode)."""
+    if not isinstance(output, Tensor) or output.grad_fn is None:
+        return {}
+    return _unhandled_nodes(output, inputs)[0]
 
 
 def audit(

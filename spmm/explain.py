@@ -122,6 +122,11 @@ TRAINING_WARNING = (
 )
 
 
+EXACT_GRADIENT_OPS = "exact_gradient_ops"
+"""``Explanation.extras`` key: ``{op: count}`` of the nonlinear ops a pullback method's rules left
+with their exact gradient (Mamba's selective scan, a custom autograd Function…); absent when none."""
+
+
 def rules_owner(model: Any, module: Any, rules: RuleSet | str | None, pullback: bool = True) -> Any:
     """The ``nn.Module`` rule sets resolve their module rules in: ``module`` when given, else ``model``.
     Refuses a callable ``model`` without ``module`` when a ``pullback`` method's ``rules`` would look
@@ -250,6 +255,8 @@ def explain(
         if needs_layer:
             params = {**params, "layer": found}
         attributions, extras, used = run_method(spec, context, inputs, params)
+    if context.exact_gradient_ops and not (compile or contains_compiled(model)):
+        extras = {**extras, EXACT_GRADIENT_OPS: dict(sorted(context.exact_gradient_ops.items()))}
     used = {k: v for k, v in used.items() if k != "layer" or not needs_layer}
     attributions = attributions.detach()
     if attributions.shape != inputs.shape:
