@@ -6,6 +6,8 @@
   classifiers (:mod:`.vision`), are explained in [−1, 1] and reach ``get_image_features`` as the
   processor's ``pixel_values``; logits (B, C) = ``logit_scale.exp()`` · cos(image, text)
   (+ ``logit_bias`` for SigLIP) over the label texts, as in the model's own ``logits_per_image``.
+  Siglip2's processor keeps each image's aspect ratio and cuts it into at most ``max_num_patches``
+  patches: the explained image is that resized image, cut into the same patches inside the model.
 - Words: the text tower runs the model's own ``get_text_features(input_ids, attention_mask)``
   with the token-embedding lookup's output replaced by the explained embeddings (a forward hook
   on ``get_input_embeddings()`` for the duration of the call), so pooling by token position
@@ -55,6 +57,40 @@ class HFImageTower(nn.Module):
 
     def forward(self, pixel_values: Tensor) -> Tensor:
         return pooled(self.model.get_image_features(pixel_values=pixel_values))
+
+
+class HFPatchImageTower(nn.Module):
+    """``get_image_features`` of a model taking patch sequences (Siglip2): processor-normalised
+    images (B, 3, h·p, w·p) are cut into the processor's row-major (p, p, C) patches, padded to
+    ``max_patches`` with zeros and masked, with their grid (h, w) as ``spatial_shapes``: (B, D)."""
+
+    def __init__(self, model: nn.Module, patch_size: int, max_patches: int) -> None:
+        super().__init__()
+        self.model = model
+        self.patch_size, self.max_patches = patch_size, max_patches
+        self.train(model.training)
+
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        batch, channels, height, width = pixel_values.shape
+        p = self.patch_size
+        rows, columns = height // p, width // p
+        if rows * columns > self.max_patches or rows * p != height or columns * p != width:
+            raise SpmmInputError(f"a {height}×{width} image is not a grid of at most {self.max_patches} patches of {p}")
+        patches = pixel_values.reshape(batch, channels, rows, p, columns, p).permute(0, 2, 4, 3, 5, 1)
+        patches = patches.reshape(batch, rows * columns, p * p * channels)
+        padded = nn.functional.pad(patches, (0, 0, 0, self.max_patches - rows * columns))
+        mask = torch.zeros(batch, self.max_patches, dtype=torch.int32, device=pixel_values.device)
+        mask[:, : rows * columns] = 1
+        shapes = torch.tensor([[rows, columns]] * batch, device=pixel_values.device)
+        return pooled(self.model.get_image_features(pixel_values=padded, pixel_attention_mask=mask,
+                                                    spatial_shapes=shapes))
+
+
+def image_tower(model: nn.Module, processor: Any) -> nn.Module:
+    """The image tower on processor-normalised images: patch sequences when the processor makes them."""
+    if "pixel_attention_mask" in getattr(processor, "model_input_names", ()):
+        return HFPatchImageTower(model, int(processor.patch_size), int(processor.max_num_patches))
+    return HFImageTower(model)
 
 
 def token_embedding(model: nn.Module) -> nn.Module:
@@ -130,16 +166,6 @@ def text_limit(tokenizer: Any, model: nn.Module) -> int:
     return min(known)
 
 
-def _refuse_patch_processor(processor: Any, model: nn.Module) -> None:
-    """A one-line error for image processors making patch sequences (Siglip2's NaFlex processor)."""
-    if "pixel_attention_mask" in getattr(processor, "model_input_names", ()):
-        raise SpmmInputError(
-            f"{type(model).__name__}: {type(processor).__name__} turns each image into a variable number of patches "
-            "(pixel_attention_mask, spatial_shapes), which spmm's image side does not reproduce; "
-            "spmm explains dual encoders whose processor makes fixed-size images (CLIP, SigLIP)"
-        )
-
-
 @register_hf_task("dual-encoder", DUAL_ENCODER_ARCHITECTURES)
 def load_dual_encoder(
     model: nn.Module,
@@ -156,10 +182,9 @@ def load_dual_encoder(
     from .vision import ProcessorInput, ProcessorPixels, colour_map, model_side
 
     tokenizer, processor = _preprocessors(source, tokenizer, processor, model)
-    _refuse_patch_processor(processor, model)
     image_rules, text_rules = dual_rules()
     colours = colour_map(processor)
-    image_encoder = ProcessorInput(HFImageTower(model), colours, name=type(model).__name__)
+    image_encoder = ProcessorInput(image_tower(model, processor), colours, name=type(model).__name__)
     image_encoder.train(model.training)
     limit = text_limit(tokenizer, model)
     pad_to = limit if TEXT_PADDING.get(type(model).__name__) == "max_length" else None

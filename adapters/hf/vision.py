@@ -58,14 +58,35 @@ class ColourMap:
         return (x01 * 2.0 - 1.0).clamp(-1.0, 1.0).float()
 
 
-def _probe(processor: Any, colours: Sequence[tuple[int, int, int]]) -> Tensor:
-    """The processor's ``pixel_values`` at the centre of plain images of ``colours``: (N, C) float64."""
-    images = [Image.new("RGB", (PROBE_SIDE, PROBE_SIDE), colour) for colour in colours]
-    values = processor(images=images, return_tensors="pt")["pixel_values"]
-    if values.dim() != 4:
+def patch_grid(patches: Tensor, height: int, width: int) -> Tensor:
+    """Patches (height·width, p·p·C) in row-major order, each (p, p, C) flattened -> an image (C, height·p, width·p)."""
+    channels = 3
+    side = round((patches.shape[-1] // channels) ** 0.5)
+    grid = patches[: height * width].reshape(height, width, side, side, channels)
+    return grid.permute(4, 0, 2, 1, 3).reshape(channels, height * side, width * side)
+
+
+def processor_images(processor: Any, images: Sequence[Image.Image]) -> Tensor:
+    """The processor's ``pixel_values`` of ``images`` as images (N, C, H, W); patch sequences
+    (N, P, p·p·C) with ``spatial_shapes`` (Siglip2) are laid back out on their patch grids."""
+    output = processor(images=list(images), return_tensors="pt")
+    values = output["pixel_values"]
+    if values.dim() == 4:
+        return values
+    shapes = output.get("spatial_shapes")
+    if values.dim() != 3 or shapes is None:
         raise SpmmInputError(
             f"{type(processor).__name__} makes pixel_values of shape {tuple(values.shape)}, not images (B, C, H, W)"
         )
+    grids = [patch_grid(row, int(h), int(w)) for row, (h, w) in zip(values, shapes.tolist())]
+    if len({grid.shape for grid in grids}) > 1:
+        raise SpmmInputError(f"{type(processor).__name__} gives these images different sizes; explain them one at a time")
+    return torch.stack(grids)
+
+
+def _probe(processor: Any, colours: Sequence[tuple[int, int, int]]) -> Tensor:
+    """The processor's ``pixel_values`` at the centre of plain images of ``colours``: (N, C) float64."""
+    values = processor_images(processor, [Image.new("RGB", (PROBE_SIDE, PROBE_SIDE), colour) for colour in colours])
     return values[:, :, values.shape[2] // 2, values.shape[3] // 2].double()
 
 
@@ -93,8 +114,7 @@ def colour_map(processor: Any) -> ColourMap:
 
 def model_side(processor: Any) -> int:
     """Side of the square image the model sees: the processor's output on a square probe."""
-    values = processor(images=[Image.new("RGB", (PROBE_SIDE, PROBE_SIDE))], return_tensors="pt")["pixel_values"]
-    height, width = values.shape[-2:]
+    height, width = processor_images(processor, [Image.new("RGB", (PROBE_SIDE, PROBE_SIDE))]).shape[-2:]
     if height != width:
         raise SpmmInputError(f"{type(processor).__name__} makes {height}×{width} inputs; spmm explains square inputs")
     return int(height)
@@ -113,8 +133,7 @@ class ProcessorPixels:
         from transformers.image_transforms import convert_to_rgb
 
         rgb = image if image.mode == "RGB" else convert_to_rgb(image)  # transparency onto white, as transformers does
-        values = self.processor(images=[rgb], return_tensors="pt")["pixel_values"]
-        return self.colours.to_unit_range(values[0])
+        return self.colours.to_unit_range(processor_images(self.processor, [rgb])[0])
 
 
 class ProcessorInput(UnitRangeInput):

@@ -69,7 +69,13 @@ class ImageModality:
             if self.preprocess is None:
                 x = torch.stack([load_image(item, side) for item in items])
             else:
-                x = torch.stack([self.preprocess(_as_pil(item)) for item in items])
+                pixels = [self.preprocess(_as_pil(item)) for item in items]
+                if len({tuple(p.shape) for p in pixels}) > 1:
+                    raise SpmmInputError(
+                        f"the model's preprocessing gives these images different sizes "
+                        f"({sorted({tuple(p.shape[-2:]) for p in pixels})}); explain them one at a time"
+                    )
+                x = torch.stack(pixels)
             sources = [str(item) if isinstance(item, (str, Path)) else f"image {i}" for i, item in enumerate(items)]
         return Prepared(x.to(model_device(model)), model, sources)
 
