@@ -118,6 +118,15 @@ def test_forward_bit_identical_under_the_rules_audit_clean_units_and_shape(loade
     assert record["items"][0]["target"]["label"] == LABELS[1] and record["rules"]["name"] == "vision"
 
 
+def test_tensors_outside_the_unit_range_are_refused_not_taken_as_pixel_values(loaded):
+    from spmm.errors import SpmmInputError
+
+    m, processor, _ = loaded("vit")
+    pixel_values = processor(images=_synthetic_images()[0], return_tensors="pt")["pixel_values"] * 3
+    with pytest.raises(SpmmInputError, match=r"must lie in \[−1, 1\]"):
+        m.explain(pixel_values)
+
+
 def test_a_processor_mixing_colour_channels_is_refused_in_one_line():
     from spmm.adapters.hf.vision import colour_map
     from spmm.errors import SpmmInputError
