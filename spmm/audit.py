@@ -72,8 +72,9 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _node_kind(node) -> str | None:
-    """Map an autograd node to a nonlinear-op name, or None for linear nodes and spmm's own rules."""
+def _node_kind(node, input_dependent: Callable[[Any], bool]) -> str | None:
+    """Map an autograd node to a nonlinear-op name, or None for linear nodes and spmm's own rules.
+    ``input_dependent(node)``: whether a node's value depends on the audited input."""
     name = type(node).__name__
     if name.startswith("BackwardHookFunction"):
         return None
@@ -89,28 +90,53 @@ def _node_kind(node) -> str | None:
     if base in _NONLINEAR_NODES:
         return _NONLINEAR_NODES[base]
     if base in _BILINEAR_NODES:
-        differentiable = [n for n, _ in node.next_functions if n is not None]
-        if len(differentiable) >= 2:
+        dependent = [n for n, _ in node.next_functions if n is not None and input_dependent(n)]
+        if len(dependent) >= 2:
             return f"{_BILINEAR_NODES[base]} of two input-dependent tensors"
     return None
 
 
-def _unhandled_nodes(root: Tensor, leaf: Tensor) -> tuple[dict[str, int], bool]:
-    """Counts of unhandled nonlinear nodes in the graph of ``root``, and whether it reaches ``leaf``."""
-    counts: dict[str, int] = {}
-    reached = False
-    seen, stack = set(), [root.grad_fn]
+def _input_dependent_nodes(root: Tensor, leaf: Tensor) -> set:
+    """The nodes of ``root``'s graph whose value depends on ``leaf`` (a path reaches its
+    accumulation node, or its own node when ``leaf`` was computed); iterative post-order, so deep
+    graphs do not recurse."""
+    source = leaf.grad_fn
+    depends: dict = {}
+    stack = [(root.grad_fn, False)]
     while stack:
-        node = stack.pop()
-        if node is None or node in seen:
+        node, expanded = stack.pop()
+        if node is None:
             continue
-        seen.add(node)
-        reached = reached or getattr(node, "variable", None) is leaf
-        kind = _node_kind(node)
+        children = [n for n, _ in node.next_functions if n is not None]
+        if expanded:
+            depends[node] = (node is source or getattr(node, "variable", None) is leaf
+                             or any(depends.get(n, False) for n in children))
+        elif node not in depends:
+            depends[node] = False  # visiting; set for real once its inputs are done
+            stack.append((node, True))
+            if node is not source:
+                stack.extend((n, False) for n in children if n not in depends)
+    return {node for node, depends_on_leaf in depends.items() if depends_on_leaf}
+
+
+def _unhandled_nodes(root: Tensor, leaf: Tensor) -> tuple[dict[str, int], bool]:
+    """Counts of unhandled nonlinear nodes on the paths from ``leaf`` to ``root`` (nodes that depend
+    only on parameters or constants are not counted), and whether ``root`` depends on ``leaf``."""
+    dependent = _input_dependent_nodes(root, leaf)
+    counts: dict[str, int] = {}
+    for node in dependent:
+        kind = _node_kind(node, dependent.__contains__)
         if kind is not None:
             counts[kind] = counts.get(kind, 0) + 1
-        stack.extend(n for n, _ in node.next_functions)
-    return counts, reached
+    return counts, root.grad_fn in dependent
+
+
+def exact_gradient_ops(output: Tensor, inputs: Tensor) -> dict[str, int]:
+    """``{op: count}`` of the nonlinear ops on the paths from ``inputs`` to ``output`` whose exact
+    gradient no rule replaced (the graph of a forward pass just run under the pullback mode)."""
+    if not isinstance(output, Tensor) or output.grad_fn is None:
+        return {}
+    return _unhandled_nodes(output, inputs)[0]
 
 
 def audit(

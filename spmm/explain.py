@@ -135,6 +135,32 @@ TRAINING_WARNING = (
 )
 
 
+EXACT_GRADIENT_OPS = "exact_gradient_ops"
+"""``Explanation.extras`` key: ``{op: count}`` of the nonlinear ops a pullback method's rules left
+with their exact gradient (Mamba's selective scan, a custom autograd Function…); absent when none."""
+
+
+def rules_owner(model: Any, module: Any, rules: RuleSet | str | None, pullback: bool = True) -> Any:
+    """The ``nn.Module`` rule sets resolve their module rules in: ``module`` when given, else ``model``.
+    Refuses a callable ``model`` without ``module`` when a ``pullback`` method's ``rules`` would look
+    for module rules inside the model: it would find none and silently keep their ops' exact gradients."""
+    if module is not None:
+        if not isinstance(module, nn.Module):
+            raise SpmmInputError(f"module= must be the torch.nn.Module the model runs, got {type(module).__name__}")
+        return module
+    if isinstance(model, nn.Module) or rules is None or not pullback:
+        return model
+    from spmm.ruleset import get_ruleset
+
+    ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
+    if isinstance(ruleset, RuleSet) and ruleset.model_rules is not None:
+        raise SpmmInputError(
+            f"rule set {ruleset.name!r} finds module rules inside the model, but the model is a "
+            f"{type(model).__name__}, not a torch.nn.Module: pass module=<the nn.Module it runs>"
+        )
+    return model
+
+
 def _forward(model: Callable[[Tensor], Any], inputs: Tensor) -> Any:
     try:
         return model(inputs)
@@ -168,6 +194,7 @@ def explain(
     seed: int | None = None,
     labels: Sequence[str] | None = None,
     compile: bool | str = False,
+    module: nn.Module | None = None,
     **params: Any,
 ) -> Explanation:
     """Explain ``model``'s ``target`` score on ``inputs`` with ``method``.
@@ -186,6 +213,11 @@ def explain(
         get it from ``rules.cam_layer`` unless ``layer=`` is given.
     temperatures: per-rule temperature overrides on top of ``rules``, e.g. ``{"relu": 0.3}``.
     module_rules: extra module rules for this call, on top of ``rules``.
+    module: the ``nn.Module`` a callable ``model`` runs (``lambda x: net(x).logits``): the rule set
+        finds its module rules (RMS norms, gated MLPs…) in it, and its training mode, buffers and
+        Grad-CAM layer are read from it.  A pullback method on a callable ``model`` with a rule set
+        that finds module rules inside the model (``text``, ``vision``, ``audio``…) and no
+        ``module`` is refused.
     labels: class names in output order, for label-name targets.
     compile: ``True`` (inductor) or a ``torch.compile`` backend name ("aot_eager"…): explain
         ``torch.compile(model)`` (made once per model and backend and reused; ``model`` itself is
@@ -211,16 +243,17 @@ def explain(
     spec = get_method(method)
     check_installed(spec)
     check_inputs(inputs)
-    ruleset = resolve_rules(rules, model, temperatures, module_rules)
+    owner = rules_owner(model, module, rules, spec.pullback)
+    ruleset = resolve_rules(rules, owner, temperatures, module_rules)
     params = check_parameters(spec, params)
     seed = check_seed(seed)
     check_model_tensors(model)
     inputs = check_autograd(inputs)
-    if is_training(model):
+    if is_training(owner):
         warnings.warn(TRAINING_WARNING, stacklevel=2)
-    needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(model, nn.Module)
-    layer = ruleset.gradcam_layer(model) if needs_layer else contextlib.nullcontext()
-    with buffers_kept(model), seeded(seed), layer as found:
+    needs_layer = "layer" in spec.defaults and params.get("layer") is None and isinstance(owner, nn.Module)
+    layer = ruleset.gradcam_layer(owner) if needs_layer else contextlib.nullcontext()
+    with buffers_kept(owner), seeded(seed), layer as found:
         if compile or contains_compiled(model):
             with eager_probe(), torch.enable_grad():  # the model output, and a look for ops compiling would hide
                 output = pytree.tree_map_only(Tensor, Tensor.detach, _forward(model, inputs.clone().requires_grad_(True)))
@@ -238,6 +271,8 @@ def explain(
         if needs_layer:
             params = {**params, "layer": found}
         attributions, extras, used = run_method(spec, context, inputs, params)
+    if context.exact_gradient_ops and not (compile or contains_compiled(model)):
+        extras = {**extras, EXACT_GRADIENT_OPS: dict(sorted(context.exact_gradient_ops.items()))}
     used = {k: v for k, v in used.items() if k != "layer" or not needs_layer}
     attributions = attributions.detach()
     if attributions.shape != inputs.shape:

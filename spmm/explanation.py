@@ -10,6 +10,7 @@ JSON layout (:data:`SCHEMA`, documented in the README), which :meth:`Explanation
 
     {"schema": "spmm.explanation/1", "modality": str, "model": str, "method": str,
      "params": {...}, "rules": {"name", "temperatures", "module_rules"}, "units": str,
+     "exact_gradient_ops": {op: count} (nonlinear ops a pullback method's rules left exact; {} when none),
      "items": [{"input": str, "target": {"index", "label", "score"} | {"description", "score"},
                 "predictions": [{"index", "label", "probability"}...], "shape": [...],
                 "scores": nested list (null where undefined) | null, "extra": {...}}]}
@@ -150,6 +151,7 @@ class Explanation:
             "params": {k: _plain(v) for k, v in self.params.items()},
             "rules": self.describe_rules(),
             "units": self.units,
+            "exact_gradient_ops": dict(self.extras.get("exact_gradient_ops", {})),
             "items": items,
         }
 
@@ -227,6 +229,10 @@ class Explanation:
             target = self.target_label(i) or repr(self.target)
             source = _shortened(self.source(i))
             lines.append(f"  {source}: {predicted}explained {target!r} (score {float(self.scores[i]):.4g})")
+        exact = self.extras.get("exact_gradient_ops")
+        if exact:
+            ops = ", ".join(f"{op} ×{count}" for op, count in exact.items())
+            lines.append(f"  kept their exact gradient (no rule): {ops}")
         return "\n".join(lines)
 
     def show(self) -> None:

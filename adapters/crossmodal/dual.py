@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +44,8 @@ class DualEncoder:
     scale, bias: similarity = scale · cos(image, text) + bias.
     image_size: side of the square images the image tower takes.
     image_rules, text_rules: the rule sets each side is explained with.
+    image_preprocess: ``PIL image -> (3, H, W)`` in [−1, 1] (default: the image modality's resize).
+    max_length: token limit of the text tower (default: the tokenizer's ``model_max_length``).
     """
 
     image_encoder: nn.Module
@@ -54,6 +56,8 @@ class DualEncoder:
     image_size: int = 224
     image_rules: RuleSet = dataclasses.field(default_factory=RuleSet)
     text_rules: RuleSet = dataclasses.field(default_factory=RuleSet)
+    image_preprocess: Callable[[Any], Tensor] | None = None
+    max_length: int | None = None
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> Tensor:
@@ -62,7 +66,8 @@ class DualEncoder:
             return torch.empty(0, 0)
         chunks = []
         for start in range(0, len(texts), batch_size):
-            batch = encode_texts(self.tokenizer, list(texts[start:start + batch_size])).to(_device(self.text_encoder))
+            batch = encode_texts(self.tokenizer, list(texts[start:start + batch_size]), max_length=self.max_length)
+            batch = batch.to(_device(self.text_encoder))
             embeddings = embed(self.text_encoder, batch.input_ids)
             chunks.append(self.text_encoder(embeddings, batch.attention_mask, batch.input_ids))
         return nn.functional.normalize(torch.cat(chunks).float(), dim=-1)
@@ -186,7 +191,7 @@ class DualImageModality(ImageModality):
     """
 
     def __init__(self, dual: DualEncoder, descriptions: dict[str, str]) -> None:
-        super().__init__(dual.image_size)
+        super().__init__(dual.image_size, dual.image_preprocess, unit_range=True)
         self.dual, self.descriptions = dual, descriptions
 
     def plan_rows(self, prepared: Prepared, target: Any, method: str, params: dict[str, Any]) -> RowPlan | None:
@@ -256,7 +261,7 @@ class DualEncoderExplainable(Explainable):
         image_embeddings = self.dual.embed_images(prepared.inputs)
         body = TextImageLogits(self.dual.text_encoder, image_embeddings, self.dual.scale, self.dual.bias)
         names = [os.path.basename(str(source)) or str(source) for source in prepared.sources]
-        return Explainable(body, TowerTextModality(self.dual.tokenizer), self.dual.text_rules,
+        return Explainable(body, TowerTextModality(self.dual.tokenizer, self.dual.max_length), self.dual.text_rules,
                            names, f"{self.name} (text side)")
 
     def explain_text(

@@ -10,7 +10,13 @@ arithmetic.
   for offset 0 (Llama, Qwen2, T5) or 1 (Gemma).  Their rule holds the RMS constant.
 - Gated MLPs ``down(act(gate(x)) * up(x))`` (Llama's ``gate_proj/up_proj/down_proj/act_fn``, T5's
   ``wi_0/wi_1/wo/act``) keep the product rule of the bilinear product, the activation under its
-  SP rule (an extension of the expected-gate idea, ours).
+  SP rule (an extension of the expected-gate idea, ours).  Fused ones, whose gate and up
+  projections are one matrix split in the forward (Phi-3's ``gate_up_proj``, ModernBERT's ``Wi``,
+  Mixtral's experts, DINOv2's SwiGLU), compute exactly that already: their products are marked
+  as the deliberate product rule (what :func:`spmm.audit` reports), nothing else changes.
+- Soft-capped logits c·tanh(z/c) (Gemma-2's final logits and attention scores) are z·g(z) with the
+  gate g(z) = tanh(z/c)/(z/c) held constant: the backward is grad · g(z) (SPEC §2: gates are
+  constants), not the saturating derivative 1 − tanh²(z/c).
 
 :func:`transformer_module_rules` finds the rules for the module types inside one model; the
 ``text``, ``vision`` and ``audio`` rule sets resolve it per model (nothing is registered globally).
@@ -19,7 +25,7 @@ arithmetic.
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -29,12 +35,20 @@ from spmm.temperatures import Temperatures
 
 GELU_LIKE_ACTIVATIONS = (
     "GELUActivation", "NewGELUActivation", "FastGELUActivation", "AccurateGELUActivation", "GELUTanh",
-    "PytorchGELUTanh", "QuickGELUActivation", "QuickGELU",
+    "PytorchGELUTanh", "QuickGELUActivation", "QuickGELU", "BloomGelu",
 )
 """Activation classes (bare class names) computing x·g(x) with g ≈ Φ: they get the GELU gate."""
 
 GATED_MLP_LAYOUTS = (("gate_proj", "up_proj", "down_proj", "act_fn"), ("wi_0", "wi_1", "wo", "act"))
 """Attribute names (gate, up, down, activation) of gated MLPs down(act(gate(x)) * up(x))."""
+
+FUSED_GATED_MLP_LAYOUTS = (("gate_up_proj", "down_proj", "activation_fn"), ("gate_up_proj", "down_proj", "act_fn"),
+                           ("Wi", "Wo", "act"), ("weights_in", "weights_out"))
+"""Attribute names of gated MLPs with one fused gate-and-up projection (Phi-3, Mixtral experts,
+ModernBERT, DINOv2 SwiGLU)."""
+
+SOFTCAP_SETTINGS = ("final_logit_softcapping", "attn_logit_softcapping")
+"""Config fields of soft-capped logits c·tanh(z/c) (Gemma-2): a model whose config sets one gets the soft-cap rule."""
 
 TORCH_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
 """Norms whose functional ops have op rules of their own."""
@@ -90,7 +104,8 @@ def rms_norm_rule(offset: float = 0.0) -> ModuleRule:
     def rule(module: nn.Module, inputs: tuple, output: Tensor, temperatures: Temperatures) -> Tensor:
         x = inputs[0]
         eps = rms_epsilon(module) or 0.0
-        rstd = torch.rsqrt(x.detach().float().pow(2).mean(-1, keepdim=True) + eps).to(x.dtype)
+        wide = x.detach().to(torch.promote_types(x.dtype, torch.float32))  # half precision computed in float32
+        rstd = torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + eps).to(x.dtype)
         surrogate = x * rstd
         gain = getattr(module, "weight", None)
         if gain is not None:
@@ -149,8 +164,66 @@ gated_mlp_rule.__name__ = "gated MLP (module, product rule)"
 gated_mlp_rule.in_forward_ops = dict.fromkeys((Tensor.mul, torch.mul), _exact_product)
 
 
+def _broadcast_product(func: Callable, args: tuple, kwargs: dict):
+    """A product of two tensors inside a fused gated MLP's forward (broadcast, as Mixtral's routing
+    weights are): through ProductRule, the exact product rule."""
+    if not kwargs and len(args) == 2 and all(isinstance(a, Tensor) for a in args):
+        return ProductRule.apply(*torch.broadcast_tensors(*args))
+    return func(*args, **kwargs)
+
+
+def fused_gated_mlp_rule(module: nn.Module, inputs: tuple, output: Tensor, temperatures: Temperatures) -> Tensor:
+    """A fused gated MLP's gradient is already the product rule with its activation under its SP
+    rule: its output is kept as it is (the eager forward routes its products through ProductRule)."""
+    return output
+
+
+fused_gated_mlp_rule.__name__ = "fused gated MLP (module, product rule)"
+fused_gated_mlp_rule.in_forward_ops = dict.fromkeys((Tensor.mul, torch.mul), _broadcast_product)
+
+
+def softcap_gate(u: Tensor) -> Tensor:
+    """tanh(u)/u (1 at u = 0): the gate of c·tanh(z/c) = z·g(z/c)."""
+    safe = torch.where(u == 0, torch.ones_like(u), u)
+    return torch.where(u == 0, torch.ones_like(u), torch.tanh(safe) / safe)
+
+
+def _softcapped_tanh(func: Callable, args: tuple, kwargs: dict):
+    """tanh(u) keeping its value, with the backward grad · tanh(u)/u (the gate held constant)."""
+    if kwargs or len(args) != 1 or not isinstance(args[0], Tensor):
+        return func(*args, **kwargs)
+    u = args[0]
+    return keep_forward(func(u), u * softcap_gate(u.detach()))
+
+
+def softcap_rule(module: nn.Module, inputs: tuple, output: Any, temperatures: Temperatures) -> Any:
+    """The model's output is kept; its eager forward runs every ``tanh`` (the soft-caps) with the
+    constant gate tanh(u)/u.  torch.compile traces the exact tanh."""
+    return output
+
+
+softcap_rule.__name__ = "soft-cap tanh (gate tanh(u)/u held constant)"
+softcap_rule.in_forward_ops = dict.fromkeys((torch.tanh, Tensor.tanh, nn.functional.tanh), _softcapped_tanh)
+
+
+def fused_gated_mlp_layout(module: nn.Module) -> tuple[str, ...] | None:
+    """The attribute names of a fused gated MLP, or None."""
+    for layout in FUSED_GATED_MLP_LAYOUTS:
+        if all(hasattr(module, part) for part in layout):
+            return layout
+    return None
+
+
+def is_softcapped(module: nn.Module) -> bool:
+    """Whether ``module`` is a Hugging Face model whose config soft-caps logits (its own forward runs the tanh)."""
+    config = getattr(module, "config", None)
+    return hasattr(module, "base_model_prefix") and any(
+        getattr(config, setting, None) is not None for setting in SOFTCAP_SETTINGS)
+
+
 def transformer_module_rules(model: nn.Module) -> dict[type, Callable]:
-    """``{module class: rule}`` for the GELU-like activations, RMS norms and gated MLPs inside ``model``."""
+    """``{module class: rule}`` for the GELU-like activations, RMS norms, gated MLPs and soft-capped
+    models inside ``model``."""
     rules: dict[type, Callable] = {}
     gelu = gate_module_rule("gelu")
     probed: set[type] = set()
@@ -162,6 +235,10 @@ def transformer_module_rules(model: nn.Module) -> dict[type, Callable]:
             rules[cls] = gelu
         elif gated_mlp_layout(module) is not None:
             rules[cls] = gated_mlp_rule
+        elif fused_gated_mlp_layout(module) is not None:
+            rules[cls] = fused_gated_mlp_rule
+        elif is_softcapped(module):
+            rules[cls] = softcap_rule
         else:
             probed.add(cls)
             offset = rms_gain_offset(module)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import inspect
 import itertools
 import os
@@ -39,6 +40,8 @@ from torch import nn
 
 from spmm.errors import SpmmInputError
 
+from .versions import peer_version
+
 VARIANTS = ("attnlrp", "cp_lrp")
 """The LXT rule sets: AttnLRP (Achtibat et al., ICML 2024) and CP-LRP (Ali et al., ICML 2022)."""
 
@@ -48,19 +51,33 @@ _counter = itertools.count()
 
 def lxt_patches() -> types.ModuleType:
     """``lxt.efficient.patches`` (LXT's rule functions).  LXT 2.1's ``lxt.efficient/__init__`` imports
-    every bundled model map, and its BERT copy fails on transformers 5; the package is then loaded
-    without that ``__init__`` (its modules are unchanged)."""
+    every bundled model map, and its BERT copy fails on transformers 5 (``ImportError``, a
+    ``ModuleNotFoundError`` on some versions); the package is then loaded without that ``__init__``
+    (its modules are unchanged).  If the rule functions themselves cannot be imported, a one-line
+    :class:`SpmmInputError` names the lxt and transformers versions."""
+    version = peer_version("lxt")
     try:
         return importlib.import_module("lxt.efficient.patches")
-    except ImportError as error:  # transformers 5.24: a removed module; 5.25: a removed name
-        if "transformers" not in str(error):
-            raise
+    except ImportError as error:  # ModuleNotFoundError is an ImportError
+        first = error
     import lxt
 
     package = types.ModuleType("lxt.efficient")
     package.__path__ = [os.path.join(os.path.dirname(lxt.__file__), "efficient")]
+    saved = sys.modules.get("lxt.efficient")
     sys.modules["lxt.efficient"] = package
-    return importlib.import_module("lxt.efficient.patches")
+    try:
+        return importlib.import_module("lxt.efficient.patches")
+    except ImportError as error:
+        if saved is None:
+            sys.modules.pop("lxt.efficient", None)
+        else:
+            sys.modules["lxt.efficient"] = saved
+        reason = (str(error) or str(first) or type(error).__name__).splitlines()[0]
+        raise SpmmInputError(
+            f"lxt {version} does not support transformers {importlib.metadata.version('transformers')} ({reason}); "
+            "pip install 'spmm[peers]' installs a tested pair"
+        ) from error
 
 
 def _is_activation(module: nn.Module) -> bool:

@@ -73,6 +73,8 @@ SQUEEZE_EXCITE_GATES: dict[str, str] = {
     "timm.layers.squeeze_excite.SEModule": "gate",
     "timm.layers.squeeze_excite.EffectiveSEModule": "gate",
     "timm.layers.squeeze_excite.SqueezeExciteCl": "gate",
+    "transformers.models.regnet.modeling_regnet.RegNetSELayer": "attention",
+    "transformers.models.efficientnet.modeling_efficientnet.EfficientNetSqueezeExciteLayer": "act_expand",
 }
 """Squeeze-excitation modules (y = x · gate(pool(x))) -> the name of their gate submodule."""
 

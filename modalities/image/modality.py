@@ -34,14 +34,17 @@ class ImageModality:
     """Images as (B, 3, size, size) in [−1, 1] (SPEC §3).
 
     size: side of the square input; preprocess: optional ``PIL image -> (C, H, W)`` tensor for
-    models with another input convention (then tensors are taken as given).
+    models with another input convention (then tensors are taken as given); unit_range: tensors
+    must lie in [−1, 1] (default: unless ``preprocess`` is given).
     """
 
     name = "image"
 
-    def __init__(self, size: int = 224, preprocess: Callable[[Image.Image], Tensor] | None = None) -> None:
+    def __init__(self, size: int = 224, preprocess: Callable[[Image.Image], Tensor] | None = None,
+                 unit_range: bool | None = None) -> None:
         self.size = size
         self.preprocess = preprocess
+        self.unit_range = preprocess is None if unit_range is None else unit_range
 
     def prepare(self, model: Any, inputs: Any, size: int | None = None) -> Prepared:
         """inputs: one image or a list of paths / PIL images / uint8 arrays, or a tensor (B, C, H, W)
@@ -52,7 +55,7 @@ class ImageModality:
             x = inputs.unsqueeze(0) if inputs.dim() == 3 else inputs
             if x.dim() != 4:
                 raise SpmmInputError(f"image tensors must be (B, C, H, W) or (C, H, W), got {tuple(inputs.shape)}")
-            if self.preprocess is None and x.is_floating_point() and x.numel() and x.abs().max() > 1 + RANGE_TOLERANCE:
+            if self.unit_range and x.is_floating_point() and x.numel() and x.abs().max() > 1 + RANGE_TOLERANCE:
                 raise SpmmInputError(
                     f"image tensors must lie in [−1, 1] (SPEC §3), got values up to {float(x.abs().max()):.3g}; "
                     "pass image files or PIL images to have them preprocessed"
@@ -66,7 +69,13 @@ class ImageModality:
             if self.preprocess is None:
                 x = torch.stack([load_image(item, side) for item in items])
             else:
-                x = torch.stack([self.preprocess(_as_pil(item)) for item in items])
+                pixels = [self.preprocess(_as_pil(item)) for item in items]
+                if len({tuple(p.shape) for p in pixels}) > 1:
+                    raise SpmmInputError(
+                        f"the model's preprocessing gives these images different sizes "
+                        f"({sorted({tuple(p.shape[-2:]) for p in pixels})}); explain them one at a time"
+                    )
+                x = torch.stack(pixels)
             sources = [str(item) if isinstance(item, (str, Path)) else f"image {i}" for i, item in enumerate(items)]
         return Prepared(x.to(model_device(model)), model, sources)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any, Callable, Mapping, Sequence
+
+from torch import Tensor
 
 from spmm.errors import SpmmInputError
 from spmm.methods.registry import METHODS, check_installed, check_parameters, get_method, list_methods
@@ -46,6 +49,36 @@ def per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) 
     return params
 
 
+def rules_checked(name: str, explain_fn: ExplainFn, rules: RuleSet) -> ExplainFn:
+    """``explain_fn`` refusing (:class:`SpmmInputError`) a model whose :func:`spmm.audit` under
+    ``rules`` (resolved for that model) lists ops that keep their exact gradient: a pullback
+    explainer with rules missing is not the method, and is not scored.  Each model is audited
+    once, on the first inputs it is explained on; ``method`` and ``params`` are kept."""
+    from spmm.audit import audit
+
+    audited: weakref.WeakSet = weakref.WeakSet()
+
+    def checked_fn(model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor) -> Tensor:
+        if model not in audited:
+            resolved = rules.for_model(model)
+            report = audit(model, inputs, temperatures=resolved.temperatures, module_rules=resolved.module_rules)
+            if report.unhandled:
+                raise SpmmInputError(
+                    f"explainer {name!r} is not scored: under rule set {rules.name!r} the model keeps the exact "
+                    f"gradient of {', '.join(report.unhandled)} (spmm.audit lists them; give the rule set module "
+                    "rules for them, or pass the nn.Module rather than a function)"
+                )
+            try:
+                audited.add(model)
+            except TypeError:  # not weak-referenceable: audited again next time
+                pass
+        return explain_fn(model, inputs, targets)
+
+    checked_fn.method = explain_fn.method  # type: ignore[attr-defined]
+    checked_fn.params = explain_fn.params  # type: ignore[attr-defined]
+    return checked_fn
+
+
 def bench_explainers(
     names: Sequence[str],
     rules: RuleSet,
@@ -55,6 +88,7 @@ def bench_explainers(
 ) -> dict[str, ExplainFn]:
     """Explain functions for method ``names``, all under ``rules`` (the model's rule set, so the
     bench scores the backward rules ``spmm explain`` draws; Grad-CAM methods read its layer).
+    Pullback methods refuse a model whose audit under ``rules`` lists unhandled ops (:func:`rules_checked`).
 
     ``params``: per-method parameters given by the user; ``method_defaults``: per-method defaults of
     the modality (e.g. audio step sizes), overridden by ``params``.
@@ -77,6 +111,8 @@ def bench_explainers(
                                      f"it takes {sorted(accepted) or 'none'}")
             check_installed(METHODS[name])
             explainers[name] = factory(seed=seed, **settings)
+        elif get_method(name).pullback:
+            explainers[name] = rules_checked(name, explainer(name, seed=seed, rules=rules, **settings), rules)
         else:
             explainers[name] = explainer(name, seed=seed, rules=rules, **settings)
     return explainers

@@ -20,7 +20,9 @@ class MethodContext:
     """The model and target of one :func:`spmm.explain` call.
 
     ``pullback`` says whether forward passes run inside a :class:`PullbackMode`;
-    the target callable itself always runs outside it.
+    the target callable itself always runs outside it.  ``exact_gradient_ops``: ``{op: count}`` of
+    the nonlinear ops no rule replaced, read off the graph of the first differentiable pullback score
+    (None until one ran).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class MethodContext:
         self.temperatures = temperatures
         self.module_rules = module_rules
         self.seed = seed
+        self.exact_gradient_ops: dict[str, int] | None = None
 
     def sample_streams(self, name: str, inputs: Tensor) -> list[SampleStream]:
         """One random stream per sample of inputs (B, ...) for the method family ``name``, keyed by
@@ -75,7 +78,12 @@ class MethodContext:
             model = model.take(sample_index)
         with self.rules():
             output = model(x)
-        return target_scores(target_for_rows(self.target_fn, sample_index), output, x.shape[0])
+        scores = target_scores(target_for_rows(self.target_fn, sample_index), output, x.shape[0])
+        if self.pullback and self.exact_gradient_ops is None and scores.requires_grad and x.requires_grad:
+            from spmm.audit import exact_gradient_ops
+
+            self.exact_gradient_ops = exact_gradient_ops(scores, x)
+        return scores
 
     def gradient(
         self, x: Tensor, model: Callable[[Tensor], Any] | None = None, sample_index: Tensor | None = None

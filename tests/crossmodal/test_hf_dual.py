@@ -64,11 +64,16 @@ def _images(n: int = 2) -> torch.Tensor:
     return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
+PADDING = {"clip": dict(padding=True), "siglip": dict(padding="max_length", max_length=TEXT["max_position_embeddings"])}
+"""How each model's processor pads texts (SigLIP: to max_length, and it pools the last position)."""
+
+
 def _hf_output(model, processor, tokenizer, texts, images):
     """The model's own forward on the same pixels (processor mean/std applied by hand) and ids."""
     mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
-    encoded = tokenizer(list(texts), padding=True, return_tensors="pt")
+    padding = PADDING["siglip" if isinstance(model, transformers.SiglipModel) else "clip"]
+    encoded = tokenizer(list(texts), return_tensors="pt", **padding)
     with torch.no_grad():
         return model(**encoded, pixel_values=((images + 1) / 2 - mean) / std)
 

@@ -166,8 +166,9 @@ def test_callable_targets_see_the_logits_of_a_model_output():
         return model(inputs_embeds=embeddings)  # a SequenceClassifierOutput
 
     x = torch.randn(2, 4, 8)
-    by_callable = spmm.explain(body, x, lambda logits: logits[:, 1], "soft_pullback", rules="text")
-    by_index = spmm.explain(body, x, 1, "soft_pullback", rules="text")
+    by_callable = spmm.explain(body, x, lambda logits: logits[:, 1], "soft_pullback", rules="text",
+                                 module=model)
+    by_index = spmm.explain(body, x, 1, "soft_pullback", rules="text", module=model)
     torch.testing.assert_close(by_callable.attributions, by_index.attributions)
     torch.testing.assert_close(by_callable.scores, model(inputs_embeds=x).logits[:, 1].detach())
 
