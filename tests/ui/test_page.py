@@ -181,7 +181,12 @@ def test_image_heatmap_and_top1(page, tmp_path: Path) -> None:
 
 
 def _download_names(page, component: str) -> list[str]:
-    return [name.strip() for name in page.locator(f"#{component} a").all_inner_texts() if name.strip()]
+    """File names of the download links in ``component``."""
+    from urllib.parse import unquote
+
+    links = page.locator(f"#{component} a[href]")
+    sync_api.expect(links.first).to_be_attached()
+    return [unquote(links.nth(i).get_attribute("href").split("?")[0].rsplit("/", 1)[-1]) for i in range(links.count())]
 
 
 def test_preview_hint_overlay_controls_and_download_names(page, tmp_path: Path) -> None:
