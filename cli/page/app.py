@@ -4,12 +4,17 @@ Uploads arrive as plain files (pictures through ``gr.File``, clips through ``gr.
 format conversion), so Gradio never decodes them and every decoding error reaches a handler.
 Every handler returns a status line instead of raising: a bad upload shows its message in the
 tab's status box, the outputs are cleared, and the server keeps serving.
+
+Building the page loads no model and imports no method: models load on their first use (with a
+progress message, then cached), the method lists fill in when a browser opens the page.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,6 +55,13 @@ def method_hint(method: str) -> str:
         return f"*{get_method(method).summary}*"
     except spmm.SpmmInputError:
         return ""
+
+
+def _method_catalogue(tabs: int) -> list[Any]:
+    """For each of ``tabs`` method dropdowns: every registered method, and the default's hint.  Run
+    when a browser opens the page, so that building the page imports no method (torch, Captum)."""
+    methods = spmm.list_methods()
+    return [gr.update(choices=methods), method_hint(DEFAULT_METHOD)] * tabs
 
 
 def _failed(error: Exception, upload: str | None = None) -> str:
@@ -190,15 +202,17 @@ def _frame(frames: list[Any], captions: list[str], step: float) -> tuple[Any, st
     return frames[index], captions[index]
 
 
-def _method_choice(tab: str) -> tuple[gr.Dropdown, gr.Markdown]:
-    """The method dropdown and, under it, the chosen method's one-line hint (kept in step)."""
-    method = gr.Dropdown(spmm.list_methods(), value=DEFAULT_METHOD, label="Method", elem_id=f"{tab}-method")
-    hint = gr.Markdown(method_hint(DEFAULT_METHOD), elem_id=f"{tab}-method-hint")
+def _method_choice(tab: str, controls: list[Any]) -> gr.Dropdown:
+    """The method dropdown and, under it, the chosen method's one-line hint (kept in step); both are
+    appended to ``controls`` for :func:`_method_catalogue` to fill when the page opens."""
+    method = gr.Dropdown([DEFAULT_METHOD], value=DEFAULT_METHOD, label="Method", elem_id=f"{tab}-method")
+    hint = gr.Markdown(elem_id=f"{tab}-method-hint")
     method.change(method_hint, [method], [hint], queue=False)
-    return method, hint
+    controls.extend([method, hint])
+    return method
 
 
-def _image_tab(page: Page, examples: Sequence[str]) -> None:
+def _image_tab(page: Page, examples: Sequence[str], controls: list[Any]) -> None:
     with gr.Row():
         with gr.Column():
             image = gr.File(label="Picture", file_types=["image"], type="filepath", elem_id="image-input")
@@ -206,7 +220,7 @@ def _image_tab(page: Page, examples: Sequence[str]) -> None:
                                elem_id="image-preview")
             gr.Examples([[path] for path in examples], inputs=[image], label="Example pictures")
             spec = gr.Dropdown(page.choices["image"], value=page.choices["image"][0], label="Model")
-            method, _ = _method_choice("image")
+            method = _method_choice("image", controls)
             target = gr.Dropdown(["top1"], value="top1", allow_custom_value=True, label="Target",
                                  info="top1, one of the top classes, or type a label or class index")
             temperature = gr.Slider(0.0, 2.0, value=0.6, step=0.05, label="ReLU temperature")
@@ -243,7 +257,7 @@ def _image_tab(page: Page, examples: Sequence[str]) -> None:
     step.change(_frame, [frames, captions, step], [frame, caption], queue=False)
 
 
-def _text_tab(page: Page) -> None:
+def _text_tab(page: Page, controls: list[Any]) -> None:
     with gr.Row():
         with gr.Column():
             text = gr.Textbox(DEFAULT_TEXT, lines=4, label="Text", elem_id="text-input")
@@ -251,7 +265,7 @@ def _text_tab(page: Page) -> None:
                                info=f"{ZERO_SHOT_MODEL}: classified over the labels below", elem_id="text-model")
             labels = gr.Textbox(DEFAULT_ZERO_SHOT_LABELS, label="Zero-shot labels (comma-separated)",
                                 elem_id="text-labels")
-            method, _ = _method_choice("text")
+            method = _method_choice("text", controls)
             run = gr.Button("Explain", variant="primary", elem_id="text-explain")
         with gr.Column():
             status = gr.Markdown(elem_id="text-status")
@@ -264,14 +278,14 @@ def _text_tab(page: Page) -> None:
     label.change(lambda shown, name: shown.get(name, ""), [fragments, label], [words], queue=False)
 
 
-def _audio_tab(page: Page, examples: Sequence[str]) -> None:
+def _audio_tab(page: Page, examples: Sequence[str], controls: list[Any]) -> None:
     with gr.Row():
         with gr.Column():
             clip = gr.Audio(type="filepath", format=None, sources=["upload", "microphone"], label="Clip",
                             elem_id="audio-input")
             gr.Examples([[path] for path in examples], inputs=[clip], label="Example clip (CREPE)")
             spec = gr.Dropdown(page.choices["audio"], value=page.choices["audio"][0], label="Model", elem_id="audio-model")
-            method, _ = _method_choice("audio")
+            method = _method_choice("audio", controls)
             target = gr.Textbox("top1", label="Target",
                                 info="top1, a label (yes, no, up, …), a class index (CREPE: a pitch in Hz)")
             run = gr.Button("Explain", variant="primary", elem_id="audio-explain")
@@ -309,21 +323,25 @@ def build_app(folder: Path, extra_models: Sequence[str] = (), options: dict[str,
             choices[modality].append(spec)
     images, clips = _example_files(folder / "examples")
     page = Page(models, choices, folder)
+    controls: list[Any] = []
     with gr.Blocks(title="spmm — Semantic Pullbacks") as app:
         gr.Markdown("# spmm — Semantic Pullbacks\nUpload an input, pick a model and a method, and see what mattered.")
         with gr.Tab("Image", elem_id="tab-image"):
-            _image_tab(page, images)
+            _image_tab(page, images, controls)
         with gr.Tab("Text", elem_id="tab-text"):
-            _text_tab(page)
+            _text_tab(page, controls)
         with gr.Tab("Audio", elem_id="tab-audio"):
-            _audio_tab(page, clips)
+            _audio_tab(page, clips, controls)
+        app.load(functools.partial(_method_catalogue, len(controls) // 2), None, controls, queue=False)
     return app
 
 
 def launch(app: gr.Blocks, host: str, port: int, concurrency: int = 2) -> str:
     """Queue requests (``concurrency`` explanations at a time, the rest wait their turn) and start
-    serving ``app`` on ``host``:``port`` in the background; returns the page's URL."""
+    serving ``app`` on ``host``:``port`` in the background; returns the page's URL.  Once the page is
+    served, a background thread imports the methods (torch, Captum) the first request needs."""
     app.queue(default_concurrency_limit=concurrency)
     app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=False,
                max_file_size=MAX_UPLOAD)
+    threading.Thread(target=spmm.list_methods, name="spmm-warm-up", daemon=True).start()
     return app.local_url

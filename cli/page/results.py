@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 import spmm
-from spmm.cli.commands.common import OutputFiles
 from spmm.errors import SpmmInputError
 
 GATE_TEMPERATURES = ("relu", "leaky_relu", "hardtanh")
@@ -123,6 +122,8 @@ def _probabilities(explanation: spmm.Explanation) -> dict[str, float]:
 def download_stem(source: str | Path, spec: str, method: str, target: str) -> str:
     """``<input>-<model>-<method>-<target>``, each part sanitised as the CLI names its outputs
     (the input's file name without its suffix; a model path without its folders)."""
+    from spmm.cli.commands.common import OutputFiles
+
     return OutputFiles(".").stem(Path(str(source)).name, Path(spec).name, method, target)
 
 
