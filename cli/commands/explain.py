@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain.set_defaults(func=run_explain, modality=None)
     text = _explain_parser(subparsers, "explain-text", "alias of explain for texts (default model: minilm-sst2)")
     text.set_defaults(func=run_explain, modality="text")
-    audio = _explain_parser(subparsers, "explain-audio", "alias of explain for audio (default model: speech-commands-kws)")
+    audio = _explain_parser(subparsers, "explain-audio", "alias of explain for audio (default model: honk-res8)")
     audio.set_defaults(func=run_explain, modality="audio")
 
     compare = subparsers.add_parser("compare", help="one input explained by several methods, side by side",

@@ -25,8 +25,7 @@ import spmm
 from . import results
 from .results import Models, friendly_message
 
-DEFAULT_MODELS = {"image": ["efficientnet-lite0"], "text": ["minilm-sst2", "minilm-zero-shot"],
-                  "audio": ["speech-commands-kws", "crepe-tiny"]}
+DEFAULT_MODELS = {"image": ["efficientnet-lite0"], "text": ["minilm-sst2", "minilm-zero-shot"], "audio": ["crepe-tiny"]}
 """The models each tab offers (first: its default); none is loaded before its first use."""
 DEFAULT_METHOD = "soft_pullback"
 ZERO_SHOT_MODEL = "minilm-zero-shot"
@@ -283,11 +282,11 @@ def _audio_tab(page: Page, examples: Sequence[str], controls: list[Any]) -> None
         with gr.Column():
             clip = gr.Audio(type="filepath", format=None, sources=["upload", "microphone"], label="Clip",
                             elem_id="audio-input")
-            gr.Examples([[path] for path in examples], inputs=[clip], label="Example clip (CREPE)")
+            gr.Examples([[path] for path in examples], inputs=[clip], label="Example clip")
             spec = gr.Dropdown(page.choices["audio"], value=page.choices["audio"][0], label="Model", elem_id="audio-model")
             method = _method_choice("audio", controls)
             target = gr.Textbox("top1", label="Target",
-                                info="top1, a label (yes, no, up, …), a class index (CREPE: a pitch in Hz)")
+                                info="top1, a label, a class index (CREPE: a pitch in Hz)")
             run = gr.Button("Explain", variant="primary", elem_id="audio-explain")
         with gr.Column():
             status = gr.Markdown(elem_id="audio-status")

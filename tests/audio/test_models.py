@@ -136,7 +136,7 @@ def test_multi_label_models_report_sigmoid_probabilities_of_logits():
 
 def test_audio_models_are_registered_with_the_audio_rule_set():
     assert list_audio_models() == sorted(AUDIO_MODEL_SUMMARIES) == sorted(AUDIO_MODELS)
-    assert default_model("audio") == "speech-commands-kws"  # the embedded default (weights ship)
+    assert default_model("audio") == "honk-res8"
     listed = spmm.list_models()
     assert all(listed[name].startswith("[audio]") for name in AUDIO_MODELS)
     assert spmm.rulesets["audio"].name == "audio"

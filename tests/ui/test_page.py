@@ -291,12 +291,12 @@ def test_zero_shot_explains_the_typed_labels(page, tmp_path: Path) -> None:
 
 def test_audio_player_has_source(page, tmp_path: Path) -> None:
     _open_tab(page, "Audio")
-    assert page.locator("#audio-model input").input_value() == "speech-commands-kws"
+    assert page.locator("#audio-model input").input_value() == "crepe-tiny"
     _upload(page, "audio-input", _tone(tmp_path / "tone.wav", 1.0))
     page.locator("#audio-explain").click()
     _status(page, "audio", "Explained")
     names = _download_names(page, "audio-files")
-    assert any(re.fullmatch(r"tone-speech-commands-kws-soft_pullback-[A-Za-z_]+\.json", n) for n in names), names
+    assert any(re.fullmatch(r"tone-crepe-tiny-soft_pullback-[0-9.]+Hz\.json", n) for n in names), names
     player = page.locator("#audio-sonified")
     sync_api.expect(player.locator("#duration")).to_have_text("0:01")
     source = player.get_by_test_id("download-link").get_attribute("href")
