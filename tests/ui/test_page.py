@@ -228,6 +228,15 @@ def test_preview_hint_overlay_controls_and_download_names(page, tmp_path: Path) 
     page.screenshot(path=str(tmp_path / "controls.png"), full_page=True)
 
 
+def test_sampling_method_shows_its_samples_as_progress(page, tmp_path: Path) -> None:
+    _upload(page, "image-input", _picture(tmp_path))
+    page.locator("#image-method input").click()
+    page.get_by_role("option", name="smooth_pullback", exact=True).click()
+    page.locator("#image-explain").click()
+    sync_api.expect(page.get_by_text(re.compile(r"smooth_pullback: model evaluations")).first).to_be_visible()
+    _status(page, "image", "Explained")
+
+
 def _step_logit(page) -> tuple[int, float]:
     caption = re.search(r"step (\d+): .* logit (-?[\d.]+)", page.locator("#ascent-caption").inner_text())
     assert caption, "no step caption"
