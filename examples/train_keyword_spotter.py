@@ -21,9 +21,9 @@ overall and per class, confusion, validation accuracy, wall time, versions).
 ``--fit train+validation`` also trains on the validation clips (the test list is never trained on).
 
 Not shipped: with 6–8 clips per keyword (other speakers than the test list's) the model does not
-generalise.  Four seeded runs (seed 1, ``--fit train+validation``, 7–13 min on one core) on the 51
+generalise.  Four seeded runs (seed 1, ``--fit train+validation``, 3–13 min on one core) on the 51
 test-list clips (23 keywords, 28 unknown words; always answering ``_unknown_`` scores 54.9%):
-SpecAugment, lr 3e-3, 120 epochs: 15.7% overall, 6/23 keywords; ``--unknown-weight 3 --lr 5e-3
+``--spec-mask`` (lr 3e-3, 120 epochs): 15.7% overall, 6/23 keywords; ``--unknown-weight 3 --lr 5e-3
 --epochs 100``: 54.9% overall, 1/23 keywords (100% on its training clips); ``--unknown-weight 2
 --lr 5e-3 --spec-mask --epochs 110``: 45.1%, 1/23; ``--spec-mask --unknown-weight 2 --epochs 180``
 (lr 3e-3): 49.0%, 3/23.  The keyword clips of the test list stay near chance (1/12) in every run.
