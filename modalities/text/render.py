@@ -1,7 +1,8 @@
 """Texts coloured by their scores: HTML fragments and pages with a legend, terminal text.
 
 Red is positive, blue negative, white zero; the strength is |score| over the text's
-largest |score|.
+largest |score|.  Each word's text is black or white, whichever contrasts more with its
+background (WCAG 2 relative luminance).
 """
 
 from __future__ import annotations
@@ -29,6 +30,30 @@ def html_colour(score: float, scale: float) -> str:
     return "rgb({},{},{})".format(*score_rgb(score, scale))
 
 
+def relative_luminance(rgb: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (0–255 channels): 0 for black, 1 for white."""
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def text_rgb(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever has the higher WCAG contrast ratio (L1 + 0.05) / (L2 + 0.05) against
+    ``background``; black on a tie."""
+    luminance = relative_luminance(background)
+    on_black = (luminance + 0.05) / 0.05
+    on_white = 1.05 / (luminance + 0.05)
+    return (0, 0, 0) if on_black >= on_white else (255, 255, 255)
+
+
+def _span_style(score: float, scale: float) -> str:
+    background = score_rgb(score, scale)
+    return "background:rgb({},{},{});color:rgb({},{},{})".format(*background, *text_rgb(background))
+
+
 def _pieces(scored: SpanScores) -> list[tuple[str, float | None]]:
     """The whole text as (piece, score) in order; the text between scored spans has score None."""
     pieces: list[tuple[str, float | None]] = []
@@ -47,7 +72,7 @@ def render_html(scored: SpanScores, title: str = "", note: str = "") -> str:
     scale = _scale(scored.scores)
     parts = [
         html.escape(text) if score is None
-        else f'<span style="background:{html_colour(score, scale)}" title="{score:+.4g}">{html.escape(text)}</span>'
+        else f'<span style="{_span_style(score, scale)}" title="{score:+.4g}">{html.escape(text)}</span>'
         for text, score in _pieces(scored)
     ]
     heading = f"<h3>{html.escape(title)}</h3>" if title else ""
@@ -63,10 +88,10 @@ def legend_html(scale: float) -> str:
     low, high = html_colour(-scale, scale), html_colour(scale, scale)
     return (
         '<p class="spmm-legend" style="font-size:small">'
-        f'<span style="background:{low}">&nbsp;{-scale:+.3g}&nbsp;</span>'
+        f'<span style="{_span_style(-scale, scale)}">&nbsp;{-scale:+.3g}&nbsp;</span>'
         f'<span style="display:inline-block;width:10em;background:linear-gradient(to right,{low},white,{high})">'
         "&nbsp;</span>"
-        f'<span style="background:{high}">&nbsp;{scale:+.3g}&nbsp;</span>'
+        f'<span style="{_span_style(scale, scale)}">&nbsp;{scale:+.3g}&nbsp;</span>'
         " relevance for the explained class (red: for, blue: against)</p>"
     )
 
@@ -89,8 +114,10 @@ def render_terminal(scored: SpanScores, colour: bool = True) -> str:
         if score is None:
             parts.append(text)
         elif colour:
-            r, g, b = score_rgb(score, scale)
-            parts.append(f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{text}{RESET}")
+            background = score_rgb(score, scale)
+            r, g, b = background
+            fr, fg, fb = text_rgb(background)
+            parts.append(f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;{fr};{fg};{fb}m{text}{RESET}")
         else:
             parts.append(f"{text}[{score:+.3g}]")
     return "".join(parts)

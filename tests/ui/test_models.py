@@ -28,3 +28,58 @@ def test_models_load_once_and_keep_few_label_sets(monkeypatch: pytest.MonkeyPatc
     assert models.get("honk-res8") is models.get("honk-res8")
     assert sum(spec == "honk-res8" for spec, _ in calls) == 1
     assert calls[-1] == ("zs", {"labels": ["a0", "b0"]})
+
+
+def test_download_names_are_input_model_method_target_sanitised() -> None:
+    stem = results.download_stem("/tmp/upload/My Cat (1).JPEG", "efficientnet-lite0", "soft_pullback",
+                                 "tabby, tabby cat")
+    assert stem == "My_Cat_1-efficientnet-lite0-soft_pullback-tabby_tabby_cat"
+    assert results.download_stem("clip.wav", "/models/honk res8.pt", "gradient", "yes") == \
+        "clip-honk_res8.pt-gradient-yes"
+    assert "/" not in results.download_stem("../../etc/passwd", "a/b", "m", "../x")
+
+
+def test_sample_units_come_from_the_method_registry() -> None:
+    from spmm.methods.registry import get_method
+
+    assert results.sample_units("smooth_pullback") == get_method("smooth_pullback").defaults["samples"]
+    assert results.sample_units("integrated_gradients") == get_method("integrated_gradients").defaults["steps"]
+    fusion = get_method("fusiongrad").defaults
+    assert results.sample_units("fusiongrad") == fusion["model_samples"] * fusion["input_samples"]
+    assert results.sample_units("soft_pullback") == 0
+
+
+def test_forward_progress_counts_rows_and_removes_its_hook() -> None:
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    seen: list[tuple[int, int]] = []
+    with results.forward_progress(model, inputs=2, units=5, report=lambda done, total: seen.append((done, total))):
+        model(torch.zeros(4, 3))
+        model(torch.zeros(4, 3))
+        model(torch.zeros(4, 3))
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert not model._forward_hooks
+    with pytest.raises(RuntimeError):
+        with results.forward_progress(model, 1, 5, lambda done, total: None):
+            raise RuntimeError("boom")
+    assert not model._forward_hooks, "the hook survived an exception"
+
+
+def test_smooth_pullback_reports_its_samples_through_the_page_progress() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)).eval()
+    counts: list[tuple[int, int, str]] = []
+    progress = results.Progress(loop=lambda iterable, description, total: iterable,
+                                count=lambda done, total, description: counts.append((done, total, description)))
+    loaded = type("Loaded", (), {"model": network})()
+    with results._reporting(progress, loaded, "smooth_pullback"):
+        spmm.explain(network, torch.randn(1, 6), 0, "smooth_pullback", batch_size=10)
+    samples = results.sample_units("smooth_pullback")
+    done = [c[0] for c in counts]
+    assert len(counts) >= samples // 10, "one report per batch of noisy samples"
+    assert done == sorted(done) and done[-1] == samples
+    assert {total for _, total, _ in counts} == {samples}
+    assert not network._forward_hooks

@@ -172,12 +172,69 @@ def test_image_heatmap_and_top1(page, tmp_path: Path) -> None:
     assert expected in status
     sync_api.expect(page.locator("#image-top")).to_contain_text(expected)
     heatmap = _image_pixels(page, "#image-heatmap")
-    assert heatmap.shape[:2] == (224, 224)
+    assert heatmap.shape[0] >= 224 and heatmap.shape[1] > 224, "the 224×224 map and its colour bar"
     assert heatmap.std() > 5.0, "the heatmap is blank"
     assert _image_pixels(page, "#image-overlay").std() > 5.0, "the overlay is blank"
     sync_api.expect(page.locator("#image-files")).to_contain_text(".json")
     page.wait_for_timeout(500)
     page.screenshot(path=str(tmp_path / "image.png"), full_page=True)
+
+
+def _download_names(page, component: str) -> list[str]:
+    """File names of the download links in ``component``."""
+    from urllib.parse import unquote
+
+    links = page.locator(f"#{component} a[href]")
+    sync_api.expect(links.first).to_be_attached()
+    return [unquote(links.nth(i).get_attribute("href").split("?")[0].rsplit("/", 1)[-1]) for i in range(links.count())]
+
+
+def test_preview_hint_overlay_controls_and_download_names(page, tmp_path: Path) -> None:
+    from spmm.methods.registry import get_method
+
+    picture = _picture(tmp_path)
+    _upload(page, "image-input", picture)
+    assert _image_pixels(page, "#image-preview").std() > 5.0, "no preview of the upload"
+    hint = page.locator("#image-method-hint")
+    sync_api.expect(hint).to_contain_text(get_method("soft_pullback").summary)
+    page.locator("#image-method input").click()
+    page.get_by_role("option", name="gradient", exact=True).click()
+    sync_api.expect(hint).to_contain_text(get_method("gradient").summary)
+    page.locator("#image-explain").click()
+    status = _status(page, "image", "Explained")
+    target = re.search(r"Explained (.+) with", status).group(1).strip()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("_.")[:40]
+    names = _download_names(page, "image-files")
+    assert f"{picture.stem}-efficientnet-lite0-gradient-{stem}.json" in names, names
+    assert f"{picture.stem}-efficientnet-lite0-gradient-{stem}.png" in names, names
+    before = _image_pixels(page, "#image-overlay")
+    slider = page.locator("#image-opacity input[type=number]")
+    slider.fill("0")
+    slider.press("Enter")
+    page.wait_for_timeout(1500)
+    faded = _image_pixels(page, "#image-overlay")
+    assert np.abs(faded - before).mean() > 1.0, "the opacity slider did not redraw the overlay"
+    picture_part = faded[10:200, 10:200]
+    assert np.abs(picture_part - picture_part.mean(axis=2, keepdims=True)).max() < 2.0, \
+        "at opacity 0 the overlay is the greyed picture"
+    slider.fill("1")
+    slider.press("Enter")
+    page.wait_for_timeout(1500)
+    inferno = _image_pixels(page, "#image-overlay")
+    page.locator("#image-cmap input").click()
+    page.get_by_role("option", name="viridis", exact=True).click()
+    page.wait_for_timeout(1500)
+    assert np.abs(_image_pixels(page, "#image-overlay") - inferno).mean() > 1.0, "the colour map did not change"
+    page.screenshot(path=str(tmp_path / "controls.png"), full_page=True)
+
+
+def test_sampling_method_shows_its_samples_as_progress(page, tmp_path: Path) -> None:
+    _upload(page, "image-input", _picture(tmp_path))
+    page.locator("#image-method input").click()
+    page.get_by_role("option", name="smooth_pullback", exact=True).click()
+    page.locator("#image-explain").click()
+    sync_api.expect(page.get_by_text(re.compile(r"smooth_pullback: model evaluations")).first).to_be_visible()
+    _status(page, "image", "Explained")
 
 
 def _step_logit(page) -> tuple[int, float]:
@@ -215,6 +272,8 @@ def test_text_words_match_typed_text(page, tmp_path: Path) -> None:
     assert words == typed.split()
     assert all(float(score) == float(score) for score in (spans.nth(i).get_attribute("title")
                                                             for i in range(len(words))))
+    styles = [spans.nth(i).get_attribute("style") for i in range(len(words))]
+    assert all(re.search(r"color:\s*rgb\((0,\s*0,\s*0|255,\s*255,\s*255)\)", style) for style in styles), styles
     heading = page.locator("#text-words h3").inner_text()
     other = next(label for label in ("negative", "positive") if label not in heading.split("'")[1])
     page.locator("#text-label").get_by_label(other).check()
@@ -241,9 +300,12 @@ def test_zero_shot_explains_the_typed_labels(page, tmp_path: Path) -> None:
 
 def test_audio_player_has_source(page, tmp_path: Path) -> None:
     _open_tab(page, "Audio")
+    assert page.locator("#audio-model input").input_value() == "crepe-tiny"
     _upload(page, "audio-input", _tone(tmp_path / "tone.wav", 1.0))
     page.locator("#audio-explain").click()
     _status(page, "audio", "Explained")
+    names = _download_names(page, "audio-files")
+    assert any(re.fullmatch(r"tone-crepe-tiny-soft_pullback-[0-9.]+Hz\.json", n) for n in names), names
     player = page.locator("#audio-sonified")
     sync_api.expect(player.locator("#duration")).to_have_text("0:01")
     source = player.get_by_test_id("download-link").get_attribute("href")
