@@ -118,7 +118,7 @@ class AudioPipeline:
 @dataclasses.dataclass
 class WaveformPipeline(AudioPipeline):
     """A waveform model explained through STFT magnitudes with the clip's phase held
-    constant (see :class:`~spmm.adapters.audio.frontends.PhaseLockedWaveformModel`).
+    constant (see :class:`~spmm.modalities.audio.frontends.PhaseLockedWaveformModel`).
     ``model`` maps waveforms (B, N) to logits; ``explained_model(waveform)`` maps
     magnitudes (B, T, F) to the same logits."""
 
