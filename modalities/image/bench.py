@@ -59,17 +59,19 @@ def _check_inside(name: str | None, labels_file: Path, line: int) -> None:
 
 
 def image_batches(
-    model: Callable[[Tensor], Any], files: Sequence[Path], classes: Sequence[int] | None, batch_size: int, size: int = 224
+    model: Callable[[Tensor], Any], files: Sequence[Path], classes: Sequence[int] | None, batch_size: int, size: int = 224,
+    load: Callable[[Sequence[Path]], Tensor] | None = None,
 ) -> list[Batch]:
     """Batches of images in [−1, 1] on the model's device; targets are the labels, or the model's
-    top-1 without labels."""
+    top-1 without labels.  ``load``: files -> (B, C, H, W), the model's own preparation (e.g. a
+    Hugging Face image processor's geometry); default: spmm's resize and centre crop to ``size``."""
     from . import load_images
 
     device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
     batches = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        inputs = load_images(chunk, size).to(device)
+        inputs = (load(chunk) if load is not None else load_images(chunk, size)).to(device)
         if classes is not None:
             targets = torch.tensor(classes[start : start + batch_size], device=device)
         else:
@@ -139,11 +141,12 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
 
 
 def bench_batches(model: Any, data: str | Path, kind: str, n: int, batch_size: int, seed: int,
-                  size: int = 224) -> list[Batch]:
+                  size: int = 224, load: Callable[[Sequence[Path]], Tensor] | None = None) -> list[Batch]:
     """The batches of ``spmm bench KIND``: on a labelled image folder the first ``n`` images
     (``faithfulness``) or ``n`` 2×2 mosaics with their target quadrants (``focus``); on
     ``data="shapes"`` the first ``n`` synthetic scenes of side ``size`` with their masks
-    (``faithfulness``, ``groundtruth``)."""
+    (``faithfulness``, ``groundtruth``).  ``load``: as for :func:`image_batches` (folder images only;
+    mosaics and shapes are built at ``size`` in [−1, 1])."""
     if str(data) == SHAPES_SOURCE:
         if kind == "focus":
             raise SpmmInputError("focus builds mosaics from a labelled image folder; the shapes source has its "
@@ -158,4 +161,4 @@ def bench_batches(model: Any, data: str | Path, kind: str, n: int, batch_size: i
         device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
         return [b.to(device) for b in mosaic_batches(files, classes, n, batch_size, seed)]
     files, classes = labelled_images(data, n)
-    return image_batches(model, files, classes, batch_size)
+    return image_batches(model, files, classes, batch_size, size, load)

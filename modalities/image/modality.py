@@ -104,7 +104,10 @@ class ImageModality:
         groundtruth); labels.csv or the generator gives class indices, so the model's ``labels`` are not needed."""
         from .bench import bench_batches
 
-        return bench_batches(model, data, kind, n, batch_size, seed, self.size)
+        def load(files: Sequence[Path]) -> Tensor:  # the model's own preprocessing, as explain() uses it
+            return self.prepare(model, [str(f) for f in files]).inputs
+
+        return bench_batches(model, data, kind, n, batch_size, seed, self.size, load if self.preprocess else None)
 
     def bench_metrics(self, names: Sequence[str], batches: Sequence, seed: int,
                       overrides: dict[str, dict[str, Any]] | None = None) -> dict:

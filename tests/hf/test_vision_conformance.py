@@ -140,3 +140,20 @@ def test_a_processor_mixing_colour_channels_is_refused_in_one_line():
     with pytest.raises(SpmmInputError, match="mixes colour channels") as error:
         colour_map(GreyProcessor())
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["convnext", "mobilevit"])
+def test_the_bench_scores_the_image_the_processor_makes(loaded, tmp_path, name):
+    """``spmm bench`` on an image folder feeds the model what its processor makes (crop_pct, channel
+    flip, non-square resize), not spmm's own resize: logits equal the processor pipeline's."""
+    m, processor, hf_model = loaded(name)
+    images = _synthetic_images()
+    for i, image in enumerate(images):
+        image.convert("RGB").save(tmp_path / f"img{i}.png")
+    (tmp_path / "labels.csv").write_text("file,class_index\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(3)))
+    batches = m.modality.bench_batches(m.model, tmp_path, "faithfulness", 3, 3, 0)
+    with torch.no_grad():
+        ours = m.model(batches[0].inputs)
+    for i in range(3):
+        reference = _pipeline_logits(processor, hf_model, Image.open(tmp_path / f"img{i}.png"))
+        assert _relative(ours[i : i + 1], reference) <= RELATIVE
