@@ -38,18 +38,9 @@ OUTPUTS = ("answer", "answer start", "answer end")
 TARGET_NAMES = {"top1": 0, "answer": 0, "span": 0, "start": 1, "answer start": 1, "end": 2, "answer end": 2}
 
 
-class SpanLogits(nn.Module):
+class SpanLogits(HFOutput):
     """A question-answering model as a body: (embeddings (B, L, D), attention_mask (B, L),
     token_type_ids (B, L) or None) -> (start_logits, end_logits), each (B, L)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        HFOutput(model)  # checks the attention kernel
-        self.model = model
-        self.train(model.training)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.model.get_input_embeddings()
 
     def forward(self, embeddings: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> tuple:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}

@@ -51,19 +51,10 @@ def pools_last_token(model: nn.Module) -> bool:
     return isinstance(getattr(model, "score", None), nn.Linear) and not getattr(model.config, "is_encoder_decoder", False)
 
 
-class LastTokenClassifier(nn.Module):
+class LastTokenClassifier(HFOutput):
     """A decoder-only classifier as a body: (inputs_embeds (B, L, D), attention_mask (B, L)) -> logits (B, C)
     at each row's last real token, as the model itself pools when it is given token ids (given
     embeddings, transformers reads the last position, a padding token in the shorter texts)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        HFOutput(model)  # checks the attention kernel
-        self.model = model
-        self.train(model.training)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.model.get_input_embeddings()
 
     def forward(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
         from spmm.adapters.text.targets import last_positions
