@@ -1,4 +1,7 @@
-"""What the commands share: the model spec, inputs, output file names and progress."""
+"""What the commands share: the model spec, inputs, output file names and progress.
+
+Building the parsers imports no torch: heavy modules are imported inside the functions that run
+a command (``spmm --help`` and argument errors stay fast)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import torch
-
 import spmm
 from spmm.errors import SpmmInputError
-from spmm.load import NAMED_MODELS, RESOLVERS, default_model, load_plugins
-from spmm.methods.registry import get_method
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif"}
@@ -72,6 +71,8 @@ def is_file(text: str) -> bool:
 
 
 def _names_a_model(text: str) -> bool:
+    from spmm.load import NAMED_MODELS, RESOLVERS, load_plugins
+
     load_plugins()
     if text in NAMED_MODELS:
         return True
@@ -106,6 +107,8 @@ def split_model_and_inputs(args: argparse.Namespace, items: Sequence[str], defau
         if len(modalities) != 1:
             raise SpmmInputError("inputs of several modalities given; explain them in separate runs")
         modality = modalities.pop()
+        from spmm.load import default_model
+
         labelled = getattr(args, "labels", None) is not None and modality == "text"
         spec = ZERO_SHOT_TEXT_MODEL if labelled else default_model(modality)
     if not items:
@@ -126,6 +129,8 @@ def load_model(spec: str, args: argparse.Namespace) -> spmm.Explainable:
         options["labels"] = [label.strip() for label in args.labels.split(",") if label.strip()]
     if not args.random_init:
         return spmm.load(spec, **options)
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(getattr(args, "seed", 0))
         return spmm.load(spec, random_init=True, **options)
@@ -133,6 +138,8 @@ def load_model(spec: str, args: argparse.Namespace) -> spmm.Explainable:
 
 def check_methods(methods: Iterable[str]) -> list[str]:
     """The method names, each checked by the method registry before any work."""
+    from spmm.methods.registry import get_method
+
     methods = list(methods)
     if not methods:
         raise SpmmInputError("no method given")

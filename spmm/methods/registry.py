@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Mapping
 
 from torch import Tensor
@@ -33,6 +34,15 @@ class Method:
 
 METHODS: dict[str, Method] = {}
 
+BUILTIN_METHOD_MODULES = ("spmm.methods.classic", "spmm.methods.deeplift", "spmm.methods.pullback")
+"""The modules that register the built-in methods (imported on the first look-up, so that importing
+this registry alone, without ``spmm``'s public API, still sees them)."""
+
+
+def _import_builtin_methods() -> None:
+    for module in BUILTIN_METHOD_MODULES:
+        importlib.import_module(module)
+
 
 def register_method(
     name: str, *, pullback: bool, summary: str, checks: Mapping[str, Check] | None = None, **defaults: Any
@@ -51,6 +61,7 @@ def register_method(
 
 
 def get_method(name: str) -> Method:
+    _import_builtin_methods()
     if name not in METHODS:
         raise SpmmInputError(f"unknown method {name!r}; available: {', '.join(list_methods())}")
     return METHODS[name]
@@ -58,6 +69,7 @@ def get_method(name: str) -> Method:
 
 def list_methods() -> list[str]:
     """All method names, pullback methods first."""
+    _import_builtin_methods()
     return sorted(METHODS, key=lambda n: (not METHODS[n].pullback, n))
 
 
