@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from spmm.errors import SpmmInputError
 
-from .common import load_model
+from .common import TEMPERATURE_HELP, configured, load_model, resolve_device, rule_temperatures
 
 if TYPE_CHECKING:
     import torch
@@ -85,6 +85,7 @@ def _arguments(parser: argparse.ArgumentParser, n: int, source: tuple[str, str] 
     parser.add_argument("--batch-size", type=int, default=8, help="samples per explainer call")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (auto: cuda when available)")
+    parser.add_argument("--temperature", action="append", default=None, metavar="RULE=T", help=TEMPERATURE_HELP)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="spec",
                         help="spec: SPEC settings; cpu-small: fewer samples and draws for a 2-core CPU")
     parser.add_argument("--explainer-params", default="{}", help='JSON, e.g. \'{"smoothgrad": {"samples": 10}}\'')
@@ -136,20 +137,6 @@ def _explainer_names(args: argparse.Namespace) -> list[str]:
     return list_methods() if args.bench_kind in SYNTHETIC_SOURCES else list(DEFAULT_EXPLAINERS)
 
 
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise SpmmInputError(f"--device {name!r} is not a device (use cpu, cuda or cuda:N)") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpmmInputError(f"--device {name}: this torch build sees no CUDA device; use --device cpu")
-    return device
-
-
 def _data_setting(data: str) -> str:
     """A data source as it keys checkpoints: a generator's name as given, a path resolved."""
     return data if data in {source for source, _ in SYNTHETIC_SOURCES.values()} else str(Path(data).resolve())
@@ -194,7 +181,7 @@ def build_run(args: argparse.Namespace, device: torch.device) -> BenchRun:
     preset = PRESETS[args.preset]
     explainer_params = _merged(preset["explainer_params"], _json(args.explainer_params, "--explainer-params"))
     metric_params = _merged(preset["metric_params"], _json(args.metric_params, "--metric-params"))
-    model = load_model(args.model, args).to(device)
+    model = configured(load_model(args.model, args), rule_temperatures(args), device)
     modality = model.modality
     kinds = getattr(modality, "bench_kinds", {})
     if kind not in kinds:
@@ -219,8 +206,9 @@ def run(args: argparse.Namespace) -> int:
     from spmm.bench.runner import run_benchmark, write_reports
 
     _check_counts(args)
+    rule_temperatures(args)  # checked before any work
     args.explainers = ",".join(_explainer_names(args))  # the names as run, in the settings and on Ray workers
-    device = _device(args.device)
+    device = resolve_device(args.device)
     if args.gpus_per_worker is not None and not args.ray:
         raise SpmmInputError("--gpus-per-worker is an option of --ray")
     pool = _ray_pool(args, device) if args.ray else None

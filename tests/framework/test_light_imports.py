@@ -42,6 +42,7 @@ CLI_CALLS = [
     (["attribute", "--help"], 0),
     (["serve", "--help"], 0),
     (["demo", "--help"], 0),
+    (["methods", "--help"], 0),
     (["explain", "--no-such-option", "x"], 2),
     (["explain"], 2),
     (["explain", "--seed", "one", "a film"], 2),
