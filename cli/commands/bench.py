@@ -253,10 +253,10 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 def _ray_pool(args: argparse.Namespace, device: torch.device) -> "RayPool":
     """The checked ``--ray`` options: workers, torch threads and GPUs per worker, GPUs Ray may hand out."""
+    import torch
+
     from spmm.cli.bench_pool import RayPool
     from spmm.cli.ray_pool import require_ray
-
-    import torch
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     if device.type != "cuda":
