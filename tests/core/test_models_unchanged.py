@@ -19,8 +19,8 @@ MODELS = [
 ]
 
 
-SLOW_MODELS = {"resnet50", "vgg11_bn", "densenet121"}
-"""10-16 s each on 2 CPU cores: left out of the quick run (pytest -m 'not slow')."""
+SLOW_MODELS = {"resnet50", "vgg11_bn", "densenet121", "mobilenet_v3_small", "efficientnet_b0", "pvt_v2_b1"}
+"""4-16 s each on 2 CPU cores: left out of the quick run (pytest -m 'not slow'), which keeps a ViT and a ConvNeXt."""
 
 
 @pytest.mark.parametrize("name,build,size", [
