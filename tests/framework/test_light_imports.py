@@ -98,3 +98,12 @@ def test_the_method_registry_is_complete_without_the_public_api():
                   for match in re.findall(r'@register_method\(\s*"(\w+)"', path.read_text())}
     code = "import json; from spmm.methods.registry import list_methods; print(json.dumps({'alone': list_methods()}))"
     assert set(_run(code)["alone"]) == registered and "soft_pullback" in registered
+
+
+def test_python_m_spmm_cli_help_imports_no_torch():
+    """The issue's own check: ``python -X importtime -m spmm.cli --help`` lists no torch import."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "spmm.cli", "--help"], capture_output=True,
+                            text=True, cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 0 and "usage: spmm" in result.stdout, result.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "spmm.cli" in imported and not [name for name in imported if name.split(".")[0] in HEAVY]
