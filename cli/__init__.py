@@ -16,6 +16,7 @@ from spmm.errors import SpmmInputError
 COMMAND_MODULES = [
     "spmm.cli.commands.demo",
     "spmm.cli.commands.explain",
+    "spmm.cli.commands.methods",
     "spmm.cli.commands.bench",
     "spmm.cli.commands.attribute",
     "spmm.cli.commands.serve",

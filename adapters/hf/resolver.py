@@ -39,7 +39,10 @@ def is_cached_model_id(spec: str) -> bool:
         return False
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except ValueError:  # not a valid repo id (HFValidationError), e.g. "./no_such/folder"
+        return False
 
 
 def is_pretrained_model(module: nn.Module) -> bool:

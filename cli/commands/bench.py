@@ -17,18 +17,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
-
-from spmm.bench.explainers import DEFAULT_EXPLAINERS, bench_explainers
-from spmm.bench.runner import Batch, MetricSpec
 from spmm.errors import SpmmInputError
-from spmm.methods.registry import list_methods
-from spmm.metrics.base import ExplainFn
 
-from .common import load_model
+from .common import TEMPERATURE_HELP, configured, load_model, resolve_device, rule_temperatures
 
 if TYPE_CHECKING:
+    import torch
+
+    from spmm.bench.runner import Batch, MetricSpec
     from spmm.cli.bench_pool import RayPool
+    from spmm.metrics.base import ExplainFn
 
 PRESETS = {
     "spec": {"explainer_params": {}, "metric_params": {}},
@@ -79,13 +77,15 @@ def _arguments(parser: argparse.ArgumentParser, n: int, source: tuple[str, str] 
                                  "(synthetic scenes); a text CSV (text,label), SST-2 stsa.binary.* or AG News csv; an "
                                  "audio folder (one subfolder per label, or labels.csv with file,label)")
     parser.add_argument("--n", type=int, default=n, help="number of samples (faithfulness) or mosaics (focus)")
-    parser.add_argument("--explainers", default=",".join(list_methods() if source else DEFAULT_EXPLAINERS),
+    parser.add_argument("--explainers", default=None,
                         help="comma-separated method names (spmm.list_methods()) or registered explainers such as "
-                             "lxt:attnlrp (pip install spmm[peers])")
+                             "lxt:attnlrp (pip install spmm[peers]); None: "
+                             + ("every method" if source else "the 12 explainers of SPEC §3"))
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (default: the kind's table)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per explainer call")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (auto: cuda when available)")
+    parser.add_argument("--temperature", action="append", default=None, metavar="RULE=T", help=TEMPERATURE_HELP)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="spec",
                         help="spec: SPEC settings; cpu-small: fewer samples and draws for a 2-core CPU")
     parser.add_argument("--explainer-params", default="{}", help='JSON, e.g. \'{"smoothgrad": {"samples": 10}}\'')
@@ -127,16 +127,14 @@ def _merged(preset: dict, given: dict) -> dict:
     return merged
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise SpmmInputError(f"--device {name!r} is not a device (use cpu, cuda or cuda:N)") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpmmInputError(f"--device {name}: this torch build sees no CUDA device; use --device cpu")
-    return device
+def _explainer_names(args: argparse.Namespace) -> list[str]:
+    """``--explainers``, or the kind's default: every method (synthetic kinds) or SPEC §3's twelve."""
+    from spmm.bench.explainers import DEFAULT_EXPLAINERS
+    from spmm.methods.registry import list_methods
+
+    if args.explainers is not None:
+        return _names(args.explainers)
+    return list_methods() if args.bench_kind in SYNTHETIC_SOURCES else list(DEFAULT_EXPLAINERS)
 
 
 def _data_setting(data: str) -> str:
@@ -174,19 +172,22 @@ class BenchRun:
 
 def build_run(args: argparse.Namespace, device: torch.device) -> BenchRun:
     """The model on ``device``, batches, explainers and metrics of the command ``args``."""
+    from spmm.bench.explainers import bench_explainers
+    from spmm.methods.registry import list_methods
+
     kind = args.bench_kind
     if kind == "faithfulness" and "focus" in _names(args.metrics or ""):
         raise SpmmInputError("focus needs mosaics with known target segments: run `spmm bench focus` instead")
     preset = PRESETS[args.preset]
     explainer_params = _merged(preset["explainer_params"], _json(args.explainer_params, "--explainer-params"))
     metric_params = _merged(preset["metric_params"], _json(args.metric_params, "--metric-params"))
-    model = load_model(args.model, args).to(device)
+    model = configured(load_model(args.model, args), rule_temperatures(args), device)
     modality = model.modality
     kinds = getattr(modality, "bench_kinds", {})
     if kind not in kinds:
         raise SpmmInputError(f"{args.model} is a {modality.name} model; its benchmarks: {', '.join(kinds) or 'none'}")
     metric_names = _names(args.metrics) if args.metrics else list(kinds[kind])
-    names = _names(args.explainers)
+    names = _explainer_names(args)
     batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed,
                                      labels=model.labels)
     # the modality's scale-dependent method defaults (noise, step sizes) on the first batch, as `spmm explain` draws them
@@ -205,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
     from spmm.bench.runner import run_benchmark, write_reports
 
     _check_counts(args)
-    device = _device(args.device)
+    rule_temperatures(args)  # checked before any work
+    args.explainers = ",".join(_explainer_names(args))  # the names as run, in the settings and on Ray workers
+    device = resolve_device(args.device)
     if args.gpus_per_worker is not None and not args.ray:
         raise SpmmInputError("--gpus-per-worker is an option of --ray")
     pool = _ray_pool(args, device) if args.ray else None
@@ -237,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """``threads`` torch threads inside the block (None: as they are), restored afterwards."""
+    import torch
+
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -248,6 +253,8 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 def _ray_pool(args: argparse.Namespace, device: torch.device) -> "RayPool":
     """The checked ``--ray`` options: workers, torch threads and GPUs per worker, GPUs Ray may hand out."""
+    import torch
+
     from spmm.cli.bench_pool import RayPool
     from spmm.cli.ray_pool import require_ray
 

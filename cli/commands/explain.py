@@ -12,12 +12,17 @@ from spmm.errors import SpmmInputError
 from .common import (
     OutputFiles,
     add_input_options,
+    add_method_options,
     add_model_arguments,
     check_methods,
+    configured,
     load_model,
+    method_parameters,
     prepare_options,
     print_record,
     progress,
+    resolve_device,
+    rule_temperatures,
     save_renderings,
     split_model_and_inputs,
 )
@@ -34,7 +39,7 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
     add_input_options(parser)
     parser.add_argument("--method", default="soft_pullback", help="attribution method (spmm.list_methods())")
     parser.add_argument("--target", default="top1", help="top1, a class index or a label name")
-    parser.add_argument("--seed", type=int, default=0, help="seed of stochastic methods")
+    add_method_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per input (the framework's schema)")
     parser.add_argument("--score", choices=("signed", "norm", "sum"), default=None,
                         help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum); "
@@ -66,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--target", default="top1", help="top1, a class index or a label name")
     compare.add_argument("--kind", default="signed", choices=("signed", "absolute", "input_x_attribution"),
                          help="how image maps are drawn")
-    compare.add_argument("--seed", type=int, default=0, help="seed of stochastic methods")
+    add_method_options(compare)
     compare.set_defaults(func=run_compare, modality=None)
 
     counterfactual = subparsers.add_parser(
@@ -78,24 +83,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     counterfactual.add_argument("--target", required=True, help="class index or label name to move towards")
     counterfactual.add_argument("--steps", type=int, default=5, help="ascent steps K")
     counterfactual.add_argument("--step-size", type=float, default=20.0, help="L2 step size α in [−1,1] units")
+    add_method_options(counterfactual, parameters=False)
     counterfactual.set_defaults(func=run_counterfactual, modality=None)
 
 
 def run_explain(args: argparse.Namespace) -> int:
     check_methods([args.method])
+    params = method_parameters(args, [args.method])[args.method]
+    temperatures, device = rule_temperatures(args), resolve_device(args.device)
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
-    model = load_model(spec, args)
+    model = configured(load_model(spec, args), temperatures, device)
     target = _image_text_target(model, spec, args)
     if args.generate is not None:
         target = generation_target(args, model, spec)
     for item in progress(inputs, f"explain ({args.method})"):
         if args.side == "text":
             explanation = model.explain_text([args.text], image=item, method=args.method, seed=args.seed,
-                                             prepare_options=prepare_options(args))
+                                             prepare_options=prepare_options(args), **params)
         else:
             explanation = model.explain([item], target, args.method, seed=args.seed,
-                                        prepare_options=prepare_options(args))
+                                        prepare_options=prepare_options(args), **params)
         if args.score is not None:
             if explanation.modality != "text":
                 raise SpmmInputError(f"--score applies to text models; {spec} is a {explanation.modality} model")
@@ -136,16 +144,18 @@ def run_compare(args: argparse.Namespace) -> int:
     from spmm.modalities.image import save_comparison_grid
 
     methods = check_methods(m.strip() for m in args.methods.split(",") if m.strip())
+    params = method_parameters(args, methods)
+    temperatures, device = rule_temperatures(args), resolve_device(args.device)
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs)
     if len(inputs) != 1:
         raise SpmmInputError(f"compare takes one input, got {len(inputs)}")
-    model = load_model(spec, args)
+    model = configured(load_model(spec, args), temperatures, device)
     target = args.target
     explanations = {}
     for method in progress(methods, "compare"):
         explanations[method] = model.explain(inputs, target, method, seed=args.seed,
-                                             prepare_options=prepare_options(args))
+                                             prepare_options=prepare_options(args), **params[method])
     first = next(iter(explanations.values()))
     label = first.target_label(0) or args.target
     if first.modality == "image":
@@ -167,11 +177,12 @@ def run_counterfactual(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise SpmmInputError(f"--steps must be at least 1, got {args.steps}")
+    temperatures, device = rule_temperatures(args), resolve_device(args.device)
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs)
     if len(inputs) != 1:
         raise SpmmInputError(f"counterfactual takes one image, got {len(inputs)}")
-    model = load_model(spec, args)
+    model = configured(load_model(spec, args), temperatures, device)
     if model.modality.name != "image":
         raise SpmmInputError(f"counterfactual draws image trajectories; {spec} is a {model.modality.name} model")
     explanation = model.explain(inputs, args.target, "pullback_ascent", steps=args.steps,

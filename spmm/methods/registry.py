@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.metadata
 from typing import Any, Callable, Mapping
 
@@ -39,6 +40,15 @@ class Method:
 
 METHODS: dict[str, Method] = {}
 """Every method by name: spmm's own and the peers registered by outer packages."""
+
+BUILTIN_METHOD_MODULES = ("spmm.methods.classic", "spmm.methods.deeplift", "spmm.methods.pullback")
+"""The modules that register the built-in methods (imported on the first look-up, so that importing
+this registry alone, without ``spmm``'s public API, still sees them)."""
+
+
+def _import_builtin_methods() -> None:
+    for module in BUILTIN_METHOD_MODULES:
+        importlib.import_module(module)
 
 
 def register_method(
@@ -91,7 +101,8 @@ def check_installed(method: Method) -> None:
 
 
 def get_method(name: str) -> Method:
-    """The method called ``name`` (peers registered by installed plugins included)."""
+import importlib
+import importlib.metadata
     if name not in METHODS:
         from spmm.plugins import load_plugins
 
@@ -101,16 +112,8 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-def list_methods(peers: bool = False) -> list[str]:
-    """spmm's method names, pullback methods first; with ``peers``, then the other libraries'
-    explainers registered by installed plugins (:func:`register_explainer`)."""
-    own = sorted((n for n, m in METHODS.items() if m.factory is None), key=lambda n: (not METHODS[n].pullback, n))
-    if not peers:
-        return own
-    from spmm.plugins import load_plugins
-
-    load_plugins()
-    return own + sorted(n for n, m in METHODS.items() if m.factory is not None)
+import importlib
+import importlib.metadata
 
 
 def check_parameters(method: Method, params: Mapping[str, Any]) -> dict[str, Any]:

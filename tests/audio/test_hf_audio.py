@@ -19,6 +19,8 @@ from spmm.errors import SpmmInputError
 
 from tests.audio.audio_signals import speechlike
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 transformers = pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

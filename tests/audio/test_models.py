@@ -104,7 +104,7 @@ def test_soft_pullback_with_cold_relu_is_the_gradient_on_honk():
     torch.testing.assert_close(cold, reference, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["soft_pullback", "integrated_gradients"])
+@pytest.mark.parametrize("method", ["soft_pullback", pytest.param("integrated_gradients", marks=pytest.mark.slow)])
 def test_waveform_models_explain_each_clip_with_its_own_phase(method):
     """A batch of clips gives each clip the attribution it gets alone (the wrapper's ``take`` serves
     methods that repeat samples)."""

@@ -9,7 +9,7 @@ import spmm
 from spmm.adapters.audio.pipelines import HONK_LABELS, build_pipeline
 from spmm.modalities.audio.io import batch_clips, load_audio, pad_or_crop
 
-pytestmark = pytest.mark.real_data
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # slow: left out of the quick run (pytest -m 'not slow')
 
 WORDS = ("yes", "no", "up", "off", "stop")  # first test-list clip of each word; honk-res8 gets all five
 

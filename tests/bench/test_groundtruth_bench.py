@@ -11,6 +11,8 @@ import spmm
 from spmm.cli import main
 from spmm.modalities.image.shapes import make_shapes
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 
 @pytest.fixture(scope="module")
 def random_resnet(tmp_path_factory):

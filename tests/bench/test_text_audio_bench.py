@@ -12,6 +12,8 @@ import torch
 import spmm
 from spmm.cli import main
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 TEXTS = [
     ("a gripping , funny and moving film", "positive"),
     ("the plot is dull", "negative"),

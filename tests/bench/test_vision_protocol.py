@@ -117,6 +117,7 @@ def test_labelled_imagenet_sample_gives_label_targets(shared_data):
     assert batches[0].targets.tolist() == classes[:2] and batches[0].inputs.abs().max() <= 1
 
 
+@pytest.mark.slow  # about 30 s on 2 CPU cores: left out of the quick run (pytest -m 'not slow')
 def test_cli_reruns_into_one_folder_never_reuse_stale_rows(tmp_path, capsys):
     """--n, --metrics and a metric parameter change between runs into one --out: each table holds
     exactly the rows of its own settings; --report-only computes nothing and keeps settings.json."""

@@ -16,6 +16,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 import spmm
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 
 @pytest.fixture(autouse=True)
 def _fresh_compile_caches():

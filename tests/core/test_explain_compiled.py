@@ -18,6 +18,8 @@ import spmm
 from spmm import SpmmInputError, SpmmParameterError
 from tests.core.test_compile import _Embeds, _relative  # one copy of the test helpers
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 
 @pytest.fixture(autouse=True)
 def _fresh_compile_caches():

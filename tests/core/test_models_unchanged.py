@@ -19,7 +19,13 @@ MODELS = [
 ]
 
 
-@pytest.mark.parametrize("name,build,size", MODELS, ids=[m[0] for m in MODELS])
+SLOW_MODELS = {"resnet50", "vgg11_bn", "densenet121", "mobilenet_v3_small", "efficientnet_b0", "pvt_v2_b1"}
+"""4-16 s each on 2 CPU cores: left out of the quick run (pytest -m 'not slow'), which keeps a ViT and a ConvNeXt."""
+
+
+@pytest.mark.parametrize("name,build,size", [
+    pytest.param(*m, id=m[0], marks=[pytest.mark.slow] if m[0] in SLOW_MODELS else []) for m in MODELS
+])
 def test_logits_bit_identical_and_pullback_differs_from_gradient(name, build, size):
     torch.manual_seed(0)
     model = build().eval()

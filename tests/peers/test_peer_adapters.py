@@ -15,6 +15,8 @@ from spmm.bench.explainers import bench_explainers, list_explainers
 from spmm.errors import SpmmInputError
 from spmm.ruleset import get_ruleset
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 REFERENCE = Path(__file__).with_name("lxt_reference.py")
 
 

@@ -9,6 +9,8 @@ import spmm
 from spmm import SpmmInputError
 from tests.reliability.tiny import TinyConvNet
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 
 @pytest.fixture(autouse=True)
 def _fresh_compile_caches():

@@ -9,6 +9,7 @@ import torch
 
 import spmm
 from spmm import SpmmInputError
+from tests.reliability.low_precision import assert_close_to_float32
 from tests.reliability.tiny import TinyConvNet
 
 
@@ -59,15 +60,18 @@ LOW_PRECISION_CASES = [
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_models_with_noise_and_path_methods(method, noisy, comparable, dtype):
     """A bfloat16/float16 conv net: no dtype errors, same dtype out, finite, and (with draws that do
-    not depend on the dtype) close to the float32 result."""
+    not depend on the dtype) as close to the float32 result as the format's rounding allows."""
+    torch.manual_seed(0)
     reference = TinyConvNet().eval()
     low = TinyConvNet().eval()
     low.load_state_dict(reference.state_dict())
     low.to(dtype)
-    x = (torch.rand(2, 3, 8, 8) * 2 - 1).to(dtype)
+    x = (torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(dtype)
     result = spmm.explain(low, x, 1, method, seed=0, **noisy).attributions
     assert result.dtype == dtype and torch.isfinite(result).all()
     low_params = {k: v.to(dtype) if isinstance(v, torch.Tensor) else v for k, v in comparable.items()}
     result = spmm.explain(low, x, 1, method, seed=0, **low_params).attributions
     full = spmm.explain(reference, x.float(), 1, method, seed=0, **comparable).attributions
-    assert (result.float() - full).abs().max() <= 0.05 * full.abs().max()
+    conv = reference.conv
+    assert_close_to_float32(result, full, dtype, hard_gates=not spmm.methods.registry.get_method(method).pullback,
+                            receptive_field=conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1])

@@ -20,6 +20,8 @@ from safetensors.torch import load_file  # noqa: E402
 
 import spmm  # noqa: E402
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 MODEL = "timm:test_resnet"
 CLASSES = [3, 1, 4, 1, 5, 9]
 

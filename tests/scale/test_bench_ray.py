@@ -13,6 +13,8 @@ import pytest
 
 from spmm.cli import build_parser, main
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 TABLES = ("scores.csv", "summary.csv", "paired.csv", "summary.json", "summary.md", "missing.csv")
 BENCH = ["bench", "groundtruth", "--model", "shapes-vgg", "--n", "4", "--batch-size", "2", "--seed", "3",
          "--explainers", "soft_pullback,gradient", "--metrics", "mass_accuracy,random_logit", "--threads", "1"]

@@ -10,6 +10,8 @@ import spmm
 from spmm.adapters.text import NextTokenLogit
 from spmm.modalities.text import EmbeddingModel, HFOutput, embed, use_attention
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 SMALL = dict(vocab_size=120)
 ARCHITECTURES = {
     "bert": lambda: hf.BertForSequenceClassification(hf.BertConfig(

@@ -9,6 +9,8 @@ import spmm
 from spmm.adapters.text.models import map_texts, sst2_head_info
 from spmm.modalities.text.datasets import read_ag_news, read_sst2
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 
 def test_head_is_tiny_and_records_its_accuracy(sst2):
     head = sst2.model.head

@@ -17,6 +17,8 @@ import transformers as hf
 import spmm
 from spmm.adapters.text.models import minilm_path
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 VOCAB = 30522
 CAUSAL = {
     "gpt2": lambda: hf.GPT2LMHeadModel(hf.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=64)),

@@ -10,6 +10,8 @@ import torch
 
 from spmm.cli import main
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 hf = pytest.importorskip("transformers")
 SENTIMENT = {0: "negative", 1: "positive"}
 ENTITIES = {0: "O", 1: "B-PER", 2: "B-LOC"}

@@ -13,7 +13,10 @@ import torch
 import spmm
 
 hf = pytest.importorskip("transformers")
-pytestmark = pytest.mark.filterwarnings("ignore:DebertaV2.* has no sdpa attention kernel")  # tested in test_hf_rules
+pytestmark = [
+    pytest.mark.slow,  # left out of the quick run (pytest -m 'not slow')
+    pytest.mark.filterwarnings("ignore:DebertaV2.* has no sdpa attention kernel"),  # tested in test_hf_rules
+]
 
 VOCAB = 30522  # the MiniLM tokenizer's
 LAYER = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)

@@ -41,6 +41,7 @@ def test_loads_generates_and_explains_end_to_end(tmp_path):
     assert m.explain("the movie was").predictions[0][0].label.strip()
 
 
+@pytest.mark.slow  # scores every held-out sentence: left out of the quick run (pytest -m 'not slow')
 def test_held_out_perplexity_beats_unigram_frequencies(shared_data):
     """Perplexity of the LM on SST-2 dev sentences (each as BOS text EOS) against add-one-smoothed
     unigram frequencies of SST-2 train under the same tokenizer, on the same target tokens."""

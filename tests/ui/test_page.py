@@ -25,6 +25,8 @@ import soundfile
 
 from tests.conftest import shared_data_dir
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the ui extra is not installed: pip install -e '.[ui]'")
 CHROMIUM = Path(os.environ.get("SPMM_CHROMIUM", "/usr/lib/chromium/chromium"))

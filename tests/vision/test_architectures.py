@@ -11,6 +11,8 @@ from torch import nn
 import spmm
 from spmm.adapters.vision import VISION_MODULE_RULES, VISION_RULES, gradcam_layer, load_model
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 # (name, input side): small inputs keep the suite fast; ViT/DeiT are built for a 96 px (6×6) grid.
 ARCHITECTURES = [
     ("resnet50", 64), ("vgg11_bn", 64), ("pvt_v2_b1", 64), ("vit_small_patch16_224", 96),

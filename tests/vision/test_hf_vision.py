@@ -16,6 +16,8 @@ import spmm
 from spmm.cli import main
 from spmm.errors import SpmmInputError
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 transformers = pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

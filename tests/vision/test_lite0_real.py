@@ -14,6 +14,8 @@ from spmm.adapters.vision import load_efficientnet_lite0
 from spmm.cli import main
 from spmm.modalities.image import load_images
 
+pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
+
 IMAGES = 3
 
 
