@@ -101,8 +101,8 @@ def check_installed(method: Method) -> None:
 
 
 def get_method(name: str) -> Method:
-import importlib
-import importlib.metadata
+    """The method called ``name`` (peers registered by installed plugins included)."""
+    _import_builtin_methods()
     if name not in METHODS:
         from spmm.plugins import load_plugins
 
@@ -112,8 +112,17 @@ import importlib.metadata
     return METHODS[name]
 
 
-import importlib
-import importlib.metadata
+def list_methods(peers: bool = False) -> list[str]:
+    """spmm's method names, pullback methods first; with ``peers``, then the other libraries'
+    explainers registered by installed plugins (:func:`register_explainer`)."""
+    _import_builtin_methods()
+    own = sorted((n for n, m in METHODS.items() if m.factory is None), key=lambda n: (not METHODS[n].pullback, n))
+    if not peers:
+        return own
+    from spmm.plugins import load_plugins
+
+    load_plugins()
+    return own + sorted(n for n, m in METHODS.items() if m.factory is not None)
 
 
 def check_parameters(method: Method, params: Mapping[str, Any]) -> dict[str, Any]:
