@@ -39,9 +39,9 @@ Counter = Callable[[int, int, str], None]
 @dataclasses.dataclass(frozen=True)
 class Progress:
     """How a request shows progress: ``loop`` wraps the loops methods report through
-    :mod:`spmm.progress` (ascent steps, FusionGrad model samples); ``count`` shows the samples of
-    methods that do not (SmoothGrad, IntegratedGradients, GradientShap run inside Captum), counted
-    as the rows the model evaluates."""
+    :mod:`spmm.progress` (ascent steps, SmoothGrad / GradientShap sample passes, FusionGrad model
+    samples), named ``"<method>: <loop>"``; ``count`` shows the work of methods that do not
+    (IntegratedGradients runs inside Captum), counted as the rows the model evaluates."""
 
     loop: Reporter
     count: Counter
@@ -104,7 +104,7 @@ def _reporting(progress: Progress | None, model: spmm.Explainable | None = None,
     def loop(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
         nonlocal looped
         looped = True
-        return progress.loop(iterable, description, total)
+        return progress.loop(iterable, f"{method}: {description}" if method else description, total)
 
     def count(done: int, total: int) -> None:
         if not looped:

@@ -11,7 +11,7 @@ from torch import Tensor
 from spmm.errors import SpmmInputError
 from spmm.methods.registry import METHODS, check_installed, check_parameters, get_method, list_methods
 from spmm.metrics.base import ExplainFn, explainer
-from spmm.ruleset import RuleSet
+from spmm.ruleset import RuleSet, resolve_rules
 
 DEFAULT_EXPLAINERS = [
     "soft_pullback", "pullback_ascent", "smooth_pullback", "integrated_pullbacks",
@@ -49,7 +49,7 @@ def per_name(params: Mapping[str, Any] | None, known: Sequence[str], kind: str) 
     return params
 
 
-def rules_checked(name: str, explain_fn: ExplainFn, rules: RuleSet) -> ExplainFn:
+def rules_checked(name: str, explain_fn: ExplainFn, rules: RuleSet | None) -> ExplainFn:
     """``explain_fn`` refusing (:class:`SpmmInputError`) a model whose :func:`spmm.audit` under
     ``rules`` (resolved for that model) lists ops that keep their exact gradient: a pullback
     explainer with rules missing is not the method, and is not scored.  Each model is audited
@@ -60,11 +60,11 @@ def rules_checked(name: str, explain_fn: ExplainFn, rules: RuleSet) -> ExplainFn
 
     def checked_fn(model: Callable[[Tensor], Any], inputs: Tensor, targets: Tensor) -> Tensor:
         if model not in audited:
-            resolved = rules.for_model(model)
+            resolved = resolve_rules(rules, model)
             report = audit(model, inputs, temperatures=resolved.temperatures, module_rules=resolved.module_rules)
             if report.unhandled:
                 raise SpmmInputError(
-                    f"explainer {name!r} is not scored: under rule set {rules.name!r} the model keeps the exact "
+                    f"explainer {name!r} is not scored: under rule set {resolved.name!r} the model keeps the exact "
                     f"gradient of {', '.join(report.unhandled)} (spmm.audit lists them; give the rule set module "
                     "rules for them, or pass the nn.Module rather than a function)"
                 )
@@ -81,7 +81,7 @@ def rules_checked(name: str, explain_fn: ExplainFn, rules: RuleSet) -> ExplainFn
 
 def bench_explainers(
     names: Sequence[str],
-    rules: RuleSet,
+    rules: RuleSet | None,
     seed: int = 0,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     method_defaults: Mapping[str, Mapping[str, Any]] | None = None,

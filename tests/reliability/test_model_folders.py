@@ -158,7 +158,7 @@ DAMAGED = {
     "missing-head": (lambda f, m: _without_head(f), "2 weight(s) are missing from the checkpoint (classifier.bias, "
                                                     "classifier.weight)"),
     "mismatched-sizes": (lambda f, m: _other_label_count(f), "classifier.bias (2,) vs (5,)"),
-    "no-tokenizer-files": (lambda f, m: _without_tokenizer(f), "no fast tokenizer saved with the model"),
+    "no-tokenizer-files": (lambda f, m: _without_tokenizer(f), "no tokenizer saved with the model"),
 }
 
 

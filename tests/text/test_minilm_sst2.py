@@ -125,7 +125,8 @@ def test_html_has_coloured_words_and_a_legend(explained, tmp_path):
     assert page.count('class="spmm-legend"') == 2
     words = explained.words(0)
     strongest = max(range(len(words.units)), key=lambda w: abs(words.scores[w]))
-    full = "rgb(255,0,0)" if words.scores[strongest] > 0 else "rgb(0,0,255)"
+    # full red takes black text (WCAG contrast 5.3 vs 4.0 for white), full blue white text (8.6 vs 2.4)
+    full = "rgb(255,0,0);color:rgb(0,0,0)" if words.scores[strongest] > 0 else "rgb(0,0,255);color:rgb(255,255,255)"
     assert f'<span style="background:{full}" title="{words.scores[strongest]:+.4g}">{words.units[strongest]}</span>' in page
     assert "explained &#x27;positive&#x27;" in page
 

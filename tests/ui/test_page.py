@@ -235,7 +235,7 @@ def test_sampling_method_shows_its_samples_as_progress(page, tmp_path: Path) -> 
     page.locator("#image-method input").click()
     page.get_by_role("option", name="smooth_pullback", exact=True).click()
     page.locator("#image-explain").click()
-    sync_api.expect(page.get_by_text(re.compile(r"smooth_pullback: model evaluations")).first).to_be_visible()
+    sync_api.expect(page.get_by_text(re.compile(r"smooth_pullback: samples")).first).to_be_visible()
     _status(page, "image", "Explained")
 
 
