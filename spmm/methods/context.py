@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.overrides import _len_torch_function_stack, _pop_mode, _push_mode
 
 from spmm.errors import SpmmInputError
+from spmm.graph_ops import exact_gradient_ops
 from spmm.metrics.draws import SampleStream, sample_streams
 from spmm.mode import PullbackMode, _active_modes, current_mode
 from spmm.targets import TargetFn, target_for_rows, target_scores
@@ -80,8 +81,6 @@ class MethodContext:
             output = model(x)
         scores = target_scores(target_for_rows(self.target_fn, sample_index), output, x.shape[0])
         if self.pullback and self.exact_gradient_ops is None and scores.requires_grad and x.requires_grad:
-            from spmm.audit import exact_gradient_ops
-
             self.exact_gradient_ops = exact_gradient_ops(scores, x)
         return scores
 
