@@ -21,8 +21,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from spmm.explain import explain
+from spmm.explain import EXACT_GRADIENT_OPS, explain
 from spmm.explanation import Explanation
+from spmm.graph_ops import exact_gradient_ops
 from spmm.methods.context import MethodContext
 from spmm.methods.registry import get_method
 from spmm.ruleset import RuleSet
@@ -81,8 +82,9 @@ def explain_plan(plan: RowPlan, method: str, rules: RuleSet, labels: Sequence[st
     if plan.rows is None:
         return explain(model, inputs, plan.target, method, rules=rules, labels=labels, **plan.params)
     if plan.shared:
-        attributions, scores = shared_forward_rows(model, inputs, plan.target, plan.rows, method, rules)
-        return Explanation(attributions, inputs, plan.target, method, {}, None, scores, rules=rules)
+        attributions, scores, exact = shared_forward_rows(model, inputs, plan.target, plan.rows, method, rules)
+        return Explanation(attributions, inputs, plan.target, method, {}, None, scores, rules=rules,
+                           extras={EXACT_GRADIENT_OPS: exact} if exact else {})
     if hasattr(plan.target, "take"):
         spans = [torch.arange(i, min(i + plan.rows_per_pass, plan.rows)) for i in range(0, plan.rows, plan.rows_per_pass)]
         chunks = [(plan.target.take(span), len(span)) for span in spans]
@@ -90,14 +92,17 @@ def explain_plan(plan: RowPlan, method: str, rules: RuleSet, labels: Sequence[st
         chunks = [(plan.target, plan.rows)]
     parts = [explain(model, inputs.expand(count, *inputs.shape[1:]), chunk, method, rules=rules, **plan.params)
              for chunk, count in chunks]
+    exact = {op: max(p.extras.get(EXACT_GRADIENT_OPS, {}).get(op, 0) for p in parts)
+             for op in sorted({op for p in parts for op in p.extras.get(EXACT_GRADIENT_OPS, {})})}
     return Explanation(torch.cat([p.attributions for p in parts]), inputs, plan.target, method, parts[0].params, None,
-                       torch.cat([p.scores for p in parts]), rules=rules)
+                       torch.cat([p.scores for p in parts]), rules=rules, extras={EXACT_GRADIENT_OPS: exact} if exact else {})
 
 
 def shared_forward_rows(model: Any, inputs: Tensor, target: Any, rows: int, method: str,
-                        rules: RuleSet) -> tuple[Tensor, Tensor]:
+                        rules: RuleSet) -> tuple[Tensor, Tensor, dict[str, int]]:
     """One forward of ``inputs`` (1, ...) under ``rules`` (pullback methods) and one backward per
-    row: (attributions (rows, ...), row scores (rows,)) of a method of :data:`SHARED_FORWARD_METHODS`."""
+    row: (attributions (rows, ...), row scores (rows,), ``{op: count}`` of the nonlinear ops the
+    rules left exact (pullback methods; {} otherwise)) of a method of :data:`SHARED_FORWARD_METHODS`."""
     spec = get_method(method)
     ruleset = rules.for_model(model)
     context = MethodContext(model, target, pullback=spec.pullback, temperatures=ruleset.temperatures,
@@ -107,5 +112,6 @@ def shared_forward_rows(model: Any, inputs: Tensor, target: Any, rows: int, meth
         with context.rules():
             output = model(x)
         scores = target(output.expand(rows, *output.shape[1:]))
+        exact = exact_gradient_ops(scores, x) if spec.pullback else {}
         grads = [torch.autograd.grad(scores[r], x, retain_graph=r < rows - 1)[0][0] for r in range(rows)]
-    return torch.stack(grads), scores.detach()
+    return torch.stack(grads), scores.detach(), dict(sorted(exact.items()))

@@ -281,7 +281,7 @@ class LanguageModality(TextModality):
                       if isinstance(target, Continuation) else [f"log p({context.continuation})"])
         return GenerationExplanation(
             matrix.unsqueeze(0).cpu(), embeddings.cpu(), target, base.method, base.params, None, row_scores.sum().view(1),
-            rules=base.rules, sources=[context.prompt], model_name=base.model_name, row_scores=row_scores,
+            rules=base.rules, sources=[context.prompt], model_name=base.model_name, row_scores=row_scores, extras=base.extras,
             context_tokens=tokens, row_tokens=row_tokens, row_columns=list(row_columns), context_words=context.words,
             word_texts=word_texts, prompt_columns=context.prompt_columns, prompt=context.prompt,
             continuation=context.continuation, score=kind,

@@ -140,3 +140,15 @@ def check_generation_row(m):
     words = matrix.aggregate("words")
     assert words.context_tokens[: words.prompt_columns] == PROMPT.split()
     assert [t.strip() for t in words.row_tokens] == ["sat", "on"]
+
+
+@pytest.mark.parametrize("strategy", ["shared", "batched"])
+def test_generation_rows_carry_the_ops_the_rules_left_exact(text_folder, strategy):  # noqa: F811
+    """Mamba's selective scan has no SP rule: a continuation explained with SoftPullback lists the
+    ops that kept their exact gradient, as spmm.audit of the same forward does (and says so in the JSON)."""
+    cell = next(c for c in CELLS if c.name == "mamba-causal")
+    m = spmm.load(str(text_folder(cell)))
+    ex = m.explain(PROMPT, target=spmm.Continuation(" sat on"), method="soft_pullback", strategy=strategy)
+    exact = ex.to_dict()["exact_gradient_ops"]
+    audited = m.audit(PROMPT).unhandled
+    assert exact and set(exact) == set(audited)
