@@ -45,6 +45,12 @@ from .tasks import register_hf_task, source_name
 from .vision import ColourMap, ProcessorInput, ProcessorPixels, colour_map, model_side
 
 VLM_ARCHITECTURES = ("LlavaForConditionalGeneration", "PaliGemmaForConditionalGeneration")
+IMAGE_PROMPT_SEPARATORS = {"PaliGemmaProcessor": ""}
+"""What follows the image placeholder prepended to a prompt without one (default a line break, as
+in LLaVA's prompts; PaliGemma's processor puts BOS there itself)."""
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids")
+"""The processor outputs the model is run on (not ``labels``); PaliGemma's ``token_type_ids`` mark
+the prompt (0: attended bidirectionally) and the continuation (1: causal)."""
 
 
 class PixelsAndTokens(nn.Module):
@@ -52,16 +58,17 @@ class PixelsAndTokens(nn.Module):
 
     The first 3·H·W values are the pixels in [−1, 1], made the processor's ``pixel_values`` by
     ``colours``; the rest are the context's token embeddings (C, D), where positions not ``free``
-    (C,) take ``fixed`` (1, C, D) (the image placeholders, special tokens).
+    (C,) take ``fixed`` (1, C, D) (the image placeholders, special tokens); ``token_type_ids``
+    (1, C), when the model takes them (PaliGemma: 0 on the prompt, 1 on the continuation).
     """
 
     def __init__(self, lm: nn.Module, colours: ColourMap, side: int, attention_mask: Tensor, fixed: Tensor,
-                 free: Tensor) -> None:
+                 free: Tensor, token_type_ids: Tensor | None = None) -> None:
         super().__init__()
         self.lm, self.side = lm, side
         self.pixels = ProcessorInput(lm, colours).to(fixed.device)
         self.pixels.training = lm.training  # the user's model keeps its mode (train() would recurse into it)
-        self.attention_mask, self.fixed = attention_mask, fixed.detach()
+        self.attention_mask, self.fixed, self.token_type_ids = attention_mask, fixed.detach(), token_type_ids
         self.free = free.to(fixed.dtype).view(1, -1, 1)
         self.training = lm.training
 
@@ -75,8 +82,9 @@ class PixelsAndTokens(nn.Module):
         embeddings = x[:, n:].reshape(rows, *self.fixed.shape[1:])
         mixed = embeddings * self.free + self.fixed * (1 - self.free)
         pixel_values = self.pixels.pixel_values(pixels).to(self.fixed.dtype)
+        types = {} if self.token_type_ids is None else {"token_type_ids": self.token_type_ids.expand(rows, -1)}
         return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,
-                       attention_mask=self.attention_mask.expand(rows, -1)).logits
+                       attention_mask=self.attention_mask.expand(rows, -1), **types).logits
 
 
 class VisionLanguageModality(LanguageModality):
@@ -148,7 +156,12 @@ class VisionLanguageModality(LanguageModality):
         device = next(self.lm.parameters()).device
         embeddings = self.embed_context(context)
         fixed = context.fixed[0].to(device)
-        model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device), embeddings, ~fixed)
+        types = batch.get("token_type_ids")
+        if types is not None:
+            continuation = torch.ones(1, context.input_ids.shape[1] - types.shape[1], dtype=types.dtype)
+            types = torch.cat([types, continuation], dim=1).to(device)
+        model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device), embeddings, ~fixed,
+                                types)
         pixels = prepared.inputs
         flat = torch.cat([pixels.flatten(1), embeddings.flatten(1).to(pixels.dtype)], dim=1)
         return Prepared(flat, model, [f"{prepared.sources[0]}: {context.prompt}"],
@@ -184,7 +197,8 @@ class VisionLanguageModality(LanguageModality):
     def processor_input(self, image: Image.Image, prompt: str) -> dict[str, Tensor]:
         """The processor's output for ``image`` and ``prompt`` (the image placeholder prepended when
         the prompt has none); a prompt over the token limit is a one-line error."""
-        text = prompt if self.image_token in prompt else f"{self.image_token}\n{prompt}"
+        separator = IMAGE_PROMPT_SEPARATORS.get(type(self.processor).__name__, "\n")
+        text = prompt if self.image_token in prompt else f"{self.image_token}{separator}{prompt}"
         try:
             batch = self.processor(images=image, text=text, return_tensors="pt")
         except ValueError as error:
@@ -230,7 +244,7 @@ class VisionLanguageModality(LanguageModality):
         from spmm.explain import seeded
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        inputs = {k: v.to(device) for k, v in batch.items()}
+        inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
         with seeded(seed), torch.no_grad():
             out = self.lm.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=pad)
         return out[0, inputs["input_ids"].shape[1]:].tolist()

@@ -24,18 +24,19 @@ NEW_TOKENS = 3
 
 
 @pytest.fixture(scope="session")
-def llava_folder(tmp_path_factory):
-    from tests.hf.vlm_models import save_tiny_llava
+def vlm_folders(tmp_path_factory):
+    from tests.hf.vlm_models import TINY_VLMS
 
-    return save_tiny_llava(tmp_path_factory.mktemp("llava"))
+    return {name: save(tmp_path_factory.mktemp(name)) for name, save in TINY_VLMS.items()}
 
 
-@pytest.fixture(scope="session")
-def llava(llava_folder):
+@pytest.fixture(scope="session", params=["llava", "paligemma"])
+def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
-    model = transformers.LlavaForConditionalGeneration.from_pretrained(llava_folder).eval()
-    processor = transformers.AutoProcessor.from_pretrained(llava_folder)
-    return spmm.load(str(llava_folder)), model, processor
+    folder = vlm_folders[request.param]
+    model = transformers.AutoModelForImageTextToText.from_pretrained(folder).eval()
+    processor = transformers.AutoProcessor.from_pretrained(folder)
+    return spmm.load(str(folder)), model, processor
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +46,21 @@ def image():
 
 
 def processor_input(processor, image, prompt=PROMPT):
-    return processor(images=image, text=f"{processor.image_token}\n{prompt}", return_tensors="pt")
+    """The processor's model inputs (LLaVA prompts put a line break after the image placeholder;
+    PaliGemma's processor puts BOS there itself)."""
+    separator = "" if type(processor).__name__ == "PaliGemmaProcessor" else "\n"
+    batch = processor(images=image, text=f"{processor.image_token}{separator}{prompt}", return_tensors="pt")
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def with_continuation(inputs, ids):
+    """Keyword inputs of the HF model on the context ``ids`` (1, C): the attention mask and, for
+    PaliGemma, token types (0 on the prompt, 1 on the continuation, as its ``generate`` extends them)."""
+    extra = {"attention_mask": torch.ones_like(ids)}
+    if "token_type_ids" in inputs:
+        types = inputs["token_type_ids"]
+        extra["token_type_ids"] = torch.cat([types, torch.ones(1, ids.shape[1] - types.shape[1], dtype=types.dtype)], 1)
+    return extra
 
 
 def row_plan(m, image, target, method="gradient"):
@@ -55,7 +70,7 @@ def row_plan(m, image, target, method="gradient"):
 
 def test_loads_as_a_vision_language_task(llava):
     m, _, _ = llava
-    assert "LlavaForConditionalGeneration" in spmm.tasks.list_tasks()["vision-language-generation"]
+    assert type(m.lm).__name__ in spmm.tasks.list_tasks()["vision-language-generation"]
     assert m.modality.name == "vision-language" and m.rules.name == "text"
 
 
@@ -96,7 +111,7 @@ def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, 
             under_rules = explained(x)
         inputs = processor_input(processor, image)
         hf = model(input_ids=context.input_ids, pixel_values=inputs["pixel_values"],
-                   attention_mask=torch.ones_like(context.input_ids)).logits
+                   **with_continuation(inputs, context.input_ids)).logits
     assert torch.equal(plain, under_rules)
     assert (plain - hf).abs().max() <= 1e-4 * hf.abs().max()
 
@@ -117,7 +132,7 @@ def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
     for t, token in enumerate(new_ids):
         pixel_values = inputs["pixel_values"].clone().requires_grad_(True)
         embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
-        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, attention_mask=torch.ones_like(ids)).logits
+        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, **with_continuation(inputs, ids)).logits
         grad_pixels, grad_embeddings = torch.autograd.grad(logits[0, prompt_length - 1 + t, token],
                                                            [pixel_values, embeddings])
         expected_map = (grad_pixels / (2 * std)).sum(1)[0]

@@ -45,3 +45,32 @@ def save_tiny_llava(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def save_tiny_paligemma(folder: Path, seed: int = 0) -> Path:
+    """A random tiny PaliGemma (SigLIP vision tower, Gemma text model) with its processor, saved
+    with ``save_pretrained`` in ``folder`` (the MiniLM tokenizer gets [CLS]/[SEP] as BOS/EOS, which
+    the PaliGemma processor places around the prompt)."""
+    import transformers as t
+
+    tokenizer, image_id = minilm_tokenizer_with_image_token()
+    tokenizer.bos_token, tokenizer.eos_token = tokenizer.cls_token, tokenizer.sep_token
+    vision = t.SiglipVisionConfig(image_size=SIDE, patch_size=PATCH, hidden_size=32, intermediate_size=37,
+                                  num_hidden_layers=2, num_attention_heads=2)
+    text = t.GemmaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=1, head_dim=8, max_position_embeddings=128,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                         eos_token_id=tokenizer.sep_token_id)
+    config = t.PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=image_id, projection_dim=32)
+    torch.manual_seed(seed)
+    model = t.PaliGemmaForConditionalGeneration(config).eval()
+    image_processor = t.SiglipImageProcessor(size={"height": SIDE, "width": SIDE})
+    image_processor.image_seq_length = (SIDE // PATCH) ** 2
+    processor = t.PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma}
+"""Name -> builder of each tiny vision-language model."""
