@@ -58,18 +58,21 @@ class PixelsAndTokens(nn.Module):
 
     The first 3·H·W values are the pixels in [−1, 1], made the processor's ``pixel_values`` by
     ``colours``; the rest are the context's token embeddings (C, D), where positions not ``free``
-    (C,) take ``fixed`` (1, C, D) (the image placeholders, special tokens); ``token_type_ids``
-    (1, C), when the model takes them (PaliGemma: 0 on the prompt, 1 on the continuation).
+    (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
+    placeholders, which the model finds by their embedding, and special tokens; current, so that
+    methods perturbing the weights, such as FusionGrad, keep the placeholders recognisable);
+    ``token_type_ids`` (1, C), when the model takes them (PaliGemma: 0 on the prompt, 1 on the
+    continuation).
     """
 
-    def __init__(self, lm: nn.Module, colours: ColourMap, side: int, attention_mask: Tensor, fixed: Tensor,
+    def __init__(self, lm: nn.Module, colours: ColourMap, side: int, attention_mask: Tensor, input_ids: Tensor,
                  free: Tensor, token_type_ids: Tensor | None = None) -> None:
         super().__init__()
         self.lm, self.side = lm, side
-        self.pixels = ProcessorInput(lm, colours).to(fixed.device)
+        self.pixels = ProcessorInput(lm, colours).to(input_ids.device)
         self.pixels.training = lm.training  # the user's model keeps its mode (train() would recurse into it)
-        self.attention_mask, self.fixed, self.token_type_ids = attention_mask, fixed.detach(), token_type_ids
-        self.free = free.to(fixed.dtype).view(1, -1, 1)
+        self.attention_mask, self.input_ids, self.token_type_ids = attention_mask, input_ids, token_type_ids
+        self.free = free.view(1, -1, 1)
         self.training = lm.training
 
     @property
@@ -79,9 +82,12 @@ class PixelsAndTokens(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         rows, n = x.shape[0], self.pixel_count
         pixels = x[:, :n].reshape(rows, 3, self.side, self.side)
-        embeddings = x[:, n:].reshape(rows, *self.fixed.shape[1:])
-        mixed = embeddings * self.free + self.fixed * (1 - self.free)
-        pixel_values = self.pixels.pixel_values(pixels).to(self.fixed.dtype)
+        with torch.no_grad():
+            fixed = self.lm.get_input_embeddings()(self.input_ids)
+        embeddings = x[:, n:].reshape(rows, *fixed.shape[1:]).to(fixed.dtype)
+        free = self.free.to(fixed.dtype)
+        mixed = embeddings * free + fixed * (1 - free)
+        pixel_values = self.pixels.pixel_values(pixels).to(fixed.dtype)
         types = {} if self.token_type_ids is None else {"token_type_ids": self.token_type_ids.expand(rows, -1)}
         return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,
                        attention_mask=self.attention_mask.expand(rows, -1), **types).logits
@@ -160,7 +166,8 @@ class VisionLanguageModality(LanguageModality):
         if types is not None:
             continuation = torch.ones(1, context.input_ids.shape[1] - types.shape[1], dtype=types.dtype)
             types = torch.cat([types, continuation], dim=1).to(device)
-        model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device), embeddings, ~fixed,
+        model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device),
+                                context.input_ids.to(device), ~fixed,
                                 types)
         pixels = prepared.inputs
         flat = torch.cat([pixels.flatten(1), embeddings.flatten(1).to(pixels.dtype)], dim=1)

@@ -191,3 +191,15 @@ def test_bad_input_is_a_one_line_error(llava, image):
         with pytest.raises(SpmmInputError) as error:
             case()
         assert "\n" not in str(error.value)
+
+
+def test_sequence_log_prob_is_the_sum_of_the_log_prob_rows(llava, image):
+    """∇ log p(text | image, prompt) = Σ_t ∇ log p(token_t | …): the gradient's image map of the
+    SequenceLogProb target is the sum of the rows of the log-probability continuation."""
+    m, _, _ = llava
+    whole = m.explain(image, prompt=PROMPT, target=spmm.SequenceLogProb("a red circle"), method="gradient")
+    rows = m.explain(image, prompt=PROMPT, target=spmm.Continuation("a red circle", score="logprob"), method="gradient")
+    assert whole.image_maps.shape[0] == 1 and whole.row_columns == [len(whole.context_tokens)]
+    expected = rows.image_maps.sum(0)
+    assert (whole.image_maps[0] - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert torch.isclose(whole.row_scores.sum(), rows.row_scores.sum(), rtol=1e-5)
