@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 from spmm.explainable import Explainable, Prepared
-from spmm.explanation import Explanation
+from spmm.explanation import Explanation, Prediction
 from spmm.rows import RowPlan
 from spmm.ruleset import get_ruleset
 from spmm.targets import Continuation, SequenceLogProb
@@ -267,6 +267,19 @@ class VisionLanguageModel(Explainable):
     @property
     def processor(self) -> Any:
         return self.modality.processor
+
+    def predict(self, inputs: Any, k: int = 5, prompt: str = "", **options: Any) -> list[list[Prediction]]:
+        """The ``k`` most probable next tokens after ``prompt`` on the image ``inputs`` (no explanation)."""
+        if not prompt.strip():
+            raise SpmmInputError("a vision-language model needs a prompt: m.predict(image, prompt='What is in the picture?')")
+        prepared = self.prepare(inputs, **options)
+        batch = self.modality.processor_input(prepared.context["image"], prompt)
+        device = next(self.lm.parameters()).device
+        with torch.no_grad():
+            logits = self.lm(**{key: batch[key].to(device) for key in MODEL_INPUTS if key in batch}).logits[:, -1]
+        values, indices = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
+        decode = self.modality.tokenizer.decode
+        return [[Prediction(int(i), decode([int(i)]), float(v)) for v, i in zip(values[0].tolist(), indices[0].tolist())]]
 
     def audit(self, inputs: Any, prompt: str = "", target: Any = "top1", **options: Any):
         """:func:`spmm.audit` of the rows' model on ``inputs`` (one image) with ``prompt`` and the

@@ -203,3 +203,32 @@ def test_sequence_log_prob_is_the_sum_of_the_log_prob_rows(llava, image):
     expected = rows.image_maps.sum(0)
     assert (whole.image_maps[0] - expected).abs().max() <= 1e-4 * expected.abs().max()
     assert torch.isclose(whole.row_scores.sum(), rows.row_scores.sum(), rtol=1e-5)
+
+
+def test_predict_gives_the_hf_models_next_tokens(llava, image):
+    m, model, processor = llava
+    with torch.no_grad():
+        logits = model(**processor_input(processor, image)).logits[0, -1]
+    top = m.predict(image, k=3, prompt=PROMPT)[0]
+    assert [p.index for p in top] == logits.topk(3).indices.tolist()
+
+
+def test_cli_explains_an_image_with_a_prompt(llava, image, tmp_path, capsys):
+    from spmm.cli import main
+
+    m, _, _ = llava
+    folder = m.lm.name_or_path  # the save_pretrained folder it was loaded from
+    path = tmp_path / "picture.png"
+    image.save(path)
+    assert main(["explain", folder, str(path), "--text", PROMPT, "--generate", "2", "--method", "gradient",
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    html_file, json_file = sorted(record["files"])
+    (item,) = json.loads(open(json_file).read())["items"]
+    direct = m.explain(str(path), prompt=PROMPT, target=spmm.Continuation(max_new_tokens=2), method="gradient")
+    assert item["extra"]["row_tokens"] == direct.row_tokens
+    assert np.allclose(np.array(item["extra"]["image_maps"]), direct.image_maps.numpy(), atol=1e-6)
+    assert open(html_file).read().count("data:image/png;base64,") == 2
+    assert main(["explain", folder, str(path), "--generate", "2", "--out", str(tmp_path / "x")]) != 0
+    assert "give its prompt with --text" in capsys.readouterr().err
+
