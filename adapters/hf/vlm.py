@@ -23,6 +23,7 @@ explains the next token.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -116,6 +117,8 @@ class VisionLanguageModality(LanguageModality):
     def prepare(self, model: Any, inputs: Any, **options: Any) -> Prepared:
         """inputs: one image (path, PIL image, uint8 array) -> (1, 3, H, W) in [−1, 1] as the
         processor makes it; ``context["image"]`` keeps the PIL image for the processor's text side."""
+        from transformers.image_transforms import convert_to_rgb
+
         from spmm.modalities.image import load_pil
 
         if inputs is None or isinstance(inputs, str) and not inputs.strip():
@@ -129,9 +132,10 @@ class VisionLanguageModality(LanguageModality):
             raise SpmmInputError("give the image as a file, a PIL image or a uint8 array: the model's processor "
                                  "prepares it")
         image = load_pil(inputs)
+        image = image if image.mode == "RGB" else convert_to_rgb(image)  # transparency onto white, as transformers does
         prepared = self.images.prepare(self.lm, [image])
-        prepared.sources = [str(inputs) if isinstance(inputs, str) else "image"]
-        prepared.context["image"] = image if image.mode == "RGB" else image.convert("RGB")
+        prepared.sources = [str(inputs) if isinstance(inputs, (str, Path)) else "image"]
+        prepared.context["image"] = image
         return prepared
 
     def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
@@ -167,13 +171,11 @@ class VisionLanguageModality(LanguageModality):
             continuation = torch.ones(1, context.input_ids.shape[1] - types.shape[1], dtype=types.dtype)
             types = torch.cat([types, continuation], dim=1).to(device)
         model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device),
-                                context.input_ids.to(device), ~fixed,
-                                types)
+                                context.input_ids.to(device), ~fixed, types)
         pixels = prepared.inputs
         flat = torch.cat([pixels.flatten(1), embeddings.flatten(1).to(pixels.dtype)], dim=1)
         return Prepared(flat, model, [f"{prepared.sources[0]}: {context.prompt}"],
-                        {"generation": context, "pixels": pixels, "embeddings": embeddings,
-                         "processor_output": batch})
+                        {"generation": context, "pixels": pixels, "embeddings": embeddings})
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
         """An :class:`ImageGenerationExplanation`: the generation matrix on the text tokens (image

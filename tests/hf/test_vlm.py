@@ -74,8 +74,12 @@ def test_loads_as_a_vision_language_task(llava):
     assert m.modality.name == "vision-language" and m.rules.name == "text"
 
 
-def test_prepared_input_equals_the_processor_output(llava, image):
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_prepared_input_equals_the_processor_output(llava, image, mode):
     m, _, processor = llava
+    if mode == "RGBA":  # transparency: spmm and the processor put it on the same background
+        image = image.convert("RGBA")
+        image.putalpha(Image.fromarray((np.arange(40 * 52).reshape(40, 52) % 256).astype("uint8")))
     plan = row_plan(m, image, spmm.Continuation("a cat"))
     expected = processor_input(processor, image)
     context = plan.prepared.context["generation"]
