@@ -35,7 +35,8 @@ from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation, Prediction
 from spmm.rows import RowPlan
 from spmm.ruleset import get_ruleset
-from spmm.targets import Continuation, SequenceLogProb
+from spmm.rows import SHARED_FORWARD_METHODS
+from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.image.generation import ImageGenerationExplanation
 from spmm.modalities.image.modality import ImageModality
 from spmm.modalities.text.batch import token_limit
@@ -52,6 +53,28 @@ in LLaVA's prompts; PaliGemma's processor puts BOS there itself)."""
 MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids")
 """The processor outputs the model is run on (not ``labels``); PaliGemma's ``token_type_ids`` mark
 the prompt (0: attended bidirectionally) and the continuation (1: causal)."""
+
+
+class NextTokenContrast:
+    """Score = logit(target) − logit(foil) at ``position`` of logits (B, C, V) -> (B,); a side is a
+    token id or ``"top1"`` (the largest logit)."""
+
+    def __init__(self, target: int | str, foil: int | str, position: int) -> None:
+        self.target, self.foil, self.position = target, foil, position
+
+    def side(self, logits: Tensor, side: int | str) -> Tensor:
+        return logits.max(-1).values if isinstance(side, str) else logits[:, side]
+
+    def __call__(self, logits: Any) -> Tensor:
+        logits = logits if isinstance(logits, Tensor) else logits.logits
+        at = logits[:, self.position]
+        return self.side(at, self.target) - self.side(at, self.foil)
+
+    def take(self, sample_index: Tensor) -> "NextTokenContrast":
+        return self
+
+    def __repr__(self) -> str:
+        return f"NextTokenContrast({self.target!r}, {self.foil!r})"
 
 
 class PixelsAndTokens(nn.Module):
@@ -143,24 +166,38 @@ class VisionLanguageModality(LanguageModality):
         return {}
 
     def bind_target(self, target: Any, prepared: Prepared) -> Any:
-        """``"top1"``: the next token (a one-token continuation); Continuation and SequenceLogProb as given."""
+        """``"top1"``: the next token (a one-token continuation); Continuation and SequenceLogProb as
+        given; :class:`spmm.Contrast` of two next tokens (strings of one token, ids or ``"top1"``) as ids."""
         if isinstance(target, str) and target.strip().lower() == "top1":
             return Continuation(max_new_tokens=1)
+        if isinstance(target, Contrast):
+            return self.token_target(target)
         if not isinstance(target, (Continuation, SequenceLogProb)):
-            raise SpmmInputError(f"a vision-language model explains spmm.Continuation(...) or spmm.SequenceLogProb(text) "
-                                 f"targets (or 'top1', the next token); got {target!r}")
+            raise SpmmInputError(f"a vision-language model explains spmm.Continuation(...), spmm.SequenceLogProb(text) or "
+                                 f"spmm.Contrast(token, token) targets (or 'top1', the next token); got {target!r}")
         return target
 
     def plan_rows(self, prepared: Prepared, target: Any, method: str, params: dict[str, Any]) -> RowPlan | None:
-        """The rows of the continuation (:meth:`LanguageModality.plan_rows`) for ``params["prompt"]``."""
+        """The rows of the continuation (:meth:`LanguageModality.plan_rows`) for ``params["prompt"]``;
+        a Contrast is one row: logit(target) − logit(foil) of the token after the prompt."""
         params = dict(params)
         prompt = params.pop("prompt", None)
         if not isinstance(prompt, str) or not prompt.strip():
             raise SpmmInputError("a vision-language model needs a prompt: m.explain(image, prompt='What is in the picture?')")
         prepared.context["prompt"] = prompt
-        return super().plan_rows(prepared, target, method, params)
+        if not isinstance(target, Contrast):
+            return super().plan_rows(prepared, target, method, params)
+        if "rows_per_pass" in params or "strategy" in params:
+            raise SpmmInputError("rows_per_pass and strategy apply to Continuation and SequenceLogProb targets only")
+        row_prepared = self.row_prepared(prepared, target, params.get("seed"))
+        prompt_length = row_prepared.context["generation"].prompt_columns
+        row_prepared.context.update(target=target, row_columns=[prompt_length])
+        shared = method in SHARED_FORWARD_METHODS and not set(params) - {"seed"}
+        return RowPlan(row_prepared, NextTokenContrast(target.target, target.foil, prompt_length - 1), params, rows=1,
+                       shared=shared)
 
-    def row_prepared(self, prepared: Prepared, target: Continuation | SequenceLogProb, seed: int | None) -> Prepared:
+    def row_prepared(self, prepared: Prepared, target: Continuation | SequenceLogProb | Contrast,
+                     seed: int | None) -> Prepared:
         """The rows' input: pixels (3·H·W) then the context's embeddings (C·D), one flat (1, N) vector."""
         context, batch = self.image_context(prepared.context["image"], prepared.context["prompt"], target, seed)
         device = next(self.lm.parameters()).device
@@ -191,16 +228,23 @@ class VisionLanguageModality(LanguageModality):
         kept = [c for c, i in enumerate(ids) if i != self.image_token_id]
         column = {c: k for k, c in enumerate(kept)}
         column[len(ids)] = len(kept)
+        target = context["target"]
+        row_tokens = ([f"{self.side_text(target.target)} − {self.side_text(target.foil)}"]
+                      if isinstance(target, Contrast) else text.row_tokens)
         return ImageGenerationExplanation(**{
             **{f.name: getattr(text, f.name) for f in dataclasses.fields(text)},
             "attributions": text.attributions[:, :, kept], "inputs": text.inputs[:, kept],
             "context_tokens": [text.context_tokens[c] for c in kept],
             "context_words": [text.context_words[c] for c in kept],
-            "row_columns": [column[c] for c in text.row_columns],
+            "row_columns": [column[c] for c in text.row_columns], "row_tokens": row_tokens,
             "prompt_columns": sum(1 for c in kept if c < text.prompt_columns),
             "pixel_maps": pixel_attributions.sum(1).detach().cpu(), "image": pixels[0].detach().cpu(),
             "sources": list(prepared.sources),
         })
+
+    def side_text(self, side: int | str) -> str:
+        """A Contrast side as text: its token, or ``"top1"``."""
+        return self.tokenizer.decode([side]) if isinstance(side, int) else str(side)
 
     # -- the context --------------------------------------------------------------------------
     def processor_input(self, image: Image.Image, prompt: str) -> dict[str, Tensor]:
@@ -218,7 +262,7 @@ class VisionLanguageModality(LanguageModality):
                                  "(shorten the prompt)")
         return batch
 
-    def image_context(self, image: Image.Image, prompt: str, target: Continuation | SequenceLogProb,
+    def image_context(self, image: Image.Image, prompt: str, target: Continuation | SequenceLogProb | Contrast,
                       seed: int | None) -> tuple[Context, dict[str, Tensor]]:
         """The prompt's tokens (the processor's) with the continuation (generated greedily on the
         processor's ``pixel_values``, or the given text), and the processor's output."""
@@ -227,7 +271,9 @@ class VisionLanguageModality(LanguageModality):
         device = next(self.lm.parameters()).device
         prompt_ids = batch["input_ids"][0].tolist()
         text = getattr(target, "text", None)
-        if text is not None:
+        if isinstance(target, Contrast):
+            new_ids = []
+        elif text is not None:
             new_ids = _continuation_ids(tokenizer, text)
         else:
             new_ids = self.generate_with_image(batch, target.new_tokens, seed, device)

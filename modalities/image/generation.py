@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from spmm.modalities.text.generation import GenerationExplanation, _visible
+from spmm.targets import Contrast
 from spmm.modalities.text.render import html_page, legend_html, score_rgb
 
 from . import to_display
@@ -59,6 +60,10 @@ class ImageGenerationExplanation(GenerationExplanation):
         maps = self.pixel_maps.detach().cpu().double()
         return {**super().item_extra(index), "image_shape": list(maps.shape[1:]),
                 "image_maps": np.round(maps.numpy(), 8).tolist()}
+
+    def score_name(self) -> str:
+        """What each row explains: a Contrast row is a logit difference."""
+        return "logit difference" if isinstance(self.target, Contrast) else super().score_name()
 
     def _heading(self) -> str:
         return (f"{self.method} on {self.model_name or 'vision-language model'}: each continuation token "

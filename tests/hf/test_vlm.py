@@ -236,3 +236,22 @@ def test_cli_explains_an_image_with_a_prompt(llava, image, tmp_path, capsys):
     assert main(["explain", folder, str(path), "--generate", "2", "--out", str(tmp_path / "x")]) != 0
     assert "give its prompt with --text" in capsys.readouterr().err
 
+
+
+def test_contrast_is_the_difference_of_the_two_tokens_first_rows(llava, image):
+    """Contrast(a, b): one row, logit(a) − logit(b) after the prompt; with gradients it is the first
+    row of the continuation "a" minus the first row of the continuation "b" (both explain a logit
+    at the same position, on the same image and prompt)."""
+    m, _, _ = llava
+    contrast = m.explain(image, prompt=PROMPT, target=spmm.Contrast("cat", "dog"), method="gradient")
+    first_a = m.explain(image, prompt=PROMPT, target=spmm.Continuation("cat"), method="gradient")
+    first_b = m.explain(image, prompt=PROMPT, target=spmm.Continuation("dog"), method="gradient")
+    expected = first_a.image_maps[0] - first_b.image_maps[0]
+    assert contrast.row_tokens == ["cat − dog"] and contrast.image_maps.shape[0] == 1
+    assert (contrast.image_maps[0] - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert torch.isclose(contrast.row_scores[0], first_a.row_scores[0] - first_b.row_scores[0], rtol=1e-5)
+    prompt = slice(0, contrast.prompt_columns)
+    expected_row = first_a.matrix[0, prompt] - first_b.matrix[0, prompt]
+    assert torch.allclose(contrast.matrix[0], expected_row, atol=1e-5 * expected_row.abs().max())
+    with pytest.raises(SpmmInputError):
+        m.explain(image, prompt=PROMPT, target=spmm.Contrast("cat", "a red circle"))
