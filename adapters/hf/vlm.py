@@ -276,10 +276,9 @@ class VisionLanguageModality(LanguageModality):
         elif text is not None:
             new_ids = _continuation_ids(tokenizer, text)
         else:
+            self.check_length(len(prompt_ids) + target.new_tokens)
             new_ids = self.generate_with_image(batch, target.new_tokens, seed, device)
-        if len(prompt_ids) + len(new_ids) > self.max_length:
-            raise SpmmInputError(f"prompt, image and continuation are {len(prompt_ids) + len(new_ids)} tokens; the model "
-                                 f"takes at most {self.max_length} (shorten the prompt or the continuation)")
+        self.check_length(len(prompt_ids) + len(new_ids))
         continuation = text if isinstance(text, str) else tokenizer.decode(new_ids, skip_special_tokens=True)
         special = set(tokenizer.all_special_ids) | {self.image_token_id}
         ids = prompt_ids + new_ids
@@ -292,6 +291,12 @@ class VisionLanguageModality(LanguageModality):
                        torch.tensor([[i in special for i in ids]]), torch.tensor(new_ids),
                        torch.arange(p - 1, p - 1 + len(new_ids)), [p + t for t in range(len(new_ids))], words, p,
                        prompt, continuation), batch
+
+    def check_length(self, tokens: int) -> None:
+        """A one-line error when prompt, image and continuation exceed the model's token limit."""
+        if tokens > self.max_length:
+            raise SpmmInputError(f"prompt, image and continuation are {tokens} tokens; the model takes at most "
+                                 f"{self.max_length} (shorten the prompt or the continuation)")
 
     def generate_with_image(self, batch: dict[str, Tensor], new_tokens: int, seed: int | None,
                             device: torch.device) -> list[int]:

@@ -190,6 +190,9 @@ def test_bad_input_is_a_one_line_error(llava, image):
         lambda: m.explain(image, prompt="word " * 200, target=spmm.Continuation(max_new_tokens=2)),
         lambda: m.explain([image, image], prompt=PROMPT),
         lambda: m.explain(image, prompt=PROMPT, target=3),
+        lambda: m.explain(image, prompt=f"{m.modality.image_token}{m.modality.image_token} two placeholders, one image"),
+        lambda: m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=500)),
+        lambda: m.explain(image, prompt=PROMPT, target=spmm.Continuation("cat" + " cat" * 200)),
     ]
     for case in cases:
         with pytest.raises(SpmmInputError) as error:
