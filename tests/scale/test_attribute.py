@@ -176,13 +176,13 @@ def test_ray_run_equals_the_single_process_run(folder, tmp_path):
 def test_sampling_methods_give_the_same_attributions_whatever_the_batch_size(folder, tmp_path):
     """A seeded sampling method draws per input from (seed, the input's values): the attributions of
     each input are the same in shards of 4 and of 3, and equal explaining it alone."""
-    params = ["--method", "smooth_pullback", "--seed", "7"]
+    params = ["--method", "smooth_pullback", "--seed", "0"]  # seed 0: the random-init model _model() draws
     assert _attribute(folder, tmp_path / "four", *params) == 0
     assert main(["attribute", "--model", MODEL, "--random-init", "--data", str(folder), "--out", str(tmp_path / "three"),
                  "--batch-size", "3", *params]) == 0
     four = torch.cat(list(_shards(tmp_path / "four").values()))
     three = torch.cat(list(_shards(tmp_path / "three").values()))
     torch.testing.assert_close(four, three, rtol=1e-5, atol=1e-6)
-    alone = _model().explain([str(_files(folder)[5])], method="smooth_pullback", seed=7).attributions
+    alone = _model().explain([str(_files(folder)[5])], method="smooth_pullback", seed=0).attributions
     # alone vs in a batch: batched convolutions round differently (~1e-5 of max |a|); other draws would differ by O(max |a|)
     torch.testing.assert_close(four[5:6], alone, rtol=1e-4, atol=1e-4 * float(alone.abs().max()))
