@@ -11,6 +11,7 @@ are imported on first access.
 
 import importlib as _importlib
 import sys as _sys
+import threading as _threading
 import types as _types
 
 from spmm.errors import SpmmInputError, SpmmParameterError
@@ -38,19 +39,27 @@ __version__ = "0.1.0"
 _state = {"imported": False, "importing": False}
 
 
+_lock = _threading.RLock()
+
+
 def _import_public_api() -> None:
-    """Import every public name's module and bind the names here (once)."""
-    if _state["imported"] or _state["importing"]:
+    """Import every public name's module and bind the names here (once).  Another thread asking
+    meanwhile waits for the names; the importing thread itself (a module reading ``spmm.X`` while
+    it is imported) goes on without them."""
+    if _state["imported"]:
         return
-    _state["importing"] = True
-    try:
-        for module_name, names in _PUBLIC_MODULES.items():
-            module = _importlib.import_module(module_name)
-            for name in names:
-                globals()[name] = getattr(module, name)
-        _state["imported"] = True
-    finally:
-        _state["importing"] = False
+    with _lock:
+        if _state["imported"] or _state["importing"]:
+            return
+        _state["importing"] = True
+        try:
+            for module_name, names in _PUBLIC_MODULES.items():
+                module = _importlib.import_module(module_name)
+                for name in names:
+                    globals()[name] = getattr(module, name)
+            _state["imported"] = True
+        finally:
+            _state["importing"] = False
 
 
 def __getattr__(name: str) -> object:

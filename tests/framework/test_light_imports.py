@@ -107,3 +107,31 @@ def test_python_m_spmm_cli_help_imports_no_torch():
     assert result.returncode == 0 and "usage: spmm" in result.stdout, result.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert "spmm.cli" in imported and not [name for name in imported if name.split(".")[0] in HEAVY]
+
+
+CONCURRENT_FIRST_USE = """
+import json, threading
+import spmm
+start, found, failed = threading.Barrier(8), [], []
+def use(name):
+    start.wait()
+    try:
+        found.append(getattr(spmm, name).__name__)
+    except AttributeError as error:
+        failed.append(str(error))
+names = ["load", "list_methods", "explain", "audit", "RuleSet", "load", "list_methods", "Explanation"]
+threads = [threading.Thread(target=use, args=(name,)) for name in names]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"found": sorted(found), "failed": failed}))
+"""
+
+
+def test_threads_using_the_public_api_at_once_all_get_their_names():
+    """The first use of ``spmm.X`` imports the API once; threads asking meanwhile wait for it (the web
+    page's warm-up thread and a request did race: 'module spmm has no attribute load')."""
+    for _ in range(3):
+        result = _run(CONCURRENT_FIRST_USE)
+        assert result["failed"] == [] and len(result["found"]) == 8
