@@ -112,13 +112,7 @@ def encode_texts(
     for i, (_, words) in enumerate(full):
         if all(w is None for w in words):
             raise SpmmInputError(f"text {i} gives no token the tokenizer keeps ({texts[i]!r}); there is nothing to explain")
-    too_long = [limit is not None and len(ids) > limit for ids, _ in full]
-    if any(too_long):
-        first = too_long.index(True)
-        message = f"text {first} has {len(full[first][0])} tokens, more than the model's maximum of {limit}"
-        if on_overflow == "error":
-            raise SpmmInputError(message)
-        warnings.warn(message + "; it is truncated", stacklevel=2)
+    too_long = overflowing([len(ids) for ids, _ in full], limit, on_overflow, "text", "it is truncated")
     encoded = tokenizer(
         texts, padding=True, truncation=limit is not None, max_length=limit, return_tensors="pt",
         add_special_tokens=add_special_tokens, return_special_tokens_mask=True, return_offsets_mapping=fast,
@@ -137,6 +131,19 @@ def encode_texts(
     return TextBatch(
         texts, encoded["input_ids"], attention_mask, special, word_ids, offsets, tokens, total_words, too_long
     )
+
+
+def overflowing(lengths: Sequence[int], limit: int | None, on_overflow: str, what: str, cut: str) -> list[bool]:
+    """Per text (or pair) of ``lengths`` tokens, whether it exceeds ``limit``; for the first that does,
+    a :class:`SpmmInputError` with ``on_overflow="error"``, else a warning ending in ``cut``."""
+    too_long = [limit is not None and length > limit for length in lengths]
+    if any(too_long):
+        first = too_long.index(True)
+        message = f"{what} {first} has {lengths[first]} tokens, more than the model's maximum of {limit}"
+        if on_overflow == "error":
+            raise SpmmInputError(message)
+        warnings.warn(f"{message}; {cut}", stacklevel=3)
+    return too_long
 
 
 PAIR_SEPARATOR = "\n"
@@ -163,13 +170,7 @@ def encode_pairs(
                 raise SpmmInputError(f"pair {i}: the {name} must be a text with visible characters, got {text!r}")
     limit = max_length or known_limit(tokenizer)
     full = tokenizer(questions, contexts, return_offsets_mapping=True)
-    too_long = [limit is not None and len(ids) > limit for ids in full["input_ids"]]
-    if any(too_long):
-        first = too_long.index(True)
-        message = f"pair {first} has {len(full['input_ids'][first])} tokens, more than the model's maximum of {limit}"
-        if on_overflow == "error":
-            raise SpmmInputError(message)
-        warnings.warn(message + "; its context is truncated", stacklevel=2)
+    too_long = overflowing([len(ids) for ids in full["input_ids"]], limit, on_overflow, "pair", "its context is truncated")
     encoded = tokenizer(
         questions, contexts, padding=True, truncation="only_second" if limit is not None else False, max_length=limit,
         return_tensors="pt", return_special_tokens_mask=True, return_offsets_mapping=True,
@@ -183,14 +184,12 @@ def encode_pairs(
     for i, (question, _) in enumerate(pairs):
         sequences = encoded.sequence_ids(i)
         shift = len(question) + len(PAIR_SEPARATOR)
-        spans = [(s + shift, e + shift) if sequence == 1 else (s, e)
-                 for sequence, (s, e) in zip(sequences, encoded["offset_mapping"][i].tolist())]
+        spans = _joined_spans(sequences, encoded["offset_mapping"][i].tolist(), shift)
         in_context[i] = torch.tensor([sequence == 1 and keep for sequence, keep in zip(sequences, scored[i])])
         words, spans = token_words(texts[i], spans, scored[i])
         word_ids.append(words)
         offsets.append(spans)
-        full_spans = [(s + shift, e + shift) if sequence == 1 else (s, e)
-                      for sequence, (s, e) in zip(full.sequence_ids(i), full["offset_mapping"][i])]
+        full_spans = _joined_spans(full.sequence_ids(i), full["offset_mapping"][i], shift)
         full_scored = [sequence is not None for sequence in full.sequence_ids(i)]
         total_words.append(len({w for w in token_words(texts[i], full_spans, full_scored)[0] if w is not None}))
     tokens = [tokenizer.convert_ids_to_tokens(row) for row in encoded["input_ids"].tolist()]
@@ -252,3 +251,9 @@ def token_words_of(tokenizer: Any, text: str, add_special_tokens: bool) -> tuple
     mapping = encoded["offset_mapping"] if fast else None
     words, _ = token_words(text, character_offsets(tokenizer, text, pieces, scored, mapping), scored)
     return ids, words
+
+
+def _joined_spans(sequences: Sequence[int | None], offsets: Sequence[Sequence[int]], shift: int) -> list[tuple[int, int]]:
+    """Character spans of a pair's tokens in ``question + PAIR_SEPARATOR + context``: the context's
+    (sequence 1) moved by ``shift``, the question's and special tokens' as they are."""
+    return [(s + shift, e + shift) if sequence == 1 else (s, e) for sequence, (s, e) in zip(sequences, offsets)]
