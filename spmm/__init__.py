@@ -14,7 +14,7 @@ import sys as _sys
 import threading as _threading
 import types as _types
 
-from spmm.errors import SpmmInputError, SpmmParameterError
+from spmm.errors import SpmmInputError, SpmmParameterError  # noqa: F401  (public: in __all__)
 
 _PUBLIC_MODULES = {
     "spmm.audit": ("AuditReport", "audit"),

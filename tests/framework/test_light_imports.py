@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import REPO_ROOT
 
 HEAVY = ("torch", "transformers", "captum", "matplotlib", "gradio", "timm", "torchvision", "ray")
