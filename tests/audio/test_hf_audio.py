@@ -18,6 +18,7 @@ from spmm.cli import main
 from spmm.errors import SpmmInputError
 
 from tests.audio.audio_signals import speechlike
+from tests.forward_checks import forward_with_and_without_rules
 
 pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
 
@@ -135,10 +136,7 @@ def test_ast_fbank_equals_the_feature_extractor_on_a_short_clip_padded_to_max_le
 def test_forward_identical_under_the_rules_audit_clean_and_sp_differs_from_gradient(folders, clip, name):
     m = spmm.load(str(folders[name]))
     prepared = m.prepare(clip)
-    with torch.no_grad():
-        plain = prepared.model(prepared.inputs)
-        with m.rules.for_model(prepared.model).mode():
-            under_rules = prepared.model(prepared.inputs)
+    plain, under_rules = forward_with_and_without_rules(prepared.model, prepared.inputs, m.rules.for_model(prepared.model))
     assert torch.equal(plain, under_rules)
     assert m.audit(clip).unhandled == []
     sp = m.explain(clip, target="no", method="soft_pullback").attributions

@@ -11,6 +11,7 @@ import torch
 
 import spmm
 from spmm.errors import SpmmInputError
+from tests.forward_checks import forward_with_and_without_rules
 
 pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
 
@@ -126,10 +127,7 @@ def test_forward_bit_identical_under_the_mode_and_audit_clean(folder, side):
     explainable = m if side == "image" else m.text_side(x)
     inputs = x if side == "image" else TEXTS
     prepared = explainable.prepare(inputs)
-    with torch.no_grad():
-        plain = prepared.model(prepared.inputs)
-        with explainable.rules.for_model(explainable.model).mode():
-            moded = prepared.model(prepared.inputs)
+    plain, moded = forward_with_and_without_rules(prepared.model, prepared.inputs, explainable.rules.for_model(explainable.model))
     assert torch.equal(plain, moded)
     assert explainable.audit(inputs).unhandled == []
 

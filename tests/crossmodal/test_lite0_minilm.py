@@ -14,6 +14,7 @@ import torch
 
 import spmm
 from spmm.cli import main
+from tests.forward_checks import forward_with_and_without_rules
 
 pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
 
@@ -79,10 +80,7 @@ def test_real_image_both_sides(model, cat, reference_parts):
     assert logits[0][0].label == "a photo of a sleeping cat"
     expected = _reference_logits(reference_parts, cat, TEXTS)
     prepared = model.prepare(cat)
-    with torch.no_grad():
-        plain = prepared.model(prepared.inputs)
-        with model.rules.for_model(model.model).mode():
-            moded = prepared.model(prepared.inputs)
+    plain, moded = forward_with_and_without_rules(prepared.model, prepared.inputs, model.rules.for_model(model.model))
     torch.testing.assert_close(plain, expected, atol=1e-4, rtol=1e-4)
     assert torch.equal(plain, moded)
     assert model.audit(cat).unhandled == []

@@ -13,6 +13,7 @@ import torch
 import spmm
 
 from tests.audio.audio_signals import speechlike
+from tests.forward_checks import forward_with_and_without_rules
 from tests.hf.vision_models import AUDIO_CELLS, AUDIO_LABELS, RATE, save_audio_cell
 
 transformers = pytest.importorskip("transformers")
@@ -66,10 +67,7 @@ def test_logits_on_spmm_input_equal_the_feature_extractor_pipeline(audio_models,
 def test_forward_bit_identical_under_the_rules_audit_clean_units_and_shape(audio_models, clip, name):
     m, _ = audio_models(name)
     prepared = m.prepare(clip)
-    with torch.no_grad():
-        plain = prepared.model(prepared.inputs)
-        with m.rules.for_model(prepared.model).mode():
-            under_rules = prepared.model(prepared.inputs)
+    plain, under_rules = forward_with_and_without_rules(prepared.model, prepared.inputs, m.rules.for_model(prepared.model))
     assert torch.equal(plain, under_rules)
     assert m.audit(clip).unhandled == []
     explanation = m.explain(clip, target=AUDIO_LABELS[1])

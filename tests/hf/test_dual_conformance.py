@@ -16,6 +16,7 @@ from PIL import Image
 import spmm
 from spmm.errors import SpmmInputError
 
+from tests.forward_checks import forward_with_and_without_rules
 from tests.hf.vision_models import DUAL_TEXT, save_dual_cell
 
 transformers = pytest.importorskip("transformers")
@@ -100,10 +101,9 @@ def test_forward_bit_identical_under_the_rules_audit_clean_units_and_shape(dual_
     explainable = m if side == "image" else m.text_side(image)
     inputs = image if side == "image" else TEXTS
     prepared = explainable.prepare(inputs)
-    with torch.no_grad():
-        plain = prepared.model(prepared.inputs)
-        with explainable.rules.for_model(explainable.model).mode():
-            under_rules = prepared.model(prepared.inputs)
+    plain, under_rules = forward_with_and_without_rules(
+        prepared.model, prepared.inputs, explainable.rules.for_model(explainable.model)
+    )
     assert torch.equal(plain, under_rules)
     assert explainable.audit(inputs).unhandled == []
     if side == "image":

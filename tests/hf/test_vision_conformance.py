@@ -15,6 +15,7 @@ from PIL import Image
 
 import spmm
 
+from tests.forward_checks import forward_with_and_without_rules
 from tests.hf.vision_models import LABELS, VISION_CELLS, save_vision_cell
 
 transformers = pytest.importorskip("transformers")
@@ -104,10 +105,7 @@ def test_forward_bit_identical_under_the_rules_audit_clean_units_and_shape(loade
     m, processor, _ = loaded(name)
     image = _synthetic_images()[0]
     x = m.prepare(image).inputs
-    with torch.no_grad():
-        plain = m.model(x)
-        with m.rules.for_model(m.model).mode():
-            under_rules = m.model(x)
+    plain, under_rules = forward_with_and_without_rules(m.model, x, m.rules.for_model(m.model))
     assert torch.equal(plain, under_rules)
     assert m.audit(image).unhandled == []
     side = processor(images=image, return_tensors="pt")["pixel_values"].shape[-1]

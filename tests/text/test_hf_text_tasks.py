@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import spmm
+from tests.forward_checks import forward_with_and_without_rules
 
 hf = pytest.importorskip("transformers")
 pytestmark = [
@@ -76,10 +77,7 @@ def reference_gradient(model, tokenizer, text: str, score_fn) -> tuple[torch.Ten
 def check_rules(m, text: str) -> None:
     """Forward bit-identical under the model's rules, nothing unhandled, SP differs from the gradient."""
     prepared = m.prepare(text)
-    with torch.no_grad():
-        plain = prepared.model(prepared.inputs)
-        with m.rules.for_model(m.model).mode():
-            under_rules = prepared.model(prepared.inputs)
+    plain, under_rules = forward_with_and_without_rules(prepared.model, prepared.inputs, m.rules.for_model(m.model))
     assert torch.equal(plain, under_rules)
     report = m.audit(text)
     assert report.unhandled == [], str(report)

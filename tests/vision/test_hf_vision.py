@@ -15,6 +15,7 @@ from PIL import Image
 import spmm
 from spmm.cli import main
 from spmm.errors import SpmmInputError
+from tests.forward_checks import forward_with_and_without_rules
 
 pytestmark = pytest.mark.slow  # left out of the quick run (pytest -m 'not slow')
 
@@ -132,10 +133,7 @@ def test_pixel_values_equal_the_hf_processor_and_labels_come_from_id2label(folde
 def test_forward_identical_under_the_rules_audit_clean_and_sp_differs_from_gradient(folders, image, name):
     m = spmm.load(str(folders[name]))
     x = m.prepare(image).inputs
-    with torch.no_grad():
-        plain = m.model(x)
-        with m.rules.for_model(m.model).mode():
-            under_rules = m.model(x)
+    plain, under_rules = forward_with_and_without_rules(m.model, x, m.rules.for_model(m.model))
     assert torch.equal(plain, under_rules)
     assert m.audit(image).unhandled == []
     sp = m.explain(image, target=1, method="soft_pullback").attributions
