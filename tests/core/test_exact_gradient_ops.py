@@ -11,18 +11,10 @@ import torch
 from torch import nn
 
 import spmm
+from spmm.adapters.peers.decoders import NextTokenLogits
 from spmm.ruleset import get_ruleset
 
 transformers = pytest.importorskip("transformers")
-
-
-class LastLogits(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, embeddings):
-        return self.model(inputs_embeds=embeddings).logits[:, -1]
 
 
 def test_mamba_explanations_carry_the_ops_that_kept_their_exact_gradient():
@@ -31,7 +23,7 @@ def test_mamba_explanations_carry_the_ops_that_kept_their_exact_gradient():
         warnings.simplefilter("ignore")
         mamba = transformers.MambaForCausalLM(transformers.MambaConfig(
             vocab_size=64, hidden_size=16, state_size=4, num_hidden_layers=1))
-    model = LastLogits(mamba).eval()
+    model = NextTokenLogits(mamba).eval()
     x = torch.randn(1, 5, 16)
     rules = get_ruleset("text").for_model(model)
     with warnings.catch_warnings():

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import spmm
+from spmm.adapters.peers.decoders import NextTokenLogits
 from spmm.ruleset import get_ruleset
 
 transformers = pytest.importorskip("transformers")
@@ -21,17 +22,6 @@ SMALL = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_lay
              num_key_value_heads=1, max_position_embeddings=64)
 
 
-class LastLogits(nn.Module):
-    """inputs_embeds (B, L, D) -> the last position's logits (B, V)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, embeddings):
-        return self.model(inputs_embeds=embeddings).logits[:, -1]
-
-
 def _rules(model):
     return get_ruleset("text").for_model(model)
 
@@ -39,7 +29,7 @@ def _rules(model):
 def test_gemma2_final_softcap_backward_is_the_constant_gate_in_float64():
     torch.manual_seed(0)
     config = transformers.Gemma2Config(**SMALL, head_dim=8, final_logit_softcapping=0.5, attn_logit_softcapping=2.0)
-    model = LastLogits(transformers.Gemma2ForCausalLM(config).double()).eval()
+    model = NextTokenLogits(transformers.Gemma2ForCausalLM(config).double()).eval()
     x = torch.randn(1, 4, 16, dtype=torch.float64)
     captured = []
 
@@ -48,7 +38,7 @@ def test_gemma2_final_softcap_backward_is_the_constant_gate_in_float64():
             out.retain_grad()
             captured.append(out)
 
-    handle = model.model.lm_head.register_forward_hook(keep)
+    handle = model.lm.lm_head.register_forward_hook(keep)
     rules = _rules(model)
     try:
         with torch.no_grad():
@@ -118,7 +108,7 @@ def test_audits_of_tiny_models_are_clean(name):
         "bloom": lambda: transformers.BloomForCausalLM(transformers.BloomConfig(
             vocab_size=64, hidden_size=16, n_layer=1, n_head=2)),
     }[name]
-    model = LastLogits(build()).eval()
+    model = NextTokenLogits(build()).eval()
     rules = _rules(model)
     report = spmm.audit(model, torch.randn(1, 5, 16), temperatures=rules.temperatures, module_rules=rules.module_rules)
     assert report.unhandled == []
