@@ -73,8 +73,7 @@ def _gradient_scores(method: str, model: nn.Module, ids: Tensor, steps: int) -> 
         if method == "soft_pullback":
             from spmm.explain import explain
 
-            attributions = explain(next_token_logits(model), prefix, target, "soft_pullback", rules="text",
-                                   module=model).attributions
+            attributions = explain(next_token_logits(model), prefix, target, "soft_pullback", rules="text").attributions
         else:
             with torch.enable_grad(), lxt_rules(model, method.split(":")[1]):
                 x = prefix.clone().requires_grad_(True)

@@ -58,7 +58,7 @@ def _text_call(method: str, length: int) -> Callable[[], Any]:
         from spmm.explain import explain
 
         def call() -> Any:
-            return explain(logits, embeddings, target, "soft_pullback", rules="text", module=model).attributions
+            return explain(logits, embeddings, target, "soft_pullback", rules="text").attributions
     elif method == "lxt:attnlrp":
         from spmm.adapters.peers.lxt_rules import lxt_rules
 

@@ -1,24 +1,16 @@
 """The decoder bench's Soft Pullback scores run under the text rule set of the Llama they explain
-(its RMS norms and gated MLPs found through ``module=``), not under the op rules alone."""
+(its RMS norms and gated MLPs found in the ``NextTokenLogits`` module that wraps it), not under the op
+rules alone."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import spmm
+from spmm.adapters.peers.decoders import NextTokenLogits
 
 transformers = pytest.importorskip("transformers")
-
-
-class NextTokenLogits(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, embeddings):
-        return self.model(inputs_embeds=embeddings).logits[:, -1]
 
 
 def test_decoder_soft_pullback_scores_use_the_llama_module_rules():
