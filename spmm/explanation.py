@@ -374,7 +374,7 @@ def load_explanation(path: str | Path) -> SavedExplanation:
     if len(shapes) == 1 and all(s is not None for s in scores):
         attributions = torch.tensor(_nan_for_null(scores), dtype=torch.float64).reshape(len(items), *shapes.pop())
     else:
-        attributions = padded_rows([_flat(s) for s in scores])
+        attributions = padded_rows([[] if s is None else _flat(s) for s in scores])  # no scores saved: no row
     return SavedExplanation(
         attributions=attributions,
         inputs=torch.empty(len(items), 0),
@@ -398,8 +398,7 @@ def _nan_for_null(value: Any) -> Any:
 
 
 def _flat(value: Any) -> list[float]:
-    if value is None:
-        return []
+    """The numbers of nested lists in row-major order, NaN for ``null``."""
     if isinstance(value, list):
         return [x for v in value for x in _flat(v)]
     return [float("nan") if value is None else value]

@@ -72,3 +72,19 @@ def test_load_refuses_what_it_cannot_read(tmp_path):
         spmm.Explanation.load(tmp_path / "other.json")
     with pytest.raises(SpmmInputError, match="reads the .json files"):
         spmm.Explanation.load(tmp_path / "explanation.pt")
+
+
+def test_samples_of_different_shapes_keep_undefined_cells_in_their_place(tmp_path):
+    """Rows of different lengths are padded with NaN after their end; a null cell inside a row stays a
+    NaN at its own position (it is not dropped, which would shift the cells after it)."""
+    item = {"target": {"index": 0, "label": "x", "score": 1.0}, "predictions": [], "extra": {}}
+    record = {"schema": "spmm.explanation/1", "modality": "text", "model": "m", "method": "gradient", "params": {},
+              "rules": None, "units": "words", "exact_gradient_ops": {}, "items": [
+                  {**item, "input": "a", "shape": [3], "scores": [1.0, None, 3.0]},
+                  {**item, "input": "b", "shape": [2], "scores": [4.0, 5.0]}]}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(record))
+    loaded = spmm.Explanation.load(path)
+    expected = torch.tensor([[1.0, math.nan, 3.0], [4.0, 5.0, math.nan]], dtype=torch.float64)
+    torch.testing.assert_close(loaded.attributions, expected, equal_nan=True)
+    assert loaded.to_dict()["items"] == record["items"]
