@@ -31,8 +31,9 @@ class Modality(Protocol):
     def prepare(self, model: nn.Module, inputs: Any, **options: Any) -> Prepared:
         """Turn what the user has into a :class:`Prepared` batch for ``model``."""
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
-        """Defaults of scale-dependent method parameters on this modality's inputs."""
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
+        """Defaults of scale-dependent method parameters for ``model`` (the function explained) on
+        this modality's inputs (B, ...); a sample's defaults must not depend on the rest of the batch."""
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
         """Wrap the core result in the modality's :class:`Explanation` subclass (the *wrap* hook)."""
@@ -132,7 +133,7 @@ class Explainable:
         plan_rows = getattr(self.modality, "plan_rows", None)
         plan = plan_rows(prepared, target, method, params) if plan_rows is not None else None
         if plan is None:
-            plan = RowPlan(prepared, target, {**self.modality.method_params(method, prepared.inputs), **params})
+            plan = RowPlan(prepared, target, {**self.modality.method_params(method, prepared.inputs, prepared.model), **params})
         shown = self if plan.labels is None else dataclasses.replace(self, labels=list(plan.labels))
         base = explain_plan(plan, method, self.rules, shown.labels)
         if plan.rows is None:

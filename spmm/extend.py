@@ -20,7 +20,7 @@ rule set               :func:`register_ruleset`                         :func:`s
 =====================  ===============================================  ===============================
 
 A modality is an object with ``name``, ``prepare(model, inputs, **options) -> Prepared``,
-``method_params(method, inputs) -> dict`` and ``explanation(base, prepared) -> Explanation``, and
+``method_params(method, inputs, model) -> dict`` and ``explanation(base, prepared) -> Explanation``, and
 optionally the hooks ``bind_target(target, prepared) -> target`` and ``plan_rows(prepared, target,
 method, params) -> RowPlan | None`` (a task explaining several rows per input, such as generation,
 or with other labels, such as a dual encoder's free-text target; see :mod:`spmm.rows`).

@@ -208,7 +208,7 @@ class DualImageModality(ImageModality):
         embeddings = relabelled_embeddings(self.dual, self.descriptions, logits.text_embeddings, labels)
         model = ImageTextLogits(self.dual.image_encoder, embeddings, self.dual.scale, self.dual.bias)
         relabelled = dataclasses.replace(prepared, model=model)
-        return RowPlan(relabelled, target, {**self.method_params(method, prepared.inputs), **params}, labels=list(labels))
+        return RowPlan(relabelled, target, {**self.method_params(method, prepared.inputs, prepared.model), **params}, labels=list(labels))
 
 
 @dataclasses.dataclass(repr=False)

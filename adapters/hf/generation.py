@@ -252,7 +252,7 @@ class LanguageModality(TextModality):
         method_options = {k for k in params if k != "seed"}
         shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not method_options)
         if not shared:
-            params = {**self.method_params(method, row_prepared.inputs), **params}
+            params = {**self.method_params(method, row_prepared.inputs, row_prepared.model), **params}
         count = 1 if isinstance(target, SequenceLogProb) else context.continuation_ids.numel()
         row_prepared.context.update(target=target, row_columns=list(row_columns))
         return RowPlan(row_prepared, rows, params, rows=count, shared=shared, rows_per_pass=rows_per_pass)

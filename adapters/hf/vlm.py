@@ -161,7 +161,7 @@ class VisionLanguageModality(LanguageModality):
         prepared.context["image"] = image
         return prepared
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
         """No scale defaults: the flat input mixes pixels and embeddings (give noise scales explicitly)."""
         return {}
 

@@ -191,7 +191,7 @@ def build_run(args: argparse.Namespace, device: torch.device) -> BenchRun:
     batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed,
                                      labels=model.labels)
     # the modality's scale-dependent method defaults (noise, step sizes) on the first batch, as `spmm explain` draws them
-    defaults = {name: modality.method_params(name, batches[0].inputs) for name in names if name in list_methods()}
+    defaults = {name: modality.method_params(name, batches[0].inputs, batches[0].model or model.model) for name in names if name in list_methods()}
     explainers = bench_explainers(names, model.rules, args.seed, explainer_params, method_defaults=defaults)
     metrics = modality.bench_metrics(metric_names, batches, args.seed, metric_params)
     run_settings = {

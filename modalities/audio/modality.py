@@ -27,22 +27,21 @@ ASCENT_METHODS = ("pullback_ascent", "gradient_ascent")
 NOISE_METHODS = ("smoothgrad", "smooth_pullback", "fusiongrad", "fusion_pullback")
 
 
-def audio_method_params(method: str, inputs: Tensor) -> dict[str, Any]:
+def audio_method_params(method: str) -> dict[str, Any]:
     """Scale-dependent defaults of the image protocol (SPEC §3, inputs in [−1, 1]) translated to a
-    time-frequency input (B, T, F) with another range:
+    time-frequency input (B, T, F) with another range, per sample (so a clip gets the same result
+    alone or in any batch):
 
-    - ascent: clip to the batch's observed range [min, max] instead of [−1, 1], and step
-      α = 0.1·‖x − mean(x)‖₂ (mean over the batch), about what α = 20 is for a 224² image;
-    - SmoothGrad/FusionGrad: noise σ = 0.075·(max − min), as σ = 0.15 is for a range of 2.
+    - ascent: clip each clip to its own range [min, max] instead of [−1, 1], and step
+      α = 0.1·‖x − mean(x)‖₂ of that clip, about what α = 20 is for a 224² image;
+    - SmoothGrad/FusionGrad: noise σ = 0.075·(max − min) of that clip, as σ = 0.15 is for a range of 2.
     Other methods get no override (their zero baseline is silence for honk, musicnn and
     STFT magnitudes).
     """
-    low, high = float(inputs.min()), float(inputs.max())
     if method in ASCENT_METHODS:
-        centred = (inputs - inputs.mean(dim=(1, 2), keepdim=True)).flatten(1).norm(dim=1).mean()
-        return {"step_size": 0.1 * float(centred), "bounds": (low, high)}
+        return {"step_size": 0.1, "step_relative": True, "bounds": "sample"}
     if method in NOISE_METHODS:
-        return {"noise": 0.075 * (high - low)}
+        return {"noise": 0.075, "noise_relative": True}
     return {}
 
 
@@ -185,8 +184,8 @@ class AudioModality:
             return [self.pipeline.translate_target(t) if isinstance(t, (str, int)) else t for t in target]
         return target
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
-        return audio_method_params(method, inputs)
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
+        return audio_method_params(method)
 
     # -- benchmark protocol (SPEC §5) -------------------------------------------
     bench_kinds = {

@@ -79,7 +79,7 @@ class ImageModality:
             sources = [str(item) if isinstance(item, (str, Path)) else f"image {i}" for i, item in enumerate(items)]
         return Prepared(x.to(model_device(model)), model, sources)
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
         return {}
 
     def explanation(self, base: Explanation, prepared: Prepared) -> ImageExplanation:

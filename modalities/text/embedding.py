@@ -9,12 +9,15 @@ special-token embeddings, so that it maps embeddings (B, L, D) alone to the outp
 from __future__ import annotations
 
 import inspect
+import warnings
+import weakref
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
+from spmm.metrics.draws import content_ids
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 """Attention kernels the SP rules can see (flash-attention kernels are invisible to them)."""
@@ -75,6 +78,33 @@ class HFOutput(nn.Module):
         return self.model(inputs_embeds=embeddings, attention_mask=attention_mask).logits
 
 
+_RANGES: "weakref.WeakKeyDictionary[nn.Module, tuple[int, float]]" = weakref.WeakKeyDictionary()
+_RANGE_CHUNK = 4096
+"""Token ids embedded at once when measuring a table's range."""
+
+
+def embedding_range(model: nn.Module) -> float:
+    """max − min of every token embedding ``model`` (or the first of its modules with
+    ``get_input_embeddings()``) gives, through the embedding layer itself (so scaled embeddings
+    count with their scale): a constant of the model, not of a batch.  Cached per layer until its
+    weight changes."""
+    owner = next((m for m in model.modules() if callable(getattr(m, "get_input_embeddings", None))), None)
+    layer = owner.get_input_embeddings() if owner is not None else None
+    weight = getattr(layer, "weight", None)
+    if not isinstance(weight, Tensor) or weight.dim() != 2:
+        raise SpmmInputError(f"{type(model).__name__} has no token embedding table (get_input_embeddings().weight)")
+    cached = _RANGES.get(layer)
+    if cached is not None and cached[0] == weight._version:
+        return cached[1]
+    low, high = float("inf"), float("-inf")
+    with torch.no_grad():
+        for start in range(0, weight.shape[0], _RANGE_CHUNK):
+            rows = layer(torch.arange(start, min(start + _RANGE_CHUNK, weight.shape[0]), device=weight.device))
+            low, high = min(low, float(rows.amin())), max(high, float(rows.amax()))
+    _RANGES[layer] = (weight._version, high - low)
+    return high - low
+
+
 def embed(model: nn.Module, input_ids: Tensor) -> Tensor:
     """Token embeddings through ``get_input_embeddings()`` (so scaled embeddings keep their scale): (B, L, D)."""
     if not hasattr(model, "get_input_embeddings"):
@@ -111,6 +141,19 @@ class EmbeddingModel(nn.Module):
             )
         mixed = embeddings * self.free + self.fixed * (1 - self.free)
         return self.body(mixed, self.attention_mask.expand(rows, -1))
+
+    def sample_ids(self, embeddings: Tensor) -> list[str]:
+        """The ids the random draws of sampling methods are keyed by (:mod:`spmm.metrics.draws`): each
+        row's content without its padding, so a text draws the same noise alone and padded in any
+        batch (draws are element-indexed, and right padding keeps a text's elements first).  Texts
+        padded on the left get a warning: their noise then depends on the batch's padding."""
+        mask = self.attention_mask.expand(embeddings.shape[0], -1).bool()
+        if (mask[:, :1] < mask.any(1, keepdim=True)).any():
+            warnings.warn(
+                "texts padded on the left: the random draws of a sampling method then depend on the batch's padding; "
+                "pad on the right (tokenizer.padding_side = 'right') or explain one text at a time", stacklevel=2,
+            )
+        return [content_ids(row[keep].unsqueeze(0))[0] for row, keep in zip(embeddings, mask)]
 
     def take(self, sample_index: Tensor) -> "EmbeddingModel":
         if self.attention_mask.shape[0] == 1:

@@ -20,12 +20,12 @@ from spmm.methods.registry import get_method
 from spmm.ruleset import RuleSet, get_ruleset
 
 from .batch import encode_texts, token_limit
-from .embedding import EmbeddingModel, HFOutput, embed, is_hf_model, model_labels
+from .embedding import EmbeddingModel, HFOutput, embed, embedding_range, is_hf_model, model_labels
 from .explanation import TextExplanation, default_score
 
 NOISE_SHARE_OF_RANGE = 0.075
-"""Input-noise defaults (SmoothGrad…) as a share of the embeddings' value range: 0.15 on the
-[−1, 1] range of images is 7.5 %."""
+"""Input-noise defaults (SmoothGrad…) as a share of the value range of the model's token embedding
+table: 0.15 on the [−1, 1] range of images is 7.5 %."""
 
 
 class TextModality:
@@ -59,11 +59,13 @@ class TextModality:
         wrapped = EmbeddingModel(model, batch.attention_mask, embeddings, free)
         return Prepared(embeddings, wrapped, list(batch.texts), {"batch": batch})
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
-        """``noise`` (SmoothGrad, SmoothPullback, FusionGrad…) scaled to the embeddings' value range."""
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
+        """``noise`` (SmoothGrad, SmoothPullback, FusionGrad…) scaled to the value range of
+        ``model``'s token embedding table (:func:`.embedding.embedding_range`): the same for a text
+        alone or in any batch."""
         if "noise" not in get_method(method).defaults:
             return {}
-        return {"noise": NOISE_SHARE_OF_RANGE * float(inputs.amax() - inputs.amin())}
+        return {"noise": NOISE_SHARE_OF_RANGE * embedding_range(model)}
 
     def explanation(self, base: Explanation, prepared: Prepared) -> TextExplanation:
         return base.recast(TextExplanation, batch=prepared.context["batch"], score=default_score(base.method))

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
 from spmm.errors import SpmmInputError
 from spmm.metrics.base import ExplainFn, Metric
+from spmm.metrics.draws import DRAWS_VERSION
 
 SCORE_COLUMNS = ["sample", "explainer", "metric", "score"]
 MISSING_COLUMNS = ["batch", "explainer", "samples", "key"]
@@ -143,12 +144,13 @@ def checkpoint_keys(
     metrics: Mapping[str, "MetricSpec"], run_settings: Mapping[str, Any],
 ) -> dict[tuple[int, str], str]:
     """The key of every (batch index, explainer name): sha256 (hex) of the canonical JSON (sorted
-    keys, no spaces, :func:`canonical`) of the digests of the run settings, the model (class,
+    keys, no spaces, :func:`canonical`) of the digests of the run settings, the version of the
+    random draws (:data:`spmm.metrics.draws.DRAWS_VERSION`), the model (class,
     parameters, buffers), the metrics (class, ``settings()`` and fixed call arguments of each),
     the explainer (name, method, parameters) and the batch (sample ids, inputs, targets,
     per-batch metric arguments).  Each part is hashed once."""
     shared = _digest({
-        "run": run_settings, "model": _model_settings(model),
+        "run": run_settings, "model": _model_settings(model), "draws": DRAWS_VERSION,
         "metrics": {
             name: {"class": f"{type(spec.metric).__module__}.{type(spec.metric).__qualname__}",
                    "settings": spec.metric.settings(), "call_kwargs": spec.call_kwargs}

@@ -76,53 +76,71 @@ def _mean_gradient(
     return total / samples
 
 
-def _normal(streams: Sequence[SampleStream], count: int, inputs: Tensor, scale: float) -> Tensor:
-    """``count`` N(0, scale²) draws per sample, drawn in float32 and cast to the inputs' dtype: (B, count, ...)."""
+def _normal(streams: Sequence[SampleStream], count: int, inputs: Tensor, scale: float | Tensor) -> Tensor:
+    """``count`` N(0, scale²) draws per sample (scale: a number or one per sample (B,)), drawn in
+    float32 and cast to the inputs' dtype: (B, count, ...)."""
+    if isinstance(scale, Tensor):
+        scale = scale.view(-1, *[1] * inputs.dim())
     return (scale * normal(streams, count, inputs.shape[1:], inputs.device)).to(inputs.dtype)
 
 
-_SMOOTHGRAD_CHECKS = {"samples": check.count(), "noise": check.real(0.0), "batch_size": check.count(optional=True)}
+def _noise_scale(inputs: Tensor, noise: float, relative: bool) -> float | Tensor:
+    """σ: ``noise`` in input units, or with ``relative`` ``noise`` × each sample's value range
+    max − min (SmoothGrad's definition), (B,) float32."""
+    if not relative:
+        return noise
+    values = inputs.detach().flatten(1).float()
+    return noise * (values.amax(1) - values.amin(1))
+
+
+_SMOOTHGRAD_CHECKS = {
+    "samples": check.count(), "noise": check.real(0.0), "noise_relative": check.flag, "batch_size": check.count(optional=True),
+}
 
 
 @register_method(
     "smoothgrad", pullback=False, summary="mean gradient over Gaussian input noise (SmoothGrad)",
-    checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, batch_size=10,
+    checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, noise_relative=False, batch_size=10,
 )
 @register_method(
     "smooth_pullback", pullback=True, summary="SmoothGrad with the SP rules",
-    checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, batch_size=10,
+    checks=_SMOOTHGRAD_CHECKS, samples=50, noise=0.15, noise_relative=False, batch_size=10,
 )
-def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, batch_size: int | None):
-    """Mean of ``samples`` gradients at x + N(0, noise²) (noise in input units; [−1, 1] images),
-    ``batch_size`` noisy copies of each sample per pass.  The noise of a sample comes from its own
-    stream (seed, its content): it does not depend on the rest of the batch."""
+def smoothgrad(context: MethodContext, inputs: Tensor, samples: int, noise: float, noise_relative: bool,
+               batch_size: int | None):
+    """Mean of ``samples`` gradients at x + N(0, σ²), σ = ``noise`` in input units ([−1, 1] images)
+    or, with ``noise_relative``, ``noise`` × the sample's own value range; ``batch_size`` noisy
+    copies of each sample per pass.  The noise of a sample comes from its own stream (seed, its
+    content) and its own scale: it does not depend on the rest of the batch."""
     streams = context.sample_streams("smoothgrad", inputs)
+    scale = _noise_scale(inputs, noise, noise_relative)
 
     def rows(count: int) -> tuple[Tensor, float]:
-        return inputs.unsqueeze(1) + _normal(streams, count, inputs, noise), 1.0
+        return inputs.unsqueeze(1) + _normal(streams, count, inputs, scale), 1.0
 
     return _mean_gradient(context, inputs, samples, batch_size, rows).to(inputs.dtype), {}
 
 
 _FUSIONGRAD_CHECKS = {
     "model_samples": check.count(), "input_samples": check.count(), "weight_noise": check.real(0.0),
-    "noise": check.real(0.0),
+    "noise": check.real(0.0), "noise_relative": check.flag,
 }
 
 
 @register_method(
     "fusiongrad", pullback=False, summary="mean gradient over weight and input noise (FusionGrad)",
-    checks=_FUSIONGRAD_CHECKS, model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
+    checks=_FUSIONGRAD_CHECKS, model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15, noise_relative=False,
 )
 @register_method(
     "fusion_pullback", pullback=True, summary="FusionGrad with the SP rules",
-    checks=_FUSIONGRAD_CHECKS, model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15,
+    checks=_FUSIONGRAD_CHECKS, model_samples=10, input_samples=10, weight_noise=0.1, noise=0.15, noise_relative=False,
 )
 def fusiongrad(
-    context: MethodContext, inputs: Tensor, model_samples: int, input_samples: int, weight_noise: float, noise: float
+    context: MethodContext, inputs: Tensor, model_samples: int, input_samples: int, weight_noise: float, noise: float,
+    noise_relative: bool,
 ):
     """Mean gradient over ``model_samples`` copies of the model with weights w·N(1, weight_noise²)
-    and ``input_samples`` inputs x + N(0, noise²) each.  The model itself is never modified.  The
+    and ``input_samples`` inputs x + N(0, σ²) each (σ as for :func:`smoothgrad`).  The model itself is never modified.  The
     weight noise comes from one stream of the seed, shared by every sample; the input noise of a
     sample from its own stream (seed, its content): neither depends on the rest of the batch."""
     model = context.model
@@ -132,10 +150,11 @@ def fusiongrad(
     buffers = dict(model.named_buffers())
     weights_stream = [SampleStream(context.call_seed(), "model weights", "fusiongrad")]
     streams = context.sample_streams("fusiongrad", inputs)
+    scale = _noise_scale(inputs, noise, noise_relative)
     total = torch.zeros_like(inputs, dtype=torch.promote_types(inputs.dtype, torch.float32))
 
     def rows(count: int) -> tuple[Tensor, float]:
-        return inputs.unsqueeze(1) + _normal(streams, count, inputs, noise), 1.0
+        return inputs.unsqueeze(1) + _normal(streams, count, inputs, scale), 1.0
 
     for _ in progress.steps(range(model_samples), "model samples", model_samples):
         with torch.no_grad():

@@ -47,9 +47,11 @@ class MethodContext:
     def sample_streams(self, name: str, inputs: Tensor) -> list[SampleStream]:
         """One random stream per sample of inputs (B, ...) for the method family ``name``, keyed by
         (seed, the sample's content): a sample draws the same alone, in any batch and at any
-        position (:mod:`spmm.metrics.draws`).  Without a seed, one is drawn from torch's global
-        generator, so ``torch.manual_seed`` also makes a call reproducible."""
-        return sample_streams(self.call_seed(), name, inputs)
+        position (:mod:`spmm.metrics.draws`).  A model with ``sample_ids(inputs) -> ids`` names the
+        content itself (a padded text: its tokens without the padding).  Without a seed, one is
+        drawn from torch's global generator, so ``torch.manual_seed`` also makes a call reproducible."""
+        ids = getattr(self.model, "sample_ids", None)
+        return sample_streams(self.call_seed(), name, inputs, ids(inputs) if callable(ids) else None)
 
     def call_seed(self) -> int:
         """The call's seed, or without one a seed drawn from torch's global generator."""

@@ -75,6 +75,18 @@ def optional_tensor(name: str, value: Any) -> Tensor | None:
     return real_or_tensor(name, value)
 
 
+def flag(name: str, value: Any) -> bool:
+    """True or False."""
+    if not isinstance(value, bool):
+        raise SpmmParameterError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def bounds(name: str, value: Any) -> tuple[float, float] | str | None:
+    """:func:`interval`, or ``"sample"``: each sample's own value range [min, max]."""
+    return value if value == "sample" else interval(name, value)
+
+
 def choice(*options: str) -> Check:
     """One of the strings ``options``."""
 

@@ -16,7 +16,7 @@ Draw number p of the stream (counting from 0), an array of N elements, gives ele
 with fmix32 the 32-bit finaliser of MurmurHash3.  All arithmetic is exact in int64, so every
 device gives the same bits.  Draws are float32; callers cast them to their inputs' dtype, so a
 float16 or bfloat16 model gets the draws of its float32 original.  Normal draws (:func:`normal`)
-take one uniform draw of half their size, times 2, each (Box–Muller).
+take one uniform draw of their size rounded up to even, its elements paired in order (Box–Muller).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from torch import Tensor
 
 from spmm.errors import SpmmInputError
 
+DRAWS_VERSION = 2
+"""Changes whenever the values of a draw change (2: normal draws pair adjacent elements); part of
+every benchmark checkpoint key, so a resumed run never mixes rows drawn the old way."""
 _LOW32 = 0xFFFFFFFF
 _BLOCK = 1 << 18
 """Elements hashed at once on a CPU (64 times as many on other devices): the int64 temporaries
@@ -88,14 +91,16 @@ def uniform(
 def normal(streams: Sequence[SampleStream], count: int, shape: Sequence[int], device: torch.device | str) -> Tensor:
     """The next ``count`` draws of every stream, N(0, 1): (B, count, *shape) float32 on ``device``.
 
-    Box–Muller on one uniform draw (u₁, u₂) of shape (2, h), h = ⌈n / 2⌉ for n elements:
-    r = √(−2 ln(1 − u₁)), θ = 2π u₂; element e < h is r·cos θ of pair e, element e ≥ h is r·sin θ
-    of pair e − h (row-major), so |values| ≤ 5.8 (u has 24 bits)."""
+    Box–Muller on one uniform draw of 2h elements, h = ⌈n / 2⌉ for n elements: pair k is
+    (u₁, u₂) = (element 2k, element 2k + 1), r = √(−2 ln(1 − u₁)), θ = 2π u₂, and element 2k is
+    r·cos θ, element 2k + 1 is r·sin θ (row-major), so |values| ≤ 5.8 (u has 24 bits).  An
+    element's value depends on its index only, never on n: the first m elements of a draw of any
+    larger shape are those of a draw of m elements (a text padded to a longer batch keeps its noise)."""
     size = int(torch.Size(shape).numel())
-    unit = uniform(streams, count, (2, -(-size // 2)), device)
-    radius = torch.log1p(-unit[:, :, 0]).mul_(-2.0).sqrt_()
-    angle = unit[:, :, 1].mul_(2 * math.pi)
-    values = torch.cat([radius * torch.cos(angle), radius.mul_(torch.sin(angle))], -1)
+    unit = uniform(streams, count, (-(-size // 2), 2), device)
+    radius = torch.log1p(-unit[..., 0]).mul_(-2.0).sqrt_()
+    angle = unit[..., 1].mul_(2 * math.pi)
+    values = torch.stack([radius * torch.cos(angle), radius.mul_(torch.sin(angle))], -1).flatten(2)
     return values[:, :, :size].reshape(len(streams), count, *shape)
 
 

@@ -200,3 +200,22 @@ def test_registration_imports_neither_torchaudio_nor_torchcrepe():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("method, params", [
+    ("smooth_pullback", {"samples": 3}), ("fusion_pullback", {"model_samples": 2, "input_samples": 2}),
+    ("pullback_ascent", {"steps": 2}), ("gradient_ascent", {"steps": 2}),
+])
+def test_scale_dependent_defaults_are_per_clip_so_a_clip_explains_the_same_in_any_batch(method, params):
+    """Noise σ, ascent step and clipping bounds come from each clip's own range (not the batch's):
+    a quiet clip beside a loud one gets what it gets alone, and the scale is that clip's own."""
+    model = random_model("honk-res8")
+    loud, quiet = speechlike(1.0, seed=1), 0.01 * speechlike(1.0, seed=2)
+    both = model.explain(torch.stack([loud, quiet]), 3, method, seed=5, **params)
+    for row, clip in enumerate((loud, quiet)):
+        alone = model.explain(clip, 3, method, seed=5, **params)
+        torch.testing.assert_close(both.attributions[row:row + 1], alone.attributions, atol=1e-5, rtol=1e-4)
+    if method.startswith("pullback") or method.startswith("gradient"):
+        quiet_input = both.inputs[1]
+        moved = both.extras["trajectory"][:, 1]
+        assert moved.amin() >= quiet_input.amin() - 1e-5 and moved.amax() <= quiet_input.amax() + 1e-5  # its own bounds

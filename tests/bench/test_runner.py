@@ -324,3 +324,15 @@ def test_a_batch_with_its_own_model_is_explained_and_scored_on_it(tmp_path):
         expected = contribution.gather(1, top).sum(1)
         got = scores.set_index("sample").loc[samples, "score"].to_numpy()
         np.testing.assert_allclose(got, expected.numpy(), atol=1e-10)
+
+
+def test_rows_drawn_another_way_are_not_resumed(tmp_path, monkeypatch):
+    """The draws' version is part of every key: checkpoints written before the draws changed are
+    computed again, not mixed into the table."""
+    import spmm.bench.runner as runner
+
+    model, batches, explainers, metrics = light_setup()
+    before = runner.checkpoint_keys(model, batches, explainers, metrics, {})
+    monkeypatch.setattr(runner, "DRAWS_VERSION", runner.DRAWS_VERSION + 1)
+    after = runner.checkpoint_keys(model, batches, explainers, metrics, {})
+    assert before.keys() == after.keys() and not set(before.values()) & set(after.values())

@@ -59,7 +59,7 @@ class SeriesModality:
             raise spmm.SpmmInputError(f"give series of {LENGTH} steps")
         return spmm.Prepared(torch.stack(rows).unsqueeze(1), model, [f"series {i}" for i in range(len(rows))])
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
         return {}
 
     def explanation(self, base: spmm.Explanation, prepared: spmm.Prepared) -> SeriesExplanation:

@@ -164,14 +164,17 @@ def test_aggregations_sum_the_token_scores(explained):
         explained.aggregate("paragraphs")
 
 
-def test_integrated_methods_score_by_sum_and_noise_follows_the_embedding_range(sst2):
+def test_integrated_methods_score_by_sum_and_noise_follows_the_embedding_table(sst2):
     ex = sst2.explain(SENTENCE, method="integrated_pullbacks", steps=4)
     assert ex.score == "sum"
     torch.testing.assert_close(ex.token_scores(), ex.attributions.sum(-1))
-    embeddings = ex.inputs
-    spread = float(embeddings.amax() - embeddings.amin())
-    assert sst2.modality.method_params("smooth_pullback", embeddings) == {"noise": pytest.approx(0.075 * spread)}
-    assert sst2.modality.method_params("soft_pullback", embeddings) == {}
+    table = sst2.model.get_input_embeddings().weight  # MiniLM's embedding layer is a plain lookup
+    spread = float(table.amax() - table.amin())
+    for texts in ([SENTENCE], ["ok", SENTENCE + " and more words here"]):  # not the batch's range
+        prepared = sst2.prepare(texts)
+        assert sst2.modality.method_params("smooth_pullback", prepared.inputs, prepared.model) == {
+            "noise": pytest.approx(0.075 * spread)}
+    assert sst2.modality.method_params("soft_pullback", prepared.inputs, prepared.model) == {}
 
 
 def test_zero_shot_needs_labels_and_explains_any_of_them():
