@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spmm.adapters.checkpoints import first_line
 from spmm.errors import SpmmInputError
 from spmm.explain import seeded
 from spmm.explainable import Explainable, Prepared
@@ -326,9 +327,15 @@ class WhisperModality(SpeechModality, LanguageModality):
 
     def transcribe(self, features: Tensor, new_tokens: int, seed: int | None) -> tuple[list[int], list[int]]:
         """(decoder prompt ids, generated ids) of the model's greedy ``generate`` on ``features``."""
-        with seeded(seed), torch.no_grad():
-            out = self.lm.generate(features, max_new_tokens=new_tokens, do_sample=False, num_beams=1,
-                                   return_dict_in_generate=True, output_scores=True)
+        if new_tokens >= self.max_length:
+            raise SpmmInputError(f"the decoder takes at most {self.max_length} tokens, its prompt included; ask for "
+                                 f"fewer than {new_tokens} new tokens")
+        try:
+            with seeded(seed), torch.no_grad():
+                out = self.lm.generate(features, max_new_tokens=new_tokens, do_sample=False, num_beams=1,
+                                       return_dict_in_generate=True, output_scores=True)
+        except ValueError as error:
+            raise SpmmInputError(f"the model's generate refuses this request: {first_line(error)}") from None
         sequence = out.sequences[0].tolist()
         generated = len(out.scores)
         return sequence[: len(sequence) - generated], sequence[len(sequence) - generated:]
