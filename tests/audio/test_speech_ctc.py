@@ -218,3 +218,20 @@ def test_real_speech_clip_end_to_end(ctc, tmp_path):
     wave, _ = soundfile.read(path, dtype="float32")
     assert ex.transcript == processor.batch_decode(hf_logits(model, processor, torch.from_numpy(wave)).argmax(-1))[0]
     assert torch.isfinite(ex.spectrogram_maps).all() and ex.save(tmp_path / "yes.html").is_file()
+
+
+def test_cli_explains_a_clip_with_generate(ctc, clip, tmp_path, capsys):
+    from spmm.cli import main
+
+    m, _, _ = ctc
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, clip.numpy(), RATE, subtype="FLOAT")
+    assert main(["explain", m.lm.name_or_path, str(path), "--generate", "2", "--method", "gradient",
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert sorted(f.rsplit(".", 1)[1] for f in record["files"]) == ["html", "json", "png", "wav"]
+    (json_file,) = [f for f in record["files"] if f.endswith(".json")]
+    (item,) = json.loads(open(json_file).read())["items"]
+    direct = m.explain(str(path), target=spmm.Continuation(max_new_tokens=2), method="gradient")
+    assert item["extra"]["row_tokens"] == direct.row_tokens
+    assert np.allclose(np.array(item["extra"]["spectrogram_maps"]), direct.spectrogram_maps.numpy(), atol=1e-6)

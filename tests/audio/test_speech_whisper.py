@@ -195,3 +195,21 @@ def test_real_speech_clip_end_to_end(whisper, tmp_path):
     assert ex.transcript == processor.decode(hf_generate(model, processor, torch.from_numpy(wave), 2),
                                              skip_special_tokens=True)
     assert torch.isfinite(ex.spectrogram_maps).all() and ex.save(tmp_path / "yes.html").is_file()
+
+
+def test_cli_explains_a_clip_with_generate(whisper, clip, tmp_path, capsys):
+    from spmm.cli import main
+
+    m, _, _ = whisper
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, clip.numpy(), RATE, subtype="FLOAT")
+    assert main(["explain", m.lm.name_or_path, str(path), "--generate", "2", "--method", "gradient",
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    (html_file,) = [f for f in record["files"] if f.endswith(".html")]
+    (json_file,) = [f for f in record["files"] if f.endswith(".json")]
+    (item,) = json.loads(open(json_file).read())["items"]
+    direct = m.explain(str(path), target=spmm.Continuation(max_new_tokens=2), method="gradient")
+    assert item["extra"]["row_tokens"] == direct.row_tokens and item["extra"]["transcript"] == direct.transcript
+    assert np.allclose(np.array(item["extra"]["spectrogram_maps"]), direct.spectrogram_maps.numpy(), atol=1e-6)
+    assert open(html_file).read().count("data:image/png;base64,") == len(direct.row_tokens)
