@@ -109,8 +109,7 @@ class CTCSequenceLogProb:
         return f"CTCSequenceLogProb({self.token_ids.tolist()})"
 
 
-def transcript_explanation(base: Explanation, prepared: Prepared, bin_maps: Tensor,
-                           text: GenerationExplanation) -> TranscriptionExplanation:
+def transcript_explanation(prepared: Prepared, bin_maps: Tensor, text: GenerationExplanation) -> TranscriptionExplanation:
     """The :class:`TranscriptionExplanation` of ``text`` (the token rows) with ``bin_maps`` (R, T, F)
     on the audio of ``prepared.context["audio"]`` (the audio modality's context)."""
     return TranscriptionExplanation.of(text, bin_maps.detach().cpu(), prepared.context["bins"][0].detach().cpu(),
@@ -197,6 +196,10 @@ class CTCModality(SpeechModality):
         spans = [(int(o["start_offset"]), int(o["end_offset"])) for o in decoded.char_offsets]
         return decoded.text, [o["char"] for o in decoded.char_offsets], [int(ids[start]) for start, _ in spans], spans
 
+    def transcript(self, prepared: Prepared, new_tokens: int | None) -> str:
+        """The whole greedy transcript (CTC decodes every frame at once: ``new_tokens`` does not apply)."""
+        return self.transcribe(prepared)[0]
+
     def plan_rows(self, prepared: Prepared, target: Any, method: str, params: dict[str, Any]) -> RowPlan:
         """Continuation: one row per output token of the transcript (the first ``max_new_tokens``
         when given); SequenceLogProb(text): one row, log p(text | clip) under CTC."""
@@ -234,7 +237,7 @@ class CTCModality(SpeechModality):
             row_scores=row_scores, extras=base.extras, row_tokens=context["row_tokens"], row_columns=[0] * rows,
             continuation=context["transcript"],
         )
-        return transcript_explanation(base, prepared, base.attributions, text)
+        return transcript_explanation(prepared, base.attributions, text)
 
 
 # -- Whisper ----------------------------------------------------------------------------------
@@ -325,6 +328,10 @@ class WhisperModality(SpeechModality, LanguageModality):
                        torch.arange(p - 1, p - 1 + len(new_ids)), [p + t for t in range(len(new_ids))], words, p,
                        tokenizer.decode(prompt_ids), transcript)
 
+    def transcript(self, prepared: Prepared, new_tokens: int | None) -> str:
+        """The greedy transcript of at most ``new_tokens`` tokens (default: ``Continuation``'s)."""
+        return self.decoder_context(prepared, Continuation(max_new_tokens=new_tokens), None).continuation
+
     def transcribe(self, features: Tensor, new_tokens: int, seed: int | None) -> tuple[list[int], list[int]]:
         """(decoder prompt ids, generated ids) of the model's greedy ``generate`` on ``features``."""
         if new_tokens >= self.max_length:
@@ -349,7 +356,7 @@ class WhisperModality(SpeechModality, LanguageModality):
         token_attributions = base.attributions[:, n:].reshape(rows, *embeddings.shape[1:])
         text_base = dataclasses.replace(base, attributions=token_attributions, inputs=embeddings)
         text = LanguageModality.explanation(self, text_base, Prepared(embeddings, prepared.model, prepared.sources, context))
-        return transcript_explanation(base, prepared, bin_maps, text)
+        return transcript_explanation(prepared, bin_maps, text)
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -363,6 +370,13 @@ class SpeechToTextModel(Explainable):
     @property
     def processor(self) -> Any:
         return self.modality.processor
+
+    def transcribe(self, inputs: Any, max_new_tokens: int | None = None, **options: Any) -> str:
+        """The model's greedy transcript of one clip (no explanation); ``options`` as ``prepare_options``."""
+        return self.modality.transcript(self.prepare(inputs, **options), max_new_tokens)
+
+    def predict(self, inputs: Any, k: int = 5, **options: Any) -> list:
+        raise SpmmInputError("a speech-to-text model has no classes to predict: m.transcribe(clip) gives its transcript")
 
     def audit(self, inputs: Any, target: Any = "top1", **options: Any):
         """:func:`spmm.audit` of the rows' model on one clip with the transcript of ``target``,

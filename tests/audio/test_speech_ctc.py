@@ -102,6 +102,13 @@ def test_transcript_is_the_processors_greedy_decode(ctc, clip):
     assert ex.matrix.shape == (NEW_TOKENS, 0)
 
 
+def test_transcribe_gives_the_whole_transcript_and_predict_points_to_it(ctc, clip):
+    m, model, processor = ctc
+    assert m.transcribe(clip) == processor.batch_decode(hf_logits(model, processor, clip).argmax(-1))[0]
+    with pytest.raises(SpmmInputError, match="transcribe"):
+        m.predict(clip)
+
+
 def test_forward_bit_identical_under_the_rules(ctc, clip):
     m, _, _ = ctc
     prepared = m.prepare(clip)

@@ -83,6 +83,14 @@ def test_transcript_is_the_models_greedy_generate(whisper, clip):
     assert ex.matrix.shape == (len(new_ids), len(ex.context_tokens)) and ex.prompt_columns == 1
 
 
+def test_transcribe_is_generate_and_predict_points_to_it(whisper, clip):
+    m, model, processor = whisper
+    assert m.transcribe(clip, max_new_tokens=5) == processor.decode(hf_generate(model, processor, clip, 5),
+                                                                    skip_special_tokens=True)
+    with pytest.raises(SpmmInputError, match="transcribe"):
+        m.predict(clip)
+
+
 def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(whisper, clip):
     m, model, processor = whisper
     plan = row_plan(m, clip, spmm.Continuation("the cat"))
