@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spmm.errors import SpmmInputError
+
 from spmm.modalities.text.generation import GenerationExplanation, _visible
 from spmm.modalities.text.render import heat_png_base64, html_page, token_strip_html
 
@@ -102,6 +104,21 @@ class TranscriptionExplanation(GenerationExplanation):
             display=self.spectrogram.unsqueeze(0).expand(rows, -1, -1), stft_size=self.stft_size,
             band_to_linear=self.band_to_linear,
         )
+
+    def aggregate(self, by: str = "words") -> "TranscriptionExplanation":
+        """Tokens merged into words (``"words"``, decoders): the matrix as
+        :meth:`GenerationExplanation.aggregate` merges it and each word's map the sum of its tokens'
+        maps; ``"tokens"``: this explanation.  CTC transcripts have no token columns: their rows stay."""
+        if by != "tokens" and not self.context_tokens:
+            raise SpmmInputError("a CTC transcript's rows are its output tokens (no token matrix to merge into words); "
+                                 "aggregate(by='tokens') keeps them")
+        merged = super().aggregate(by)
+        if merged is self:
+            return self
+        row_word = [self.context_words[c] if c < len(self.context_words) else None for c in self.row_columns]
+        groups = [[r for r, w in enumerate(row_word) if w == word] for word in dict.fromkeys(row_word) if word is not None]
+        maps = torch.stack([self.bin_maps[rows].sum(0) for rows in groups]) if groups else self.bin_maps[:0]
+        return dataclasses.replace(merged, bin_maps=maps)
 
     def item_extra(self, index: int) -> dict[str, Any]:
         """The generation fields plus the maps (R × T × F, rounded), the transcript and the audio axes."""

@@ -176,6 +176,7 @@ def test_json_html_and_wav_outputs(ctc, clip, tmp_path):
     assert record["modality"] == "speech-to-text"
     assert np.array(item["extra"]["spectrogram_maps"]).shape == tuple(ex.spectrogram_maps.shape)
     assert item["extra"]["row_tokens"] == ex.row_tokens and item["extra"]["transcript"] == ex.transcript
+    assert spmm.Explanation.load(tmp_path / "x.json").item_scores(0).shape == (NEW_TOKENS, 0)
     page = ex.save(tmp_path / "x.html").read_text()
     assert page.count("data:image/png;base64,") == NEW_TOKENS
     assert ".wav" in ex.renderings
@@ -206,6 +207,7 @@ def test_bad_input_is_a_one_line_error(ctc, clip):
         lambda: m.explain(clip, target=3),
         lambda: m.explain(clip, target=spmm.Continuation("a cat")),
         lambda: m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method="gradient", strategy="nope"),
+        lambda: m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method="gradient").aggregate("words"),
     ]
     for case in cases:
         with pytest.raises(SpmmInputError) as error:

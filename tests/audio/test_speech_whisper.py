@@ -141,6 +141,21 @@ def test_sequence_log_prob_is_the_sum_of_the_log_prob_rows(whisper, clip):
     assert torch.isclose(whole.row_scores.sum(), rows.row_scores.sum(), rtol=1e-5)
 
 
+def test_words_merge_the_rows_maps(whisper, clip):
+    """aggregate("words"): a word's map is the sum of its tokens' maps (the given text's words)."""
+    m, _, processor = whisper
+    ex = m.explain(clip, target=spmm.Continuation("the cat sat"), method="gradient")
+    words = ex.aggregate("words")
+    assert words.row_tokens == ["the", "cat", "sat"]
+    ids = [processor.tokenizer(w, add_special_tokens=False)["input_ids"] for w in ["the", " cat", " sat"]]
+    first = 0
+    for r, word_ids in enumerate(ids):
+        expected = ex.spectrogram_maps[first: first + len(word_ids)].sum(0)
+        assert torch.allclose(words.spectrogram_maps[r], expected)
+        first += len(word_ids)
+    assert first == len(ex.row_tokens)
+
+
 def test_soft_pullback_shared_and_batched_rows_agree_and_other_methods_run(whisper, clip):
     m, _, _ = whisper
     target = spmm.Continuation("the cat")
