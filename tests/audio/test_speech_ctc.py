@@ -244,3 +244,19 @@ def test_cli_explains_a_clip_with_generate(ctc, clip, tmp_path, capsys):
     direct = m.explain(str(path), target=spmm.Continuation(max_new_tokens=2), method="gradient")
     assert item["extra"]["row_tokens"] == direct.row_tokens
     assert np.allclose(np.array(item["extra"]["spectrogram_maps"]), direct.spectrogram_maps.numpy(), atol=1e-6)
+
+
+def test_every_method_runs_or_refuses_in_one_line(ctc, clip):
+    """Every method of spmm.list_methods() gives finite maps; the Grad-CAM ones (no convolutional
+    feature map over the bins to name) refuse with a one-line error."""
+    m, model, _ = ctc
+    if type(model).__name__ != "Wav2Vec2ForCTC":
+        pytest.skip("the methods are the same code for every CTC family: run once")
+    for method in spmm.list_methods():
+        if "cam" in method:
+            with pytest.raises(SpmmInputError) as error:
+                m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method=method)
+            assert "\n" not in str(error.value)
+            continue
+        ex = m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method=method)
+        assert ex.spectrogram_maps.shape[0] == 2 and torch.isfinite(ex.spectrogram_maps).all(), method

@@ -236,3 +236,16 @@ def test_cli_explains_a_clip_with_generate(whisper, clip, tmp_path, capsys):
     assert item["extra"]["row_tokens"] == direct.row_tokens and item["extra"]["transcript"] == direct.transcript
     assert np.allclose(np.array(item["extra"]["spectrogram_maps"]), direct.spectrogram_maps.numpy(), atol=1e-6)
     assert open(html_file).read().count("data:image/png;base64,") == len(direct.row_tokens)
+
+
+def test_every_method_runs_or_refuses_in_one_line(whisper, clip):
+    """Every method of spmm.list_methods() gives finite maps; the Grad-CAM ones refuse in one line."""
+    m, _, _ = whisper
+    for method in spmm.list_methods():
+        if "cam" in method:
+            with pytest.raises(SpmmInputError) as error:
+                m.explain(clip, target=spmm.Continuation("the cat"), method=method)
+            assert "\n" not in str(error.value)
+            continue
+        ex = m.explain(clip, target=spmm.Continuation("the cat"), method=method)
+        assert ex.spectrogram_maps.shape[0] == len(ex.row_tokens) and torch.isfinite(ex.spectrogram_maps).all(), method
