@@ -117,8 +117,8 @@ def transcript_explanation(prepared: Prepared, bin_maps: Tensor, text: Generatio
 
 
 class SpeechModality:
-    """The hooks a speech-to-text model shares: one clip through the audio modality of its
-    ``pipeline``, targets bound as transcripts, the rows' strategy (see the module docstring)."""
+    """The hooks a speech-to-text model shares: one clip through the audio modality (``self.audio``)
+    and targets bound as transcripts; subclasses set ``audio``, ``lm`` and ``processor``."""
 
     name = "speech-to-text"
 
