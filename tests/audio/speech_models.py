@@ -62,16 +62,14 @@ def save_tiny_whisper(folder: Path, seed: int = 0) -> Path:
     import transformers as t
 
     tokenizer = whisper_tokenizer(folder)
-    end, start = tokenizer.convert_tokens_to_ids(WHISPER_SPECIALS[:2])
+    end, *others = tokenizer.convert_tokens_to_ids(WHISPER_SPECIALS)
     config = t.WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                              decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, num_mel_bins=16,
                              max_source_positions=50, max_target_positions=32, vocab_size=len(tokenizer),
-                             pad_token_id=end, bos_token_id=end, eos_token_id=end, decoder_start_token_id=start)
+                             pad_token_id=end, bos_token_id=end, eos_token_id=end, decoder_start_token_id=others[0],
+                             suppress_tokens=others, begin_suppress_tokens=[end])  # transcripts of letters
     torch.manual_seed(seed)
     model = t.WhisperForConditionalGeneration(config).eval()
-    specials = tokenizer.convert_tokens_to_ids(WHISPER_SPECIALS)
-    model.generation_config.suppress_tokens = specials[1:]  # transcripts of letters (and the end of text)
-    model.generation_config.begin_suppress_tokens = [end]
     model.save_pretrained(folder)
     extractor = t.WhisperFeatureExtractor(feature_size=16, chunk_length=1)
     t.WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
