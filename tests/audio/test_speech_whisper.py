@@ -189,6 +189,26 @@ def test_json_html_and_wav_outputs(whisper, clip, tmp_path):
     assert rate == RATE and len(wave) == rows * RATE + (rows - 1) * RATE // 4
 
 
+def test_strip_pictures_put_low_frequencies_at_the_bottom_and_time_to_the_right(whisper, clip):
+    """A map with one bin set (first frame, lowest band) colours the bottom-left pixel of its picture."""
+    import base64
+    import dataclasses
+    import io
+    import re
+
+    from PIL import Image
+
+    m, _, _ = whisper
+    ex = m.explain(clip, target=spmm.Continuation("the"), method="gradient")
+    maps = torch.zeros_like(ex.spectrogram_maps)
+    maps[0, 0, 0] = 1.0
+    page = dataclasses.replace(ex, bin_maps=maps).strip_html()
+    picture = np.array(Image.open(io.BytesIO(base64.b64decode(re.findall(r"base64,([A-Za-z0-9+/=]+)", page)[0]))))
+    assert picture.shape[:2] == (16, 100)
+    red = (picture[..., 0].astype(int) - picture[..., 2].astype(int)) > 0
+    assert red[-1, 0] and red.sum() == 1
+
+
 def test_bad_input_is_a_one_line_error(whisper, clip):
     m, _, _ = whisper
     cases = [
