@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
+import numpy as np
+
 from .words import SpanScores
 
 RESET = "\x1b[0m"
@@ -127,13 +129,12 @@ HEAT_WEIGHT = 0.7
 """How much a full-scale score colours a pixel of a heat picture over its grey background."""
 
 
-def heat_png_base64(grey: "np.ndarray", heat: "np.ndarray", scale: float) -> str:
+def heat_png_base64(grey: np.ndarray, heat: np.ndarray, scale: float) -> str:
     """A PNG (base64) of ``heat`` (H, W) in the signed colours of :func:`score_rgb` over ``grey``
     (H, W) in [0, 1]: a pixel is coloured by ``HEAT_WEIGHT``·min(|heat|/scale, 1)."""
     import base64
     import io
 
-    import numpy as np
     from PIL import Image
 
     values = np.asarray(heat, dtype=np.float64)

@@ -17,7 +17,6 @@ import torch
 
 import spmm
 from spmm.errors import SpmmInputError
-
 from tests.audio.audio_signals import speechlike
 from tests.audio.speech_models import RATE, save_tiny_ctc
 from tests.forward_checks import forward_with_and_without_rules
