@@ -14,5 +14,6 @@ from spmm.adapters.crossmodal import registry as _crossmodal  # noqa: F401
 from spmm.adapters.hf import dual as _hf_dual  # noqa: F401
 from spmm.adapters.hf import generation as _hf_generation  # noqa: F401
 from spmm.adapters.hf import vlm as _hf_vlm  # noqa: F401
+from spmm.adapters.hf import speech as _hf_speech  # noqa: F401
 from spmm.adapters.peers import registry as _peers  # noqa: F401
 from spmm.adapters.vision import shapes as _vision_shapes  # noqa: F401

@@ -51,7 +51,9 @@ def _explain_parser(subparsers: argparse._SubParsersAction, name: str, help_text
                         help="image–text models: explain the image's pixels or the text's words (with --text)")
     parser.add_argument("--generate", type=int, default=None, metavar="N",
                         help="language models: generate N tokens greedily and explain each on the prompt and "
-                             "the tokens before it (HTML tokens x tokens matrix + JSON)")
+                             "the tokens before it (HTML tokens x tokens matrix + JSON); speech-to-text models "
+                             "(Whisper, CTC folders): the first N transcript tokens, each on the clip's "
+                             "time-frequency bins (HTML token strip over the spectrogram + JSON, WAV)")
     return parser
 
 
@@ -143,11 +145,12 @@ def generation_target(args: argparse.Namespace, model: spmm.Explainable, spec: s
     if args.generate is None:
         return args.target
     from spmm.adapters.hf.generation import LanguageModel
+    from spmm.adapters.hf.speech import SpeechToTextModel
     from spmm.adapters.hf.vlm import VisionLanguageModel
 
-    if not isinstance(model, (LanguageModel, VisionLanguageModel)):
-        raise SpmmInputError(f"--generate needs a language model (a causal LM, seq2seq or vision-language folder); "
-                             f"{spec} is not one")
+    if not isinstance(model, (LanguageModel, VisionLanguageModel, SpeechToTextModel)):
+        raise SpmmInputError("--generate needs a language model (a causal LM, seq2seq, vision-language or "
+                             f"speech-to-text folder); {spec} is not one")
     if args.generate < 1:
         raise SpmmInputError(f"--generate takes a positive number of tokens, got {args.generate}")
     if args.score is not None or args.target != "top1":

@@ -11,27 +11,21 @@ colour scale for every token), above the matrix.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html
-import io
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 from torch import Tensor
 
 from spmm.modalities.text.generation import GenerationExplanation, _visible
 from spmm.targets import Contrast
-from spmm.modalities.text.render import html_page, legend_html, score_rgb
+from spmm.modalities.text.render import heat_png_base64, html_page, token_strip_html
 
 from . import to_display
 
 THUMBNAIL_SIDE = 160
 """Side in CSS pixels of each token's heatmap in the HTML strip."""
-HEAT_WEIGHT = 0.7
-"""How much a full-scale score colours a pixel over the greyed image."""
 
 
 @dataclasses.dataclass(repr=False)
@@ -74,19 +68,12 @@ class ImageGenerationExplanation(GenerationExplanation):
         one scale: the largest |map value| of all tokens; hover a map for its token's score)."""
         maps = self.pixel_maps.detach().cpu().double()
         scale = float(maps.abs().max()) or 1.0
-        cells = []
-        for r, token in enumerate(self.row_tokens):
-            own = f"{float(self.row_scores[r]):+.3g}" if self.row_scores is not None else ""
-            cells.append(
-                f'<figure class="spmm-vlm-token" title="{html.escape(token)} ({self.score_name()} {own})">'
-                f'<img width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}" src="data:image/png;base64,'
-                f'{_png_base64(self.image, maps[r], scale)}"><figcaption>{_visible(token)}</figcaption></figure>'
-            )
-        style = ("<style>.spmm-vlm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-vlm-token{margin:0;"
-                 "text-align:center;font-family:monospace}.spmm-vlm-token img{image-rendering:pixelated;"
-                 "border:1px solid #ccc}</style>")
-        return (f'<div class="spmm-vlm">{style}<h3>{html.escape(self._heading())}</h3>'
-                f'<div class="spmm-vlm-strip">{"".join(cells)}</div>{legend_html(scale)}</div>')
+        grey = to_display(self.image).mean(axis=2)
+        own = [f"{float(s):+.3g}" for s in self.row_scores] if self.row_scores is not None else [""] * len(maps)
+        return token_strip_html([_visible(token) for token in self.row_tokens],
+                                [heat_png_base64(grey, maps[r].numpy(), scale) for r in range(len(self.row_tokens))],
+                                [f"{token} ({self.score_name()} {own[r]})" for r, token in enumerate(self.row_tokens)],
+                                self._heading(), scale, THUMBNAIL_SIDE, THUMBNAIL_SIDE)
 
     def html(self) -> str:
         """The token strip over the image, then the tokens × tokens matrix."""
@@ -105,14 +92,3 @@ class ImageGenerationExplanation(GenerationExplanation):
             lines.append(f"  {token!r}: strongest pixel (row {y}, column {x}) {float(self.pixel_maps[r, y, x]):+.3g}")
         return "\n".join(lines)
 
-
-def _png_base64(image: Tensor, heat: Tensor, scale: float) -> str:
-    """A PNG (base64) of ``heat`` (H, W) in signed colours over the greyed ``image`` (3, H, W)."""
-    grey = to_display(image).mean(axis=2, keepdims=True).repeat(3, axis=2) * 255.0
-    values = heat.numpy()
-    colours = np.array([[score_rgb(float(v), scale) for v in row] for row in values], dtype=np.float64)
-    weight = HEAT_WEIGHT * np.clip(np.abs(values) / scale, 0, 1)[..., None]
-    blended = ((1 - weight) * grey + weight * colours).clip(0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(blended).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")

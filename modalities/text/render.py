@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
+import numpy as np
+
 from .words import SpanScores
 
 RESET = "\x1b[0m"
@@ -121,3 +123,44 @@ def render_terminal(scored: SpanScores, colour: bool = True) -> str:
         else:
             parts.append(f"{text}[{score:+.3g}]")
     return "".join(parts)
+
+
+HEAT_WEIGHT = 0.7
+"""How much a full-scale score colours a pixel of a heat picture over its grey background."""
+
+
+def heat_png_base64(grey: np.ndarray, heat: np.ndarray, scale: float) -> str:
+    """A PNG (base64) of ``heat`` (H, W) in the signed colours of :func:`score_rgb` over ``grey``
+    (H, W) in [0, 1]: a pixel is coloured by ``HEAT_WEIGHT``·min(|heat|/scale, 1)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    values = np.asarray(heat, dtype=np.float64)
+    fade = np.round(255 * (1 - np.minimum(np.abs(values) / scale, 1.0)))
+    full = np.full_like(fade, 255.0)
+    colours = np.where((values >= 0)[..., None], np.stack([full, fade, fade], -1), np.stack([fade, fade, full], -1))
+    weight = HEAT_WEIGHT * np.clip(np.abs(values) / scale, 0, 1)[..., None]
+    background = np.repeat(np.asarray(grey, dtype=np.float64)[..., None] * 255.0, 3, axis=2)
+    blended = ((1 - weight) * background + weight * colours).clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(blended).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def token_strip_html(tokens: Sequence[str], pictures: Sequence[str], titles: Sequence[str], heading: str,
+                     scale: float, width: int, height: int) -> str:
+    """Generated tokens as a strip, each token (HTML, already escaped) under its picture (a base64
+    PNG of :func:`heat_png_base64`, shown ``width`` × ``height`` CSS pixels, ``titles`` on hover),
+    with the legend of the one colour ``scale``."""
+    cells = [
+        f'<figure class="spmm-strip-token" title="{html.escape(title)}"><img width="{width}" height="{height}" '
+        f'src="data:image/png;base64,{picture}"><figcaption>{token}</figcaption></figure>'
+        for token, picture, title in zip(tokens, pictures, titles)
+    ]
+    style = ("<style>.spmm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-strip-token{margin:0;"
+             "text-align:center;font-family:monospace}.spmm-strip-token img{image-rendering:pixelated;"
+             "border:1px solid #ccc}</style>")
+    return (f'<div class="spmm-token-strip">{style}<h3>{html.escape(heading)}</h3>'
+            f'<div class="spmm-strip">{"".join(cells)}</div>{legend_html(scale)}</div>')

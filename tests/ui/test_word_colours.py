@@ -65,3 +65,23 @@ def test_saved_html_and_terminal_use_the_contrast_colour() -> None:
     terminal = render.render_terminal(scored)
     assert "\x1b[48;2;0;0;255m\x1b[38;2;255;255;255mbad" in terminal
     assert "\x1b[48;2;255;0;0m\x1b[38;2;0;0;0mgood" in terminal
+
+
+def test_heat_pictures_blend_the_signed_colours_over_grey():
+    """Each pixel of a token-strip picture is (1 − w)·grey + w·score_rgb(v, scale), w = 0.7·min(|v|/scale, 1),
+    rounded down to 8 bits (computed here pixel by pixel)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    grey, heat, scale = rng.random((5, 7)), rng.normal(size=(5, 7)), 1.5
+    picture = np.array(Image.open(io.BytesIO(base64.b64decode(render.heat_png_base64(grey, heat, scale)))))
+    for y in range(5):
+        for x in range(7):
+            weight = 0.7 * min(abs(heat[y, x]) / scale, 1.0)
+            colour = np.array(render.score_rgb(float(heat[y, x]), scale), dtype=float)
+            expected = np.clip((1 - weight) * grey[y, x] * 255 + weight * colour, 0, 255).astype(np.uint8)
+            assert (picture[y, x] == expected).all()
