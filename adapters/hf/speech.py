@@ -183,8 +183,8 @@ class CTCModality(SpeechModality):
     def prepare(self, model: Any, inputs: Any, **options: Any) -> Prepared:
         return self.prepare_clip(model, inputs, **options)
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
-        return audio_method_params(method, inputs)
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
+        return audio_method_params(method)
 
     def transcribe(self, prepared: Prepared) -> tuple[str, list[str], list[int], list[tuple[int, int]]]:
         """(transcript, each output token as text, its id, its frames (start, end)): the tokenizer's
@@ -222,7 +222,7 @@ class CTCModality(SpeechModality):
             rows = SegmentLogProb(torch.tensor(ids), torch.tensor([s for s, _ in spans]), torch.tensor([e for _, e in spans]))
         prepared.context.update(row_tokens=tokens, transcript=transcript)
         if not shared:
-            params = {**self.method_params(method, prepared.inputs), **params}
+            params = {**self.method_params(method, prepared.inputs, prepared.model), **params}
         count = 1 if isinstance(target, SequenceLogProb) else len(tokens)
         return RowPlan(prepared, rows, params, rows=count, shared=shared, rows_per_pass=rows_per_pass)
 
@@ -281,7 +281,7 @@ class WhisperModality(SpeechModality, LanguageModality):
     def prepare(self, model: Any, inputs: Any, **options: Any) -> Prepared:
         return self.prepare_clip(model, inputs, **options)
 
-    def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
+    def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
         """No scale defaults: the flat input mixes log-mel bins and embeddings (give noise scales explicitly)."""
         return {}
 
