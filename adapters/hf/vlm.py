@@ -23,6 +23,7 @@ explains the next token.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,14 @@ from spmm.ruleset import get_ruleset
 from spmm.rows import SHARED_FORWARD_METHODS
 from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.image.generation import ImageGenerationExplanation
-from spmm.modalities.image.modality import ImageModality
 from spmm.modalities.text.batch import token_limit
 
 from .generation import Context, LanguageModality, _continuation_ids
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
-from .vision import ColourMap, ProcessorInput, ProcessorPixels, colour_map, model_side
+from .vlm_layouts import LAYOUTS
 
-VLM_ARCHITECTURES = ("LlavaForConditionalGeneration", "PaliGemmaForConditionalGeneration")
+VLM_ARCHITECTURES = tuple(LAYOUTS)
 IMAGE_PROMPT_SEPARATORS = {"PaliGemmaProcessor": ""}
 """What follows the image placeholder prepended to a prompt without one (default a line break, as
 in LLaVA's prompts; PaliGemma's processor puts BOS there itself)."""
@@ -78,10 +78,11 @@ class NextTokenContrast:
 
 
 class PixelsAndTokens(nn.Module):
-    """A vision-language model on one flat input per row: (B, 3·H·W + C·D) -> logits (B, C, V).
+    """A vision-language model on one flat input per row: (B, P + C·D) -> logits (B, C, V).
 
-    The first 3·H·W values are the pixels in [−1, 1], made the processor's ``pixel_values`` by
-    ``colours``; the rest are the context's token embeddings (C, D), where positions not ``free``
+    The first P values are the pixels in [−1, 1] (shape ``pixel_shape``), made the model's
+    ``pixel_values`` by the family's ``layout`` (:mod:`.vlm_layouts`), with the other image inputs
+    ``image_inputs`` (``image_sizes``…, batch 1); the rest are the context's token embeddings (C, D), where positions not ``free``
     (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
     placeholders, which the model finds by their embedding, and special tokens; current, so that
     methods perturbing the weights, such as FusionGrad, keep the placeholders recognisable);
@@ -89,32 +90,32 @@ class PixelsAndTokens(nn.Module):
     continuation).
     """
 
-    def __init__(self, lm: nn.Module, colours: ColourMap, side: int, attention_mask: Tensor, input_ids: Tensor,
-                 free: Tensor, token_type_ids: Tensor | None = None) -> None:
+    def __init__(self, lm: nn.Module, layout: Any, pixel_shape: tuple[int, ...], image_inputs: dict[str, Tensor],
+                 attention_mask: Tensor, input_ids: Tensor, free: Tensor, token_type_ids: Tensor | None = None) -> None:
         super().__init__()
-        self.lm, self.side = lm, side
-        self.pixels = ProcessorInput(lm, colours).to(input_ids.device)
-        self.pixels.training = lm.training  # the user's model keeps its mode (train() would recurse into it)
+        self.lm, self.pixels, self.pixel_shape, self.image_inputs = lm, layout, pixel_shape, image_inputs
         self.attention_mask, self.input_ids, self.token_type_ids = attention_mask, input_ids, token_type_ids
         self.free = free.view(1, -1, 1)
         self.training = lm.training
 
     @property
     def pixel_count(self) -> int:
-        return 3 * self.side * self.side
+        return math.prod(self.pixel_shape)
 
     def forward(self, x: Tensor) -> Tensor:
         rows, n = x.shape[0], self.pixel_count
-        pixels = x[:, :n].reshape(rows, 3, self.side, self.side)
+        pixels = x[:, :n].reshape(rows, *self.pixel_shape)
         with torch.no_grad():
             fixed = self.lm.get_input_embeddings()(self.input_ids)
         embeddings = x[:, n:].reshape(rows, *fixed.shape[1:]).to(fixed.dtype)
         free = self.free.to(fixed.dtype)
         mixed = embeddings * free + fixed * (1 - free)
         pixel_values = self.pixels.pixel_values(pixels).to(fixed.dtype)
-        types = {} if self.token_type_ids is None else {"token_type_ids": self.token_type_ids.expand(rows, -1)}
+        extra = {key: value.expand(rows, *value.shape[1:]) for key, value in self.image_inputs.items()}
+        if self.token_type_ids is not None:
+            extra["token_type_ids"] = self.token_type_ids.expand(rows, -1)
         return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,
-                       attention_mask=self.attention_mask.expand(rows, -1), **types).logits
+                       attention_mask=self.attention_mask.expand(rows, -1), **extra).logits
 
 
 class VisionLanguageModality(LanguageModality):
@@ -132,14 +133,13 @@ class VisionLanguageModality(LanguageModality):
         self.processor = processor
         self.image_token = processor.image_token
         self.image_token_id = lm.config.image_token_id
-        self.colours = colour_map(processor.image_processor)
-        self.side = model_side(processor.image_processor)
-        self.images = ImageModality(self.side, ProcessorPixels(processor.image_processor, self.colours), unit_range=True)
+        self.layout = LAYOUTS[type(lm).__name__](processor.image_processor)
 
     # -- hooks ------------------------------------------------------------------------------
     def prepare(self, model: Any, inputs: Any, **options: Any) -> Prepared:
-        """inputs: one image (path, PIL image, uint8 array) -> (1, 3, H, W) in [−1, 1] as the
-        processor makes it; ``context["image"]`` keeps the PIL image for the processor's text side."""
+        """inputs: one image (path, PIL image, uint8 array) -> the family's pixels (1, *S) in [−1, 1]
+        as the processor makes them (:mod:`.vlm_layouts`); ``context["image"]`` keeps the PIL image
+        for the processor's text side, ``context["geometry"]`` where the pixels lie on it."""
         from transformers.image_transforms import convert_to_rgb
 
         from spmm.modalities.image import load_pil
@@ -156,10 +156,13 @@ class VisionLanguageModality(LanguageModality):
                                  "prepares it")
         image = load_pil(inputs)
         image = image if image.mode == "RGB" else convert_to_rgb(image)  # transparency onto white, as transformers does
-        prepared = self.images.prepare(self.lm, [image])
-        prepared.sources = [str(inputs) if isinstance(inputs, (str, Path)) else "image"]
-        prepared.context["image"] = image
-        return prepared
+        try:
+            pixels, _, geometry = self.layout.prepare(image)
+        except ValueError as error:
+            raise SpmmInputError(f"the model's processor refuses this image: {str(error).splitlines()[0]}") from None
+        device = next(self.lm.parameters()).device
+        return Prepared(pixels.to(device), self.lm, [str(inputs) if isinstance(inputs, (str, Path)) else "image"],
+                        {"image": image, "geometry": geometry})
 
     def method_params(self, method: str, inputs: Tensor) -> dict[str, Any]:
         """No scale defaults: the flat input mixes pixels and embeddings (give noise scales explicitly)."""
@@ -207,12 +210,14 @@ class VisionLanguageModality(LanguageModality):
         if types is not None:
             continuation = torch.ones(1, context.input_ids.shape[1] - types.shape[1], dtype=types.dtype)
             types = torch.cat([types, continuation], dim=1).to(device)
-        model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device),
-                                context.input_ids.to(device), ~fixed, types)
         pixels = prepared.inputs
+        image_inputs = {key: batch[key].to(device) for key in self.layout.image_keys}
+        model = PixelsAndTokens(self.lm, self.layout, tuple(pixels.shape[1:]), image_inputs,
+                                context.attention_mask.to(device), context.input_ids.to(device), ~fixed, types)
         flat = torch.cat([pixels.flatten(1), embeddings.flatten(1).to(pixels.dtype)], dim=1)
         return Prepared(flat, model, [f"{prepared.sources[0]}: {context.prompt}"],
-                        {"generation": context, "pixels": pixels, "embeddings": embeddings})
+                        {"generation": context, "pixels": pixels, "embeddings": embeddings,
+                         "geometry": prepared.context["geometry"]})
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
         """An :class:`ImageGenerationExplanation`: the generation matrix on the text tokens (image
@@ -238,7 +243,8 @@ class VisionLanguageModality(LanguageModality):
             "context_words": [text.context_words[c] for c in kept],
             "row_columns": [column[c] for c in text.row_columns], "row_tokens": row_tokens,
             "prompt_columns": sum(1 for c in kept if c < text.prompt_columns),
-            "pixel_maps": pixel_attributions.sum(1).detach().cpu(), "image": pixels[0].detach().cpu(),
+            "pixel_maps": self.layout.on_image(pixel_attributions, context["geometry"]).detach().cpu(),
+            "image": self.layout.display(pixels, context["geometry"]).detach().cpu(),
             "sources": list(prepared.sources),
         })
 
@@ -304,7 +310,7 @@ class VisionLanguageModality(LanguageModality):
         from spmm.explain import seeded
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
+        inputs = {k: batch[k].to(device) for k in MODEL_INPUTS + self.layout.image_keys if k in batch}
         with seeded(seed), torch.no_grad():
             out = self.lm.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=pad)
         return out[0, inputs["input_ids"].shape[1]:].tolist()
@@ -329,7 +335,8 @@ class VisionLanguageModel(Explainable):
         batch = self.modality.processor_input(prepared.context["image"], prompt)
         device = next(self.lm.parameters()).device
         with torch.no_grad():
-            logits = self.lm(**{key: batch[key].to(device) for key in MODEL_INPUTS if key in batch}).logits[:, -1]
+            keys = MODEL_INPUTS + self.modality.layout.image_keys
+            logits = self.lm(**{key: batch[key].to(device) for key in keys if key in batch}).logits[:, -1]
         values, indices = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
         decode = self.modality.tokenizer.decode
         return [[Prediction(int(i), decode([int(i)]), float(v)) for v, i in zip(values[0].tolist(), indices[0].tolist())]]

@@ -1,0 +1,166 @@
+"""How each vision-language family's ``pixel_values`` relate to the image: the explained pixels
+in [−1, 1], the model's ``pixel_values`` made from them (differentiably), and the maps on the image.
+
+A layout turns the image processor's output for one image into the explained pixels (1, *S)
+(:meth:`prepare`, the processor's colour map undone, so they equal the processor's output to float
+precision), makes the model's ``pixel_values`` from rows of them (:meth:`pixel_values`, the colour
+map redone), names the other image inputs the model takes (``image_keys``), and puts attributions
+on the explained pixels (R, *S) back on the image (:meth:`on_image`, channels summed: (R, H, W)),
+with the image shown under them (:meth:`display`, (3, H, W)).
+
+- :class:`WholeImage` (LLaVA, PaliGemma): ``pixel_values`` (1, 3, H, W) is the image.
+- :class:`TiledImage` (LLaVA-NeXT "anyres"): ``pixel_values`` (1, 1 + T, 3, h, w) is the whole
+  image squashed to h × w, then T tiles of the image resized (aspect kept) and padded onto the
+  best grid of ``image_grid_pinpoints``.  The explained pixels are these views; the maps are on the
+  image at the tiles' resolution (the padding cut off): the tiles' maps in place plus the whole
+  view's map spread over the image (bilinear, scaled by the ratio of the areas, so its sum stays).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from spmm.errors import SpmmInputError
+
+from .vision import ColourMap, colour_map
+
+
+def colour_affine(colours: ColourMap, x: Tensor, channel_dim: int) -> Tensor:
+    """Pixels x in [−1, 1] (RGB along ``channel_dim``) -> the processor's values ((x + 1)/2 − mean)/std
+    in the processor's channel order."""
+    shape = [1] * x.dim()
+    shape[channel_dim] = 3
+    mean = torch.tensor(colours.mean, dtype=x.dtype, device=x.device).view(shape)
+    std = torch.tensor(colours.std, dtype=x.dtype, device=x.device).view(shape)
+    if colours.order != (0, 1, 2):
+        x = x.index_select(channel_dim, torch.tensor(colours.order, device=x.device))
+    return ((x + 1.0) / 2.0 - mean) / std
+
+
+class FirstView:
+    """An image processor seen through one view per image: ``pixel_values`` (N, 3, h, w) (the
+    colour map is read off it by :func:`colour_map`)."""
+
+    def __init__(self, image_processor: Any, views: Any) -> None:
+        self.image_processor, self.views = image_processor, views
+
+    def __call__(self, images: list[Image.Image], return_tensors: str = "pt") -> dict[str, Tensor]:
+        return {"pixel_values": self.views(self.image_processor(images=images, return_tensors=return_tensors))}
+
+
+@dataclasses.dataclass
+class WholeImage:
+    """``pixel_values`` (1, 3, H, W): the explained pixels are the image itself."""
+
+    image_processor: Any
+    image_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        self.colours = colour_map(self.image_processor)
+
+    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], Any]:
+        """The image -> (pixels (1, 3, H, W) in [−1, 1], the other image inputs, geometry)."""
+        output = self.image_processor(images=[image], return_tensors="pt")
+        values = output["pixel_values"]
+        if values.dim() != 4:
+            raise SpmmInputError(f"{type(self.image_processor).__name__} makes pixel_values of shape "
+                                 f"{tuple(values.shape)}, not one image (1, 3, H, W)")
+        return self.colours.to_unit_range(values[0])[None], {}, None
+
+    def pixel_values(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) in [−1, 1] -> the model's ``pixel_values`` (B, 3, H, W)."""
+        return colour_affine(self.colours, x, 1)
+
+    def on_image(self, values: Tensor, geometry: Any) -> Tensor:
+        """(R, 3, H, W) -> (R, H, W), channels summed."""
+        return values.sum(1)
+
+    def display(self, pixels: Tensor, geometry: Any) -> Tensor:
+        """(1, 3, H, W) -> the image (3, H, W)."""
+        return pixels[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class TileGeometry:
+    """Where LLaVA-NeXT's tiles lie: ``rows`` × ``cols`` tiles of side ``side``; the image fills
+    [top, top + height) × [left, left + width) of the tiles' canvas (the rest is padding)."""
+
+    rows: int
+    cols: int
+    side: int
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+@dataclasses.dataclass
+class TiledImage:
+    """``pixel_values`` (1, 1 + T, 3, h, w) with ``image_sizes`` (1, 2): LLaVA-NeXT's views (module
+    docstring)."""
+
+    image_processor: Any
+    image_keys: ClassVar[tuple[str, ...]] = ("image_sizes",)
+
+    def __post_init__(self) -> None:
+        self.colours = colour_map(FirstView(self.image_processor, lambda output: output["pixel_values"][:, 0]))
+
+    def geometry(self, height: int, width: int, views: Tensor) -> TileGeometry:
+        """The tile grid and the image's place on it, as the processor lays them out for an image of
+        ``height`` × ``width`` (views: (1 + T, 3, side, side))."""
+        from transformers.image_processing_utils import get_patch_output_size, select_best_resolution
+
+        side = views.shape[-1]
+        best_height, best_width = select_best_resolution((height, width), self.image_processor.image_grid_pinpoints)
+        rows, cols = best_height // side, best_width // side
+        if rows * cols != views.shape[0] - 1:
+            raise SpmmInputError(f"{type(self.image_processor).__name__} made {views.shape[0] - 1} tiles, not the "
+                                 f"{rows}×{cols} grid of its image_grid_pinpoints; spmm cannot place them on the image")
+        new_height, new_width = get_patch_output_size(torch.zeros(1, height, width), (best_height, best_width), "channels_first")
+        return TileGeometry(rows, cols, side, (best_height - new_height) // 2, (best_width - new_width) // 2,
+                            new_height, new_width)
+
+    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], TileGeometry]:
+        output = self.image_processor(images=[image], return_tensors="pt")
+        views = output["pixel_values"][0]
+        pixels = torch.stack([self.colours.to_unit_range(view) for view in views])
+        return pixels[None], {"image_sizes": output["image_sizes"]}, self.geometry(image.height, image.width, views)
+
+    def pixel_values(self, x: Tensor) -> Tensor:
+        """(B, 1 + T, 3, h, w) in [−1, 1] -> the model's ``pixel_values`` (same shape)."""
+        return colour_affine(self.colours, x, 2)
+
+    def canvas(self, tiles: Tensor, geometry: TileGeometry) -> Tensor:
+        """Tiles (R, T, C, s, s) in row-major order -> the image's part of their canvas (R, C, height, width)."""
+        g = geometry
+        r, _, c, s, _ = tiles.shape
+        whole = tiles.reshape(r, g.rows, g.cols, c, s, s).permute(0, 3, 1, 4, 2, 5).reshape(r, c, g.rows * s, g.cols * s)
+        return whole[:, :, g.top: g.top + g.height, g.left: g.left + g.width]
+
+    def on_image(self, values: Tensor, geometry: TileGeometry) -> Tensor:
+        """(R, 1 + T, 3, s, s) -> (R, height, width): the tiles' maps plus the whole view's map spread
+        over the image (its sum kept)."""
+        maps = values.sum(2)
+        tiles = self.canvas(maps[:, 1:, None], geometry)[:, 0]
+        whole = maps[:, :1].double()
+        spread = F.interpolate(whole, size=tiles.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        area = whole.shape[-1] * whole.shape[-2] / (tiles.shape[-1] * tiles.shape[-2])
+        return tiles + (spread * area).to(tiles.dtype)
+
+    def display(self, pixels: Tensor, geometry: TileGeometry) -> Tensor:
+        """(1, 1 + T, 3, s, s) -> the image at the tiles' resolution (3, height, width)."""
+        return self.canvas(pixels[:, 1:], geometry)[0]
+
+
+LAYOUTS = {
+    "LlavaForConditionalGeneration": WholeImage,
+    "PaliGemmaForConditionalGeneration": WholeImage,
+    "LlavaNextForConditionalGeneration": TiledImage,
+}
+"""Architecture -> its layout: the vision-language families :func:`spmm.load` explains."""
