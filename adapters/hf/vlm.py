@@ -259,7 +259,7 @@ class VisionLanguageModality(LanguageModality):
         separator = IMAGE_PROMPT_SEPARATORS.get(type(self.processor).__name__, "\n")
         text = prompt if self.image_token in prompt else f"{self.image_token}{separator}{prompt}"
         try:
-            batch = self.processor(images=image, text=text, return_tensors="pt")
+            batch = self.processor(images=image, text=text, return_tensors="pt", truncation=False)
         except ValueError as error:
             raise SpmmInputError(f"the model's processor refuses this image or prompt: {str(error).splitlines()[0]}") from None
         length = batch["input_ids"].shape[1]

@@ -21,6 +21,8 @@ transformers = pytest.importorskip("transformers")
 
 PROMPT = "what is in this picture?"
 NEW_TOKENS = 3
+IMAGE_INPUTS = ("image_sizes",)
+"""Processor outputs besides pixel_values that describe the image to the model."""
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,7 @@ def vlm_folders(tmp_path_factory):
     return {name: save(tmp_path_factory.mktemp(name)) for name, save in TINY_VLMS.items()}
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders[request.param]
@@ -53,10 +55,44 @@ def processor_input(processor, image, prompt=PROMPT):
     return {k: v for k, v in batch.items() if k != "labels"}
 
 
+def on_image(processor, image, per_view):
+    """Maps on the processor's views (R, *pixel_values' shape without batch and channels) put on
+    the image the user gave, worked out from the processor's own output: the image itself for a
+    4-D ``pixel_values``; for LLaVA-NeXT's views (the whole image squashed, then tiles on the
+    grid transformers' ``select_best_resolution`` picks), the tiles laid out row by row and cut to
+    where the processor's output on a white image of the same size is not padding, plus the whole
+    view's map resized bilinearly onto that box and scaled by the ratio of the areas."""
+    if per_view.dim() == 3:
+        return per_view
+    from transformers.image_processing_utils import select_best_resolution
+
+    side = per_view.shape[-1]
+    height, width = select_best_resolution((image.height, image.width), processor.image_processor.image_grid_pinpoints)
+    rows, cols = height // side, width // side
+    canvas = torch.zeros(per_view.shape[0], rows * side, cols * side, dtype=per_view.dtype)
+    white = processor.image_processor(images=Image.new("RGB", image.size, "white"), return_tensors="pt")["pixel_values"][0]
+    content = torch.zeros(rows * side, cols * side, dtype=torch.bool)
+    for tile in range(rows * cols):
+        r, c = divmod(tile, cols)
+        canvas[:, r * side:(r + 1) * side, c * side:(c + 1) * side] = per_view[:, 1 + tile]
+        content[r * side:(r + 1) * side, c * side:(c + 1) * side] = white[1 + tile, 0] > 0
+    ys, xs = content.any(1).nonzero().flatten(), content.any(0).nonzero().flatten()
+    box = canvas[:, ys[0]: ys[-1] + 1, xs[0]: xs[-1] + 1]
+    spread = torch.nn.functional.interpolate(per_view[:, :1].double(), size=box.shape[-2:], mode="bilinear")[:, 0]
+    return box + spread.to(box.dtype) * side * side / (box.shape[-1] * box.shape[-2])
+
+
+def image_shape(processor, image):
+    """(H, W) of the maps on ``image``: where the processor's views lie on it (:func:`on_image`)."""
+    values = processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+    return tuple(on_image(processor, image, values[None, ..., 0, :, :]).shape[1:])
+
+
 def with_continuation(inputs, ids):
-    """Keyword inputs of the HF model on the context ``ids`` (1, C): the attention mask and, for
+    """Keyword inputs of the HF model on the context ``ids`` (1, C) besides its pixel_values: the
+    attention mask, the other image inputs of the processor (LLaVA-NeXT's ``image_sizes``) and, for
     PaliGemma, token types (0 on the prompt, 1 on the continuation, as its ``generate`` extends them)."""
-    extra = {"attention_mask": torch.ones_like(ids)}
+    extra = {"attention_mask": torch.ones_like(ids), **{k: inputs[k] for k in IMAGE_INPUTS if k in inputs}}
     if "token_type_ids" in inputs:
         types = inputs["token_type_ids"]
         extra["token_type_ids"] = torch.cat([types, torch.ones(1, ids.shape[1] - types.shape[1], dtype=types.dtype)], 1)
@@ -99,7 +135,7 @@ def test_generated_continuation_is_greedy_generate(llava, image):
     expected = out[0, inputs["input_ids"].shape[1]:].tolist()
     ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
     assert ex.row_tokens == [processor.tokenizer.decode([i]) for i in expected]
-    assert ex.image_maps.shape == (NEW_TOKENS, 32, 32)
+    assert ex.image_maps.shape == (NEW_TOKENS, *image_shape(processor, image))
     assert ex.matrix.shape == (NEW_TOKENS, len(ex.context_tokens))
     assert processor.image_token not in ex.context_tokens
 
@@ -131,7 +167,7 @@ def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
     new_ids = processor.tokenizer(ex.continuation, add_special_tokens=False)["input_ids"]
     assert len(new_ids) == NEW_TOKENS
     ids = torch.cat([inputs["input_ids"], torch.tensor([new_ids])], dim=1)
-    std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_processor.image_std).view(3, 1, 1)
     text_columns = (ids[0] != model.config.image_token_id).nonzero().flatten()
     for t, token in enumerate(new_ids):
         pixel_values = inputs["pixel_values"].clone().requires_grad_(True)
@@ -139,7 +175,7 @@ def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
         logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, **with_continuation(inputs, ids)).logits
         grad_pixels, grad_embeddings = torch.autograd.grad(logits[0, prompt_length - 1 + t, token],
                                                            [pixel_values, embeddings])
-        expected_map = (grad_pixels / (2 * std)).sum(1)[0]
+        expected_map = on_image(processor, image, (grad_pixels[0] / (2 * std)).sum(-3)[None])[0]
         scale = expected_map.abs().max()
         assert (ex.image_maps[t] - expected_map).abs().max() <= 1e-3 * scale
         expected_row = (grad_embeddings * embeddings).sum(-1)[0, text_columns]
@@ -171,12 +207,12 @@ def test_audit_clean_under_the_models_rules(llava, image):
 
 
 def test_json_in_the_one_schema_and_html_token_strip(llava, image, tmp_path):
-    m, _, _ = llava
+    m, _, processor = llava
     ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS))
     record = json.loads(ex.save(tmp_path / "x.json").read_text())
     item = record["items"][0]
     assert record["modality"] == "vision-language" and item["shape"] == list(ex.matrix.shape)
-    assert np.array(item["extra"]["image_maps"]).shape == (NEW_TOKENS, 32, 32)
+    assert np.array(item["extra"]["image_maps"]).shape == (NEW_TOKENS, *image_shape(processor, image))
     assert item["extra"]["row_tokens"] == ex.row_tokens
     page = ex.save(tmp_path / "x.html").read_text()
     assert page.count("data:image/png;base64,") == NEW_TOKENS

@@ -72,5 +72,36 @@ def save_tiny_paligemma(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma}
+GRID_PINPOINTS = [[32, 64], [64, 32], [64, 64]]
+"""LLaVA-NeXT's tile grids (1×2, 2×1, 2×2 tiles of 32 pixels): the test image (40 × 52) takes 2×2."""
+
+
+def save_tiny_llava_next(folder: Path, seed: int = 0) -> Path:
+    """A random tiny LLaVA-NeXT ("anyres": the whole image and its tiles) with its processor, saved
+    with ``save_pretrained`` in ``folder``."""
+    import transformers as t
+
+    tokenizer, image_id = minilm_tokenizer_with_image_token()
+    vision = t.CLIPVisionConfig(image_size=SIDE, patch_size=PATCH, hidden_size=32, intermediate_size=37,
+                                num_hidden_layers=2, num_attention_heads=2, projection_dim=32)
+    text = t.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                         eos_token_id=tokenizer.sep_token_id)
+    config = t.LlavaNextConfig(vision_config=vision, text_config=text, image_token_index=image_id,
+                               vision_feature_layer=-1, vision_feature_select_strategy="default",
+                               image_grid_pinpoints=GRID_PINPOINTS)
+    torch.manual_seed(seed)
+    model = t.LlavaNextForConditionalGeneration(config).eval()
+    image_processor = t.LlavaNextImageProcessor(size={"shortest_edge": SIDE}, crop_size={"height": SIDE, "width": SIDE},
+                                                image_grid_pinpoints=GRID_PINPOINTS)
+    processor = t.LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
+                                     vision_feature_select_strategy="default", image_token=IMAGE_TOKEN,
+                                     num_additional_image_tokens=1)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next}
 """Name -> builder of each tiny vision-language model."""
