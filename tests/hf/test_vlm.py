@@ -200,8 +200,14 @@ def test_shared_and_batched_rows_agree_and_other_methods_run(llava, image):
 
 
 def test_audit_clean_under_the_models_rules(llava, image):
+    """No nonlinear op keeps its exact gradient beyond those the explanation names, and every
+    module class the model's rule set names is reached by the forward (a rule for a module the
+    family's forward bypasses would be silently void)."""
     m, _, _ = llava
     report = m.audit(image, prompt=PROMPT)
+    rules = m.rules.for_model(row_plan(m, image, "top1", "soft_pullback").prepared.model)
+    named = {f"module {k.__module__}.{k.__qualname__}" for k in rules.module_rules if isinstance(k, type)}
+    assert named and named <= set(report.handled)
     ex = m.explain(image, prompt=PROMPT, method="soft_pullback")
     assert set(report.unhandled) <= set(ex.to_dict()["exact_gradient_ops"])
 
