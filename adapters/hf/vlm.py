@@ -44,15 +44,12 @@ from spmm.modalities.text.batch import token_limit
 from .generation import Context, LanguageModality, _continuation_ids
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
-from .vlm_layouts import LAYOUTS
+from .vlm_families import FAMILIES, family_of
 
-VLM_ARCHITECTURES = tuple(LAYOUTS)
-IMAGE_PROMPT_SEPARATORS = {"PaliGemmaProcessor": ""}
-"""What follows the image placeholder prepended to a prompt without one (default a line break, as
-in LLaVA's prompts; PaliGemma's processor puts BOS there itself)."""
-MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids")
-"""The processor outputs the model is run on (not ``labels``); PaliGemma's ``token_type_ids`` mark
-the prompt (0: attended bidirectionally) and the continuation (1: causal)."""
+VLM_ARCHITECTURES = tuple(FAMILIES)
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values")
+"""The processor outputs every family's model is run on; each family adds its image inputs and
+token types (:mod:`.vlm_families`)."""
 
 
 class NextTokenContrast:
@@ -86,15 +83,17 @@ class PixelsAndTokens(nn.Module):
     (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
     placeholders, which the model finds by their embedding, and special tokens; current, so that
     methods perturbing the weights, such as FusionGrad, keep the placeholders recognisable);
-    ``token_type_ids`` (1, C), when the model takes them (PaliGemma: 0 on the prompt, 1 on the
-    continuation).
+    ``token_types``: the family's per-token type ids (name -> (1, C)); ``position_ids`` (3, 1, C)
+    where the family's positions are not the model's own from ``inputs_embeds`` (Qwen2-VL's M-RoPE).
     """
 
     def __init__(self, lm: nn.Module, layout: Any, pixel_shape: tuple[int, ...], image_inputs: dict[str, Tensor],
-                 attention_mask: Tensor, input_ids: Tensor, free: Tensor, token_type_ids: Tensor | None = None) -> None:
+                 attention_mask: Tensor, input_ids: Tensor, free: Tensor, token_types: dict[str, Tensor],
+                 position_ids: Tensor | None = None) -> None:
         super().__init__()
         self.lm, self.pixels, self.pixel_shape, self.image_inputs = lm, layout, pixel_shape, image_inputs
-        self.attention_mask, self.input_ids, self.token_type_ids = attention_mask, input_ids, token_type_ids
+        self.attention_mask, self.input_ids, self.token_types = attention_mask, input_ids, token_types
+        self.position_ids = position_ids
         self.free = free.view(1, -1, 1)
         self.training = lm.training
 
@@ -111,9 +110,9 @@ class PixelsAndTokens(nn.Module):
         free = self.free.to(fixed.dtype)
         mixed = embeddings * free + fixed * (1 - free)
         pixel_values = self.pixels.pixel_values(pixels).to(fixed.dtype)
-        extra = {key: value.expand(rows, *value.shape[1:]) for key, value in self.image_inputs.items()}
-        if self.token_type_ids is not None:
-            extra["token_type_ids"] = self.token_type_ids.expand(rows, -1)
+        extra = {key: value.expand(rows, *value.shape[1:]) for key, value in {**self.image_inputs, **self.token_types}.items()}
+        if self.position_ids is not None:
+            extra["position_ids"] = self.position_ids.expand(-1, rows, -1)
         return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,
                        attention_mask=self.attention_mask.expand(rows, -1), **extra).logits
 
@@ -133,7 +132,9 @@ class VisionLanguageModality(LanguageModality):
         self.processor = processor
         self.image_token = processor.image_token
         self.image_token_id = lm.config.image_token_id
-        self.layout = LAYOUTS[type(lm).__name__](processor.image_processor)
+        self.family = family_of(lm)
+        self.layout = self.family.layout(processor.image_processor)
+        self.model_inputs = MODEL_INPUTS + self.layout.image_keys + tuple(self.family.token_types)
 
     # -- hooks ------------------------------------------------------------------------------
     def prepare(self, model: Any, inputs: Any, **options: Any) -> Prepared:
@@ -206,14 +207,17 @@ class VisionLanguageModality(LanguageModality):
         device = next(self.lm.parameters()).device
         embeddings = self.embed_context(context)
         fixed = context.fixed[0].to(device)
-        types = batch.get("token_type_ids")
-        if types is not None:
-            continuation = torch.ones(1, context.input_ids.shape[1] - types.shape[1], dtype=types.dtype)
-            types = torch.cat([types, continuation], dim=1).to(device)
+        ids, mask = context.input_ids.to(device), context.attention_mask.to(device)
+        types = {}
+        for key, value in self.family.token_types.items():  # the prompt's, then the continuation's value
+            continuation = torch.full((1, ids.shape[1] - batch[key].shape[1]), value, dtype=batch[key].dtype)
+            types[key] = torch.cat([batch[key], continuation], dim=1).to(device)
         pixels = prepared.inputs
         image_inputs = {key: batch[key].to(device) for key in self.layout.image_keys}
-        model = PixelsAndTokens(self.lm, self.layout, tuple(pixels.shape[1:]), image_inputs,
-                                context.attention_mask.to(device), context.input_ids.to(device), ~fixed, types)
+        positions = (None if self.family.positions is None else
+                     self.family.positions(self.lm, ids, {**image_inputs, **types, "attention_mask": mask}))
+        model = PixelsAndTokens(self.lm, self.layout, tuple(pixels.shape[1:]), image_inputs, mask, ids, ~fixed, types,
+                                positions)
         flat = torch.cat([pixels.flatten(1), embeddings.flatten(1).to(pixels.dtype)], dim=1)
         return Prepared(flat, model, [f"{prepared.sources[0]}: {context.prompt}"],
                         {"generation": context, "pixels": pixels, "embeddings": embeddings,
@@ -256,8 +260,7 @@ class VisionLanguageModality(LanguageModality):
     def processor_input(self, image: Image.Image, prompt: str) -> dict[str, Tensor]:
         """The processor's output for ``image`` and ``prompt`` (the image placeholder prepended when
         the prompt has none); a prompt over the token limit is a one-line error."""
-        separator = IMAGE_PROMPT_SEPARATORS.get(type(self.processor).__name__, "\n")
-        text = prompt if self.image_token in prompt else f"{self.image_token}{separator}{prompt}"
+        text = prompt if self.image_token in prompt else self.family.template.format(image=self.image_token, prompt=prompt)
         try:
             batch = self.processor(images=image, text=text, return_tensors="pt", truncation=False)
         except ValueError as error:
@@ -310,7 +313,7 @@ class VisionLanguageModality(LanguageModality):
         from spmm.explain import seeded
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        inputs = {k: batch[k].to(device) for k in MODEL_INPUTS + self.layout.image_keys if k in batch}
+        inputs = {k: batch[k].to(device) for k in self.model_inputs if k in batch}
         with seeded(seed), torch.no_grad():
             out = self.lm.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=pad)
         return out[0, inputs["input_ids"].shape[1]:].tolist()
@@ -335,8 +338,7 @@ class VisionLanguageModel(Explainable):
         batch = self.modality.processor_input(prepared.context["image"], prompt)
         device = next(self.lm.parameters()).device
         with torch.no_grad():
-            keys = MODEL_INPUTS + self.modality.layout.image_keys
-            logits = self.lm(**{key: batch[key].to(device) for key in keys if key in batch}).logits[:, -1]
+            logits = self.lm(**{key: batch[key].to(device) for key in self.modality.model_inputs if key in batch}).logits[:, -1]
         values, indices = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
         decode = self.modality.tokenizer.decode
         return [[Prediction(int(i), decode([int(i)]), float(v)) for v, i in zip(values[0].tolist(), indices[0].tolist())]]

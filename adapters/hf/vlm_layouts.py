@@ -14,6 +14,10 @@ with the image shown under them (:meth:`display`, (3, H, W)).
   best grid of ``image_grid_pinpoints``.  The explained pixels are these views; the maps are on the
   image at the tiles' resolution (the padding cut off): the tiles' maps in place plus the whole
   view's map spread over the image (bilinear, scaled by the ratio of the areas, so its sum stays).
+- :class:`PatchGrid` (Qwen2-VL, Qwen2.5-VL): ``pixel_values`` (N, 3·T·p·p) are the patches of the
+  image resized to a multiple of the merged patch side, each repeated over T frames, in the order
+  of the spatial merge, with ``image_grid_thw`` (1, 3).  The explained pixels are the resized image
+  (1, 3, H, W); the patches are a rearrangement of it, so the maps are on that image exactly.
 """
 
 from __future__ import annotations
@@ -158,9 +162,48 @@ class TiledImage:
         return self.canvas(pixels[:, 1:], geometry)[0]
 
 
-LAYOUTS = {
-    "LlavaForConditionalGeneration": WholeImage,
-    "PaliGemmaForConditionalGeneration": WholeImage,
-    "LlavaNextForConditionalGeneration": TiledImage,
-}
-"""Architecture -> its layout: the vision-language families :func:`spmm.load` explains."""
+@dataclasses.dataclass
+class PatchGrid:
+    """``pixel_values`` (N, 3·T·p·p) with ``image_grid_thw`` (1, 3): Qwen2-VL's merged patches of one
+    image (module docstring)."""
+
+    image_processor: Any
+    image_keys: ClassVar[tuple[str, ...]] = ("image_grid_thw",)
+
+    def __post_init__(self) -> None:
+        self.patch = self.image_processor.patch_size
+        self.merge = self.image_processor.merge_size
+        self.frames = self.image_processor.temporal_patch_size
+        self.colours = colour_map(FirstView(self.image_processor, self.images))
+
+    def images(self, output: Any) -> Tensor:
+        """The processor's output for N images of one size -> the images (N, 3, H, W) (frame 0)."""
+        grids = output["image_grid_thw"].tolist()
+        if len({tuple(grid) for grid in grids}) > 1 or any(t != 1 for t, _, _ in grids):
+            raise SpmmInputError(f"{type(self.image_processor).__name__} gives these images different grids")
+        _, height, width = grids[0]
+        m, p, t = self.merge, self.patch, self.frames
+        patches = output["pixel_values"].reshape(len(grids), height // m, width // m, m, m, 3, t, p, p)[..., 0, :, :]
+        return patches.permute(0, 5, 1, 3, 6, 2, 4, 7).reshape(len(grids), 3, height * p, width * p)
+
+    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], Any]:
+        """The image -> (the resized image (1, 3, H, W) in [−1, 1], ``image_grid_thw``, None)."""
+        output = self.image_processor(images=[image], return_tensors="pt")
+        return self.colours.to_unit_range(self.images(output)[0])[None], {"image_grid_thw": output["image_grid_thw"]}, None
+
+    def pixel_values(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) in [−1, 1] -> the model's ``pixel_values`` (B·N, 3·T·p·p), the processor's patch order."""
+        m, p, t = self.merge, self.patch, self.frames
+        b, c, height, width = x.shape
+        values = colour_affine(self.colours, x, 1)
+        patches = values.reshape(b, c, height // (m * p), m, p, width // (m * p), m, p).permute(0, 2, 5, 3, 6, 1, 4, 7)
+        frames = patches.unsqueeze(6).expand(-1, -1, -1, -1, -1, -1, t, -1, -1)
+        return frames.reshape(b * (height // p) * (width // p), c * t * p * p)
+
+    def on_image(self, values: Tensor, geometry: Any) -> Tensor:
+        """(R, 3, H, W) -> (R, H, W), channels summed."""
+        return values.sum(1)
+
+    def display(self, pixels: Tensor, geometry: Any) -> Tensor:
+        """(1, 3, H, W) -> the resized image (3, H, W)."""
+        return pixels[0]

@@ -21,8 +21,9 @@ transformers = pytest.importorskip("transformers")
 
 PROMPT = "what is in this picture?"
 NEW_TOKENS = 3
-IMAGE_INPUTS = ("image_sizes",)
+IMAGE_INPUTS = ("image_sizes", "image_grid_thw")
 """Processor outputs besides pixel_values that describe the image to the model."""
+TOKEN_TYPE_ON_CONTINUATION = {"token_type_ids": 1, "mm_token_type_ids": 0}
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ def vlm_folders(tmp_path_factory):
     return {name: save(tmp_path_factory.mktemp(name)) for name, save in TINY_VLMS.items()}
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders[request.param]
@@ -47,12 +48,19 @@ def image():
     return Image.fromarray((np.random.RandomState(0).rand(40, 52, 3) * 255).astype("uint8"))
 
 
+PROMPTS = {"PaliGemmaProcessor": "{image}{prompt}", "Qwen2VLProcessor": "<|vision_start|>{image}<|vision_end|>{prompt}"}
+"""The prompt around the image placeholder: LLaVA's put a line break after it, PaliGemma's processor
+puts BOS there itself, Qwen2-VL's wrap it in its vision markers."""
+TOKEN_TYPES = {"PaliGemmaProcessor": "token_type_ids"}
+"""The processor whose token types the model takes (the BERT tokenizer's are dropped for the others)."""
+
+
 def processor_input(processor, image, prompt=PROMPT):
-    """The processor's model inputs (LLaVA prompts put a line break after the image placeholder;
-    PaliGemma's processor puts BOS there itself)."""
-    separator = "" if type(processor).__name__ == "PaliGemmaProcessor" else "\n"
-    batch = processor(images=image, text=f"{processor.image_token}{separator}{prompt}", return_tensors="pt")
-    return {k: v for k, v in batch.items() if k != "labels"}
+    """The processor's model inputs."""
+    name = type(processor).__name__
+    text = PROMPTS.get(name, "{image}\n{prompt}").format(image=processor.image_token, prompt=prompt)
+    batch = processor(images=image, text=text, return_tensors="pt")
+    return {k: v for k, v in batch.items() if k != "labels" and (k != "token_type_ids" or TOKEN_TYPES.get(name) == k)}
 
 
 def on_image(processor, image, per_view):
@@ -82,20 +90,50 @@ def on_image(processor, image, per_view):
     return box + spread.to(box.dtype) * side * side / (box.shape[-1] * box.shape[-2])
 
 
+def image_map(processor, image, grad_pixel_values):
+    """∂/∂x of a score with gradient ``grad_pixel_values`` on the processor's pixel_values, x the
+    explained pixels in [−1, 1] (pixel_values = ((x + 1)/2 − mean)/std, so the chain factor is
+    1/(2·std_c)), summed over channels and put on the image (:func:`on_image`).  Qwen2-VL's
+    patches (N, 3·T·p·p) are a linear rearrangement of the resized image by the image processor's
+    own ``patchify``: its adjoint (autograd through it) puts their gradient back on the image."""
+    std = torch.tensor(processor.image_processor.image_std).view(3, 1, 1)
+    if grad_pixel_values.dim() == 2:
+        ip = processor.image_processor
+        height, width = image_shape(processor, image)
+        x = torch.zeros(1, 3, height, width, requires_grad=True)
+        patches, _, _ = ip.patchify(x, patch_size=ip.patch_size, merge_size=ip.merge_size,
+                                    temporal_patch_size=ip.temporal_patch_size)
+        (grad_image,) = torch.autograd.grad(patches[0], x, grad_pixel_values)
+        return (grad_image[0] / (2 * std)).sum(0)
+    return on_image(processor, image, (grad_pixel_values[0] / (2 * std)).sum(-3)[None])[0]
+
+
 def image_shape(processor, image):
-    """(H, W) of the maps on ``image``: where the processor's views lie on it (:func:`on_image`)."""
-    values = processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+    """(H, W) of the maps on ``image``: where the processor's views lie on it (:func:`on_image`), or
+    Qwen2-VL's patch grid times the patch side."""
+    output = processor.image_processor(images=image, return_tensors="pt")
+    if "image_grid_thw" in output:
+        _, height, width = output["image_grid_thw"][0].tolist()
+        return height * processor.image_processor.patch_size, width * processor.image_processor.patch_size
+    values = output["pixel_values"][0]
     return tuple(on_image(processor, image, values[None, ..., 0, :, :]).shape[1:])
 
 
-def with_continuation(inputs, ids):
+def with_continuation(inputs, ids, model=None):
     """Keyword inputs of the HF model on the context ``ids`` (1, C) besides its pixel_values: the
-    attention mask, the other image inputs of the processor (LLaVA-NeXT's ``image_sizes``) and, for
-    PaliGemma, token types (0 on the prompt, 1 on the continuation, as its ``generate`` extends them)."""
+    attention mask, the other image inputs of the processor (LLaVA-NeXT's ``image_sizes``, Qwen2-VL's
+    ``image_grid_thw``), token types extended over the continuation as ``generate`` extends them
+    (PaliGemma's 1, Qwen2-VL's 0) and, given the ``model`` (a forward on inputs_embeds), Qwen2-VL's
+    M-RoPE positions by the model's own ``get_rope_index`` on ``ids``."""
     extra = {"attention_mask": torch.ones_like(ids), **{k: inputs[k] for k in IMAGE_INPUTS if k in inputs}}
-    if "token_type_ids" in inputs:
-        types = inputs["token_type_ids"]
-        extra["token_type_ids"] = torch.cat([types, torch.ones(1, ids.shape[1] - types.shape[1], dtype=types.dtype)], 1)
+    for key, value in TOKEN_TYPE_ON_CONTINUATION.items():
+        if key in inputs:
+            types = inputs[key]
+            extra[key] = torch.cat([types, torch.full((1, ids.shape[1] - types.shape[1]), value, dtype=types.dtype)], 1)
+    if model is not None and "mm_token_type_ids" in inputs:
+        extra["position_ids"], _ = model.model.get_rope_index(ids, mm_token_type_ids=extra["mm_token_type_ids"],
+                                                              image_grid_thw=inputs["image_grid_thw"],
+                                                              attention_mask=extra["attention_mask"])
     return extra
 
 
@@ -122,7 +160,7 @@ def test_prepared_input_equals_the_processor_output(llava, image, mode):
     prompt_length = expected["input_ids"].shape[1]
     assert torch.equal(context.input_ids[:, :prompt_length], expected["input_ids"])
     model, x = plan.prepared.model, plan.prepared.inputs
-    pixels = x[:, : model.pixel_count].reshape(expected["pixel_values"].shape)
+    pixels = x[:, : model.pixel_count].reshape(1, *model.pixel_shape)
     assert pixels.abs().max() <= 1.0
     assert (model.pixels.pixel_values(pixels) - expected["pixel_values"]).abs().max() <= 1e-5
 
@@ -157,8 +195,7 @@ def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, 
 
 
 def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
-    """Image map row t = Σ_c ∂ logit_t / ∂ pixel_values_c · ∂ pixel_values_c / ∂ x_c, with
-    pixel_values = ((x + 1)/2 − mean)/std (so the chain factor is 1/(2·std_c)); matrix row t =
+    """Image map row t = ∂ logit_t / ∂ pixel_values mapped onto the image (:func:`image_map`); matrix row t =
     ⟨∂ logit_t / ∂ inputs_embeds, inputs_embeds⟩ on the text tokens."""
     m, model, processor = llava
     ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
@@ -167,15 +204,14 @@ def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
     new_ids = processor.tokenizer(ex.continuation, add_special_tokens=False)["input_ids"]
     assert len(new_ids) == NEW_TOKENS
     ids = torch.cat([inputs["input_ids"], torch.tensor([new_ids])], dim=1)
-    std = torch.tensor(processor.image_processor.image_std).view(3, 1, 1)
     text_columns = (ids[0] != model.config.image_token_id).nonzero().flatten()
     for t, token in enumerate(new_ids):
         pixel_values = inputs["pixel_values"].clone().requires_grad_(True)
         embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
-        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, **with_continuation(inputs, ids)).logits
+        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, **with_continuation(inputs, ids, model)).logits
         grad_pixels, grad_embeddings = torch.autograd.grad(logits[0, prompt_length - 1 + t, token],
                                                            [pixel_values, embeddings])
-        expected_map = on_image(processor, image, (grad_pixels[0] / (2 * std)).sum(-3)[None])[0]
+        expected_map = image_map(processor, image, grad_pixels)
         scale = expected_map.abs().max()
         assert (ex.image_maps[t] - expected_map).abs().max() <= 1e-3 * scale
         expected_row = (grad_embeddings * embeddings).sum(-1)[0, text_columns]

@@ -103,5 +103,41 @@ def save_tiny_llava_next(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next}
+QWEN_TOKENS = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>"]
+"""Qwen2-VL's image and video placeholders and the markers around the image, added to the tokenizer."""
+
+
+def save_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
+    """A random tiny Qwen2-VL (patches of 8 merged 2×2, M-RoPE sections 2+1+1 of a head of 8) with its
+    processor, saved with ``save_pretrained`` in ``folder``; images are resized to at most 48×48
+    pixels (the test image to 32×48: 6 image tokens)."""
+    import transformers as t
+
+    from spmm.adapters.text.models import load_minilm
+
+    tokenizer = load_minilm()[0]
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
+    ids = dict(zip(["start", "image", "end", "video"], tokenizer.convert_tokens_to_ids(QWEN_TOKENS)))
+    vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=PATCH,
+                  spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160,
+                rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0},
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                eos_token_id=tokenizer.sep_token_id)
+    config = t.Qwen2VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image"],
+                             video_token_id=ids["video"], vision_start_token_id=ids["start"],
+                             vision_end_token_id=ids["end"])
+    torch.manual_seed(seed)
+    model = t.Qwen2VLForConditionalGeneration(config).eval()
+    sizes = dict(min_pixels=16 * 16, max_pixels=48 * 48, patch_size=PATCH, merge_size=2, temporal_patch_size=2)
+    processor = t.Qwen2VLProcessor(image_processor=t.Qwen2VLImageProcessor(**sizes), tokenizer=tokenizer,
+                                   video_processor=t.Qwen2VLVideoProcessor(**sizes))
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next,
+             "qwen2_vl": save_tiny_qwen2_vl}
 """Name -> builder of each tiny vision-language model."""
