@@ -33,7 +33,7 @@ def vlm_folders(tmp_path_factory):
     return {name: save(tmp_path_factory.mktemp(name)) for name, save in TINY_VLMS.items()}
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders[request.param]
@@ -48,7 +48,8 @@ def image():
     return Image.fromarray((np.random.RandomState(0).rand(40, 52, 3) * 255).astype("uint8"))
 
 
-PROMPTS = {"PaliGemmaProcessor": "{image}{prompt}", "Qwen2VLProcessor": "<|vision_start|>{image}<|vision_end|>{prompt}"}
+QWEN_PROMPT = "<|vision_start|>{image}<|vision_end|>{prompt}"
+PROMPTS = {"PaliGemmaProcessor": "{image}{prompt}", "Qwen2VLProcessor": QWEN_PROMPT, "Qwen2_5_VLProcessor": QWEN_PROMPT}
 """The prompt around the image placeholder: LLaVA's put a line break after it, PaliGemma's processor
 puts BOS there itself, Qwen2-VL's wrap it in its vision markers."""
 TOKEN_TYPES = {"PaliGemmaProcessor": "token_type_ids"}

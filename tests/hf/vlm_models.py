@@ -4,6 +4,7 @@ offline (``CLIPImageProcessor`` and the MiniLM fast tokenizer with an added ``<i
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -107,10 +108,11 @@ QWEN_TOKENS = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_p
 """Qwen2-VL's image and video placeholders and the markers around the image, added to the tokenizer."""
 
 
-def save_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
-    """A random tiny Qwen2-VL (patches of 8 merged 2×2, M-RoPE sections 2+1+1 of a head of 8) with its
-    processor, saved with ``save_pretrained`` in ``folder``; images are resized to at most 48×48
-    pixels (the test image to 32×48: 6 image tokens)."""
+def save_tiny_qwen2_vl(folder: Path, seed: int = 0, version: str = "2") -> Path:
+    """A random tiny Qwen2-VL (``version`` "2.5": Qwen2.5-VL, its vision tower with windows of 2×2
+    merged patches and full attention in its last block) (patches of 8 merged 2×2, M-RoPE sections
+    2+1+1 of a head of 8) with its processor, saved with ``save_pretrained`` in ``folder``; images
+    are resized to at most 48×48 pixels (the test image to 32×48: 6 image tokens)."""
     import transformers as t
 
     from spmm.adapters.text.models import load_minilm
@@ -120,18 +122,24 @@ def save_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
     ids = dict(zip(["start", "image", "end", "video"], tokenizer.convert_tokens_to_ids(QWEN_TOKENS)))
     vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=PATCH,
                   spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+    if version == "2.5":
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, out_hidden_size=32, num_heads=2, patch_size=PATCH,
+                      spatial_merge_size=2, temporal_patch_size=2, window_size=4 * PATCH, fullatt_block_indexes=[1])
+    config_class, model_class, processor_class = (
+        (t.Qwen2_5_VLConfig, t.Qwen2_5_VLForConditionalGeneration, t.Qwen2_5_VLProcessor) if version == "2.5"
+        else (t.Qwen2VLConfig, t.Qwen2VLForConditionalGeneration, t.Qwen2VLProcessor))
     text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160,
                 rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0},
                 pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
                 eos_token_id=tokenizer.sep_token_id)
-    config = t.Qwen2VLConfig(vision_config=vision, text_config=text, image_token_id=ids["image"],
+    config = config_class(vision_config=vision, text_config=text, image_token_id=ids["image"],
                              video_token_id=ids["video"], vision_start_token_id=ids["start"],
                              vision_end_token_id=ids["end"])
     torch.manual_seed(seed)
-    model = t.Qwen2VLForConditionalGeneration(config).eval()
+    model = model_class(config).eval()
     sizes = dict(min_pixels=16 * 16, max_pixels=48 * 48, patch_size=PATCH, merge_size=2, temporal_patch_size=2)
-    processor = t.Qwen2VLProcessor(image_processor=t.Qwen2VLImageProcessor(**sizes), tokenizer=tokenizer,
+    processor = processor_class(image_processor=t.Qwen2VLImageProcessor(**sizes), tokenizer=tokenizer,
                                    video_processor=t.Qwen2VLVideoProcessor(**sizes))
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -139,5 +147,5 @@ def save_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
 
 
 TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next,
-             "qwen2_vl": save_tiny_qwen2_vl}
+             "qwen2_vl": save_tiny_qwen2_vl, "qwen2_5_vl": partial(save_tiny_qwen2_vl, version="2.5")}
 """Name -> builder of each tiny vision-language model."""
