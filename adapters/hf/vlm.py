@@ -110,7 +110,8 @@ class PixelsAndTokens(nn.Module):
         free = self.free.to(fixed.dtype)
         mixed = embeddings * free + fixed * (1 - free)
         pixel_values = self.pixels.pixel_values(pixels).to(fixed.dtype)
-        extra = {key: value.expand(rows, *value.shape[1:]) for key, value in {**self.image_inputs, **self.token_types}.items()}
+        extra = {key: value.expand(rows, *value.shape[1:]).contiguous()  # contiguous: Idefics3 views its mask
+                 for key, value in {**self.image_inputs, **self.token_types}.items()}
         if self.position_ids is not None:
             extra["position_ids"] = self.position_ids.expand(-1, rows, -1)
         return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,

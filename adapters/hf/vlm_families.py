@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from .vlm_layouts import PatchGrid, TiledImage, WholeImage
+from .vlm_layouts import PatchGrid, SplitImage, TiledImage, WholeImage
 
 
 def mrope_positions(lm: nn.Module, input_ids: Tensor, inputs: dict[str, Tensor]) -> Tensor:
@@ -43,6 +43,8 @@ FAMILIES: dict[str, Family] = {
     "LlavaNextForConditionalGeneration": Family(TiledImage),
     "Qwen2VLForConditionalGeneration": QWEN_VL,
     "Qwen2_5_VLForConditionalGeneration": QWEN_VL,
+    "Idefics3ForConditionalGeneration": Family(SplitImage),
+    "SmolVLMForConditionalGeneration": Family(SplitImage),
 }
 """Architecture -> its family.  PaliGemma's ``token_type_ids`` are 0 on the prompt (attended both
 ways) and 1 on the continuation (causal), as its ``generate`` extends them; its processor puts BOS

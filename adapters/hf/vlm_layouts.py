@@ -14,6 +14,8 @@ with the image shown under them (:meth:`display`, (3, H, W)).
   best grid of ``image_grid_pinpoints``.  The explained pixels are these views; the maps are on the
   image at the tiles' resolution (the padding cut off): the tiles' maps in place plus the whole
   view's map spread over the image (bilinear, scaled by the ratio of the areas, so its sum stays).
+- :class:`SplitImage` (Idefics3, SmolVLM): tiles first, the whole view last, each padded at its
+  bottom and right (``pixel_attention_mask``); the maps as LLaVA-NeXT's.
 - :class:`PatchGrid` (Qwen2-VL, Qwen2.5-VL): ``pixel_values`` (N, 3·T·p·p) are the patches of the
   image resized to a multiple of the merged patch side, each repeated over T frames, in the order
   of the spatial merge, with ``image_grid_thw`` (1, 3).  The explained pixels are the resized image
@@ -49,12 +51,14 @@ def colour_affine(colours: ColourMap, x: Tensor, channel_dim: int) -> Tensor:
 
 class FirstView:
     """An image processor seen through one view per image: ``pixel_values`` (N, 3, h, w) (the
-    colour map is read off it by :func:`colour_map`)."""
+    colour map is read off it by :func:`colour_map`); ``nested``: each image is a sample of its own
+    (processors that read a flat list as the images of one sample)."""
 
-    def __init__(self, image_processor: Any, views: Any) -> None:
-        self.image_processor, self.views = image_processor, views
+    def __init__(self, image_processor: Any, views: Any, nested: bool = False) -> None:
+        self.image_processor, self.views, self.nested = image_processor, views, nested
 
     def __call__(self, images: list[Image.Image], return_tensors: str = "pt") -> dict[str, Tensor]:
+        images = [[image] for image in images] if self.nested else images
         return {"pixel_values": self.views(self.image_processor(images=images, return_tensors=return_tensors))}
 
 
@@ -92,8 +96,10 @@ class WholeImage:
 
 @dataclasses.dataclass(frozen=True)
 class TileGeometry:
-    """Where LLaVA-NeXT's tiles lie: ``rows`` × ``cols`` tiles of side ``side``; the image fills
-    [top, top + height) × [left, left + width) of the tiles' canvas (the rest is padding)."""
+    """Where tiled views lie: views ``first`` … ``first`` + rows·cols − 1 are ``rows`` × ``cols`` tiles
+    of side ``side`` in row-major order; the image fills [top, top + height) × [left, left + width)
+    of their canvas (the rest is padding); view ``whole`` (None: none) is the whole image, in its
+    top-left ``whole_height`` × ``whole_width`` pixels."""
 
     rows: int
     cols: int
@@ -102,6 +108,10 @@ class TileGeometry:
     left: int
     height: int
     width: int
+    first: int = 1
+    whole: int | None = 0
+    whole_height: int = 0
+    whole_width: int = 0
 
 
 @dataclasses.dataclass
@@ -128,7 +138,7 @@ class TiledImage:
                                  f"{rows}×{cols} grid of its image_grid_pinpoints; spmm cannot place them on the image")
         new_height, new_width = get_patch_output_size(torch.zeros(1, height, width), (best_height, best_width), "channels_first")
         return TileGeometry(rows, cols, side, (best_height - new_height) // 2, (best_width - new_width) // 2,
-                            new_height, new_width)
+                            new_height, new_width, whole_height=side, whole_width=side)
 
     def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], TileGeometry]:
         output = self.image_processor(images=[image], return_tensors="pt")
@@ -143,6 +153,7 @@ class TiledImage:
     def canvas(self, tiles: Tensor, geometry: TileGeometry) -> Tensor:
         """Tiles (R, T, C, s, s) in row-major order -> the image's part of their canvas (R, C, height, width)."""
         g = geometry
+        tiles = tiles[:, g.first: g.first + g.rows * g.cols]
         r, _, c, s, _ = tiles.shape
         whole = tiles.reshape(r, g.rows, g.cols, c, s, s).permute(0, 3, 1, 4, 2, 5).reshape(r, c, g.rows * s, g.cols * s)
         return whole[:, :, g.top: g.top + g.height, g.left: g.left + g.width]
@@ -150,16 +161,49 @@ class TiledImage:
     def on_image(self, values: Tensor, geometry: TileGeometry) -> Tensor:
         """(R, 1 + T, 3, s, s) -> (R, height, width): the tiles' maps plus the whole view's map spread
         over the image (its sum kept)."""
+        g = geometry
         maps = values.sum(2)
-        tiles = self.canvas(maps[:, 1:, None], geometry)[:, 0]
-        whole = maps[:, :1].double()
+        tiles = self.canvas(maps[:, :, None], g)[:, 0]
+        if g.whole is None:
+            return tiles
+        whole = maps[:, g.whole: g.whole + 1, : g.whole_height, : g.whole_width].double()
         spread = F.interpolate(whole, size=tiles.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         area = whole.shape[-1] * whole.shape[-2] / (tiles.shape[-1] * tiles.shape[-2])
         return tiles + (spread * area).to(tiles.dtype)
 
     def display(self, pixels: Tensor, geometry: TileGeometry) -> Tensor:
         """(1, 1 + T, 3, s, s) -> the image at the tiles' resolution (3, height, width)."""
-        return self.canvas(pixels[:, 1:], geometry)[0]
+        return self.canvas(pixels, geometry)[0]
+
+
+class SplitImage(TiledImage):
+    """``pixel_values`` (1, T + 1, 3, s, s) with ``pixel_attention_mask`` (1, T + 1, s, s): Idefics3's
+    and SmolVLM's tiles of the image resized to whole tiles (row-major), then the whole image resized
+    into one tile, each padded at the bottom and right (the mask: 1 on the image); without splitting,
+    one view, the whole image padded."""
+
+    image_keys: ClassVar[tuple[str, ...]] = ("pixel_attention_mask",)
+
+    def __post_init__(self) -> None:
+        self.colours = colour_map(FirstView(self.image_processor, lambda output: output["pixel_values"][:, -1], nested=True))
+
+    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], TileGeometry]:
+        output = self.image_processor(images=[image], return_tensors="pt", return_row_col_info=True)
+        views, mask = output["pixel_values"][0], output["pixel_attention_mask"][0].bool()
+        pixels = torch.stack([self.colours.to_unit_range(view) for view in views])
+        rows, cols, side = int(output["rows"][0][0]), int(output["cols"][0][0]), views.shape[-1]
+        split = rows * cols > 0 and views.shape[0] == rows * cols + 1
+        if not split and views.shape[0] != 1:
+            raise SpmmInputError(f"{type(self.image_processor).__name__} made {views.shape[0]} views, not the "
+                                 f"{rows}×{cols} tiles and the whole image; spmm cannot place them on the image")
+        tiles = mask[:-1] if split else mask
+        rows, cols = (rows, cols) if split else (1, 1)
+        canvas = tiles.reshape(rows, cols, side, side).permute(0, 2, 1, 3).reshape(rows * side, cols * side)
+        height, width = int(canvas.any(1).sum()), int(canvas.any(0).sum())
+        whole = views.shape[0] - 1
+        geometry = TileGeometry(rows, cols, side, 0, 0, height, width, first=0, whole=whole if split else None,
+                                whole_height=int(mask[whole].any(1).sum()), whole_width=int(mask[whole].any(0).sum()))
+        return pixels[None], {"pixel_attention_mask": output["pixel_attention_mask"]}, geometry
 
 
 @dataclasses.dataclass

@@ -21,22 +21,30 @@ transformers = pytest.importorskip("transformers")
 
 PROMPT = "what is in this picture?"
 NEW_TOKENS = 3
-IMAGE_INPUTS = ("image_sizes", "image_grid_thw")
+IMAGE_INPUTS = ("image_sizes", "image_grid_thw", "pixel_attention_mask")
 """Processor outputs besides pixel_values that describe the image to the model."""
 TOKEN_TYPE_ON_CONTINUATION = {"token_type_ids": 1, "mm_token_type_ids": 0}
 
 
 @pytest.fixture(scope="session")
 def vlm_folders(tmp_path_factory):
+    """name -> its tiny model's folder, saved on first use."""
     from tests.hf.vlm_models import TINY_VLMS
 
-    return {name: save(tmp_path_factory.mktemp(name)) for name, save in TINY_VLMS.items()}
+    folders = {}
+
+    def folder(name):
+        if name not in folders:
+            folders[name] = TINY_VLMS[name](tmp_path_factory.mktemp(name))
+        return folders[name]
+
+    return folder
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
-    folder = vlm_folders[request.param]
+    folder = vlm_folders(request.param)
     model = transformers.AutoModelForImageTextToText.from_pretrained(folder).eval()
     processor = transformers.AutoProcessor.from_pretrained(folder)
     return spmm.load(str(folder)), model, processor
@@ -73,6 +81,8 @@ def on_image(processor, image, per_view):
     view's map resized bilinearly onto that box and scaled by the ratio of the areas."""
     if per_view.dim() == 3:
         return per_view
+    if "Idefics3" in type(processor).__name__ or "SmolVLM" in type(processor).__name__:
+        return on_split_image(processor, image, per_view)
     from transformers.image_processing_utils import select_best_resolution
 
     side = per_view.shape[-1]
@@ -89,6 +99,26 @@ def on_image(processor, image, per_view):
     box = canvas[:, ys[0]: ys[-1] + 1, xs[0]: xs[-1] + 1]
     spread = torch.nn.functional.interpolate(per_view[:, :1].double(), size=box.shape[-2:], mode="bilinear")[:, 0]
     return box + spread.to(box.dtype) * side * side / (box.shape[-1] * box.shape[-2])
+
+
+def on_split_image(processor, image, per_view):
+    """Idefics3's and SmolVLM's views: the tiles (rows and columns as the image processor reports
+    them) laid out row by row, then the whole image last; the image is where ``pixel_attention_mask``
+    is 1 (:func:`on_image`)."""
+    output = processor.image_processor(images=image, return_tensors="pt", return_row_col_info=True)
+    mask = output["pixel_attention_mask"][0].bool()
+    rows, cols, side = output["rows"][0][0], output["cols"][0][0], per_view.shape[-1]
+    assert rows * cols + 1 == per_view.shape[1]
+    canvas = torch.zeros(per_view.shape[0], rows * side, cols * side, dtype=per_view.dtype)
+    content = torch.zeros(rows * side, cols * side, dtype=torch.bool)
+    for tile in range(rows * cols):
+        r, c = divmod(tile, cols)
+        canvas[:, r * side:(r + 1) * side, c * side:(c + 1) * side] = per_view[:, tile]
+        content[r * side:(r + 1) * side, c * side:(c + 1) * side] = mask[tile]
+    box = canvas[:, : content.any(1).sum(), : content.any(0).sum()]
+    whole = per_view[:, -1:, : mask[-1].any(1).sum(), : mask[-1].any(0).sum()]
+    spread = torch.nn.functional.interpolate(whole.double(), size=box.shape[-2:], mode="bilinear")[:, 0]
+    return box + spread.to(box.dtype) * whole.shape[-1] * whole.shape[-2] / (box.shape[-1] * box.shape[-2])
 
 
 def image_map(processor, image, grad_pixel_values):

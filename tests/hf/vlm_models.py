@@ -146,6 +146,43 @@ def save_tiny_qwen2_vl(folder: Path, seed: int = 0, version: str = "2") -> Path:
     return folder
 
 
+IDEFICS_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+"""Idefics3's markers around each tile, its image placeholder, end of turn and whole-image marker."""
+
+
+def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Path:
+    """A random tiny Idefics3 (``smolvlm``: SmolVLM) with its processor, saved with ``save_pretrained``
+    in ``folder``: images resized to a longest edge of 64 and split into tiles of 32 plus the whole
+    image in one tile (the test image: 2×2 tiles and the whole), 4 image tokens per view (patches of
+    8, pixel shuffle by 2)."""
+    import transformers as t
+
+    from spmm.adapters.text.models import load_minilm
+
+    tokenizer = load_minilm()[0]
+    tokenizer.add_special_tokens({"additional_special_tokens": IDEFICS_TOKENS})
+    prefix = "SmolVLM" if smolvlm else "Idefics3"
+    vision = getattr(t, f"{prefix}VisionConfig")(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                                   num_attention_heads=2, image_size=SIDE, patch_size=PATCH)
+    text = t.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                         eos_token_id=tokenizer.sep_token_id)
+    config = getattr(t, f"{prefix}Config")(vision_config=vision, text_config=text, scale_factor=2,
+                                           image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    torch.manual_seed(seed)
+    model = getattr(t, f"{prefix}ForConditionalGeneration")(config).eval()
+    sizes = dict(size={"longest_edge": 2 * SIDE}, max_image_size={"longest_edge": SIDE})
+    image_processor = getattr(t, f"{prefix}ImageProcessor")(do_image_splitting=True, **sizes)
+    videos = {"video_processor": t.SmolVLMVideoProcessor(**sizes)} if smolvlm else {}
+    processor = getattr(t, f"{prefix}Processor")(image_processor=image_processor, tokenizer=tokenizer,
+                                                 image_seq_len=(SIDE // PATCH) ** 2 // 4, **videos)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next,
-             "qwen2_vl": save_tiny_qwen2_vl, "qwen2_5_vl": partial(save_tiny_qwen2_vl, version="2.5")}
+             "qwen2_vl": save_tiny_qwen2_vl, "qwen2_5_vl": partial(save_tiny_qwen2_vl, version="2.5"),
+             "idefics3": save_tiny_idefics3, "smolvlm": partial(save_tiny_idefics3, smolvlm=True)}
 """Name -> builder of each tiny vision-language model."""
