@@ -29,11 +29,13 @@ TOKEN_TYPE_ON_CONTINUATION = {"token_type_ids": 1, "mm_token_type_ids": 0}
 @pytest.fixture(scope="session")
 def vlm_folders(tmp_path_factory):
     """name -> its tiny model's folder, saved on first use."""
-    from tests.hf.vlm_models import TINY_VLMS
+    from tests.hf.vlm_models import REQUIRES, TINY_VLMS
 
     folders = {}
 
     def folder(name):
+        if name in REQUIRES:
+            pytest.importorskip(REQUIRES[name], reason=f"{name}'s processor needs {REQUIRES[name]}")
         if name not in folders:
             folders[name] = TINY_VLMS[name](tmp_path_factory.mktemp(name))
         return folders[name]
@@ -41,7 +43,7 @@ def vlm_folders(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders(request.param)

@@ -185,4 +185,6 @@ def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Pa
 TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next,
              "qwen2_vl": save_tiny_qwen2_vl, "qwen2_5_vl": partial(save_tiny_qwen2_vl, version="2.5"),
              "idefics3": save_tiny_idefics3, "smolvlm": partial(save_tiny_idefics3, smolvlm=True)}
+REQUIRES = {"smolvlm": "num2words"}
+"""Name -> the package its processor needs (SmolVLM's spells out numbers for its video prompts)."""
 """Name -> builder of each tiny vision-language model."""
