@@ -114,7 +114,7 @@ class PixelsAndTokens(nn.Module):
                  for key, value in {**self.image_inputs, **self.token_types}.items()}
         if self.position_ids is not None:
             extra["position_ids"] = self.position_ids.expand(-1, rows, -1)
-        return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,
+        return self.lm(input_ids=None, pixel_values=pixel_values, inputs_embeds=mixed,
                        attention_mask=self.attention_mask.expand(rows, -1), **extra).logits
 
 
@@ -131,7 +131,7 @@ class VisionLanguageModality(LanguageModality):
     def __init__(self, processor: Any, max_length: int, *, lm: nn.Module) -> None:
         super().__init__(processor.tokenizer, max_length, lm=lm)
         self.processor = processor
-        self.image_token = processor.image_token
+        self.image_token = str(getattr(processor.image_token, "content", processor.image_token))  # BLIP-2's is an AddedToken
         self.image_token_id = lm.config.image_token_id
         self.family = family_of(lm)
         self.layout = self.family.layout(processor.image_processor)
@@ -261,6 +261,9 @@ class VisionLanguageModality(LanguageModality):
     def processor_input(self, image: Image.Image, prompt: str) -> dict[str, Tensor]:
         """The processor's output for ``image`` and ``prompt`` (the image placeholder prepended when
         the prompt has none); a prompt over the token limit is a one-line error."""
+        if self.image_token in prompt and "{image}" not in self.family.template:
+            raise SpmmInputError(f"{type(self.processor).__name__} puts the image before the prompt itself: remove "
+                                 f"{self.image_token!r} from the prompt")
         text = prompt if self.image_token in prompt else self.family.template.format(image=self.image_token, prompt=prompt)
         try:
             batch = self.processor(images=image, text=text, return_tensors="pt", truncation=False)
@@ -372,6 +375,10 @@ def load_processor(source: Any, processor: Any, model: nn.Module) -> Any:
 def load_vision_language(model: nn.Module, source: Any, processor: Any = None, rules: Any = "text",
                          max_length: int | None = None) -> VisionLanguageModel:
     """A vision-language generation model: continuations explained on the image and the prompt."""
+    if model.config.get_text_config().is_encoder_decoder:
+        raise SpmmInputError(f"{type(model).__name__} with an encoder-decoder language model "
+                             f"({model.config.get_text_config().model_type}) is not explained yet: spmm explains "
+                             "vision-language models whose language model is a decoder (BLIP-2 with OPT, not T5)")
     processor = load_processor(source, processor, model)
     limit = token_limit(processor.tokenizer, model.config.get_text_config(), max_length)
     modality = VisionLanguageModality(processor, limit, lm=model)

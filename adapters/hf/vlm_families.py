@@ -45,11 +45,14 @@ FAMILIES: dict[str, Family] = {
     "Qwen2_5_VLForConditionalGeneration": QWEN_VL,
     "Idefics3ForConditionalGeneration": Family(SplitImage),
     "SmolVLMForConditionalGeneration": Family(SplitImage),
+    "Blip2ForConditionalGeneration": Family(WholeImage, template="{prompt}"),
 }
 """Architecture -> its family.  PaliGemma's ``token_type_ids`` are 0 on the prompt (attended both
 ways) and 1 on the continuation (causal), as its ``generate`` extends them; its processor puts BOS
 after the image itself.  Qwen2-VL's ``mm_token_type_ids`` mark the image's tokens (1) for its
-rotary positions, and its prompts wrap the image in ``<|vision_start|>`` … ``<|vision_end|>``."""
+rotary positions, and its prompts wrap the image in ``<|vision_start|>`` … ``<|vision_end|>``.
+BLIP-2's processor puts the image's query tokens before the prompt itself (the prompt names no
+image placeholder)."""
 
 
 def family_of(lm: Any) -> Family:

@@ -43,7 +43,7 @@ def vlm_folders(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm", "blip2"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders(request.param)
@@ -59,9 +59,11 @@ def image():
 
 
 QWEN_PROMPT = "<|vision_start|>{image}<|vision_end|>{prompt}"
-PROMPTS = {"PaliGemmaProcessor": "{image}{prompt}", "Qwen2VLProcessor": QWEN_PROMPT, "Qwen2_5_VLProcessor": QWEN_PROMPT}
+PROMPTS = {"PaliGemmaProcessor": "{image}{prompt}", "Qwen2VLProcessor": QWEN_PROMPT, "Qwen2_5_VLProcessor": QWEN_PROMPT,
+           "Blip2Processor": "{prompt}"}
 """The prompt around the image placeholder: LLaVA's put a line break after it, PaliGemma's processor
-puts BOS there itself, Qwen2-VL's wrap it in its vision markers."""
+puts BOS there itself, Qwen2-VL's wrap it in its vision markers; BLIP-2's processor puts the
+image's query placeholders before the prompt itself."""
 TOKEN_TYPES = {"PaliGemmaProcessor": "token_type_ids"}
 """The processor whose token types the model takes (the BERT tokenizer's are dropped for the others)."""
 
@@ -208,7 +210,7 @@ def test_generated_continuation_is_greedy_generate(llava, image):
     assert ex.row_tokens == [processor.tokenizer.decode([i]) for i in expected]
     assert ex.image_maps.shape == (NEW_TOKENS, *image_shape(processor, image))
     assert ex.matrix.shape == (NEW_TOKENS, len(ex.context_tokens))
-    assert processor.image_token not in ex.context_tokens
+    assert str(getattr(processor.image_token, "content", processor.image_token)) not in ex.context_tokens
 
 
 def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, image):
@@ -241,7 +243,8 @@ def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
     for t, token in enumerate(new_ids):
         pixel_values = inputs["pixel_values"].clone().requires_grad_(True)
         embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
-        logits = model(inputs_embeds=embeddings, pixel_values=pixel_values, **with_continuation(inputs, ids, model)).logits
+        logits = model(input_ids=None, inputs_embeds=embeddings, pixel_values=pixel_values,  # BLIP-2 names input_ids
+                       **with_continuation(inputs, ids, model)).logits
         grad_pixels, grad_embeddings = torch.autograd.grad(logits[0, prompt_length - 1 + t, token],
                                                            [pixel_values, embeddings])
         expected_map = image_map(processor, image, grad_pixels)
@@ -369,3 +372,28 @@ def test_contrast_is_the_difference_of_the_two_tokens_first_rows(llava, image):
     assert torch.allclose(contrast.matrix[0], expected_row, atol=1e-5 * expected_row.abs().max())
     with pytest.raises(SpmmInputError):
         m.explain(image, prompt=PROMPT, target=spmm.Contrast("cat", "a red circle"))
+
+
+def test_blip2_with_an_encoder_decoder_language_model_is_refused_in_one_line(tmp_path):
+    """BLIP-2 on T5: its continuation is the decoder's, not a continuation of the prompt's sequence
+    that the generation rows explain; spmm.load says so instead of explaining something else."""
+    from tests.hf.vlm_models import PATCH, SIDE
+
+    from spmm.adapters.text.models import load_minilm
+
+    tokenizer = load_minilm()[0]
+    processor = transformers.Blip2Processor(image_processor=transformers.BlipImageProcessor(size={"height": SIDE, "width": SIDE}),
+                                            tokenizer=tokenizer, num_query_tokens=2)
+    text = transformers.T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4,
+                                 decoder_start_token_id=0, pad_token_id=0)
+    config = transformers.Blip2Config(
+        vision_config=dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=SIDE, patch_size=PATCH),
+        qformer_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                            encoder_hidden_size=16, vocab_size=len(tokenizer)),
+        text_config=text, num_query_tokens=2, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    transformers.Blip2ForConditionalGeneration(config).save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    with pytest.raises(SpmmInputError, match="encoder-decoder") as error:
+        spmm.load(str(tmp_path))
+    assert "\n" not in str(error.value)

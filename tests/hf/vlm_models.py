@@ -182,9 +182,37 @@ def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Pa
     return folder
 
 
+def save_tiny_blip2(folder: Path, seed: int = 0) -> Path:
+    """A random tiny BLIP-2 (ViT, Q-Former with 4 query tokens, OPT decoder) with its processor, saved
+    with ``save_pretrained`` in ``folder`` (the processor adds ``<image>`` to the tokenizer and puts
+    the 4 query placeholders before the prompt)."""
+    import transformers as t
+
+    from spmm.adapters.text.models import load_minilm
+
+    tokenizer = load_minilm()[0]
+    queries = 4
+    processor = t.Blip2Processor(image_processor=t.BlipImageProcessor(size={"height": SIDE, "width": SIDE}),
+                                 tokenizer=tokenizer, num_query_tokens=queries)
+    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=SIDE,
+                  patch_size=PATCH)
+    qformer = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                   encoder_hidden_size=32, vocab_size=len(tokenizer))
+    text = t.OPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=4,
+                       max_position_embeddings=160, word_embed_proj_dim=32, pad_token_id=tokenizer.pad_token_id,
+                       bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    config = t.Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text, num_query_tokens=queries,
+                           image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    torch.manual_seed(seed)
+    model = t.Blip2ForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next,
              "qwen2_vl": save_tiny_qwen2_vl, "qwen2_5_vl": partial(save_tiny_qwen2_vl, version="2.5"),
-             "idefics3": save_tiny_idefics3, "smolvlm": partial(save_tiny_idefics3, smolvlm=True)}
+             "idefics3": save_tiny_idefics3, "smolvlm": partial(save_tiny_idefics3, smolvlm=True), "blip2": save_tiny_blip2}
 REQUIRES = {"smolvlm": "num2words"}
 """Name -> the package its processor needs (SmolVLM's spells out numbers for its video prompts)."""
 """Name -> builder of each tiny vision-language model."""
