@@ -205,6 +205,17 @@ class SplitImage(TiledImage):
                                 whole_height=int(mask[whole].any(1).sum()), whole_width=int(mask[whole].any(0).sum()))
         return pixels[None], {"pixel_attention_mask": output["pixel_attention_mask"]}, geometry
 
+    def pixel_values(self, x: Tensor) -> Tensor:
+        """(B, T + 1, 3, s, s) in [−1, 1] -> the model's ``pixel_values``; a view whose values are all 0
+        is a one-line error (the model takes it for padding and drops it, so its image tokens go unfilled)."""
+        values = colour_affine(self.colours, x, 2)
+        if (values == 0).flatten(2).all(-1).any():
+            grey = [round(2 * mean - 1, 3) for mean in self.colours.mean]
+            raise SpmmInputError(f"Idefics3 and SmolVLM drop an image view whose pixel_values are all 0 (pixels {grey} in "
+                                 "[−1, 1]) as padding, leaving its image tokens unfilled; give the method another "
+                                 "baseline (e.g. baseline=-1.0, black)")
+        return values
+
 
 @dataclasses.dataclass
 class PatchGrid:

@@ -397,3 +397,17 @@ def test_blip2_with_an_encoder_decoder_language_model_is_refused_in_one_line(tmp
     with pytest.raises(SpmmInputError, match="encoder-decoder") as error:
         spmm.load(str(tmp_path))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["idefics3"])
+def test_a_view_the_model_takes_for_padding_is_a_one_line_error(vlm_folders, image, name):
+    """Idefics3 drops views whose pixel_values are all 0 (its processor's padding): DeepLift's default
+    baseline, mid-grey (0 in [−1, 1]) at this processor's normalisation (mean = std = 0.5), is such a
+    view, so it is refused in one line; another baseline runs."""
+    m = spmm.load(str(vlm_folders(name)))
+    target = spmm.Continuation(max_new_tokens=1)
+    with pytest.raises(SpmmInputError, match="baseline") as error:
+        m.explain(image, prompt=PROMPT, target=target, method="deeplift")
+    assert "\n" not in str(error.value)
+    ex = m.explain(image, prompt=PROMPT, target=target, method="deeplift", baseline=-1.0)
+    assert torch.isfinite(ex.image_maps).all()
