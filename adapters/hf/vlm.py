@@ -1,5 +1,6 @@
-"""Vision-language generation models (LLaVA, PaliGemma): every generated token explained on the
-image's pixels and on the prompt and earlier tokens.
+"""Vision-language generation models (LLaVA, LLaVA-NeXT, PaliGemma, Qwen2-VL, Qwen2.5-VL, Idefics3,
+SmolVLM, BLIP-2 with a decoder language model; :mod:`.vlm_families`): every generated token
+explained on the image's pixels and on the prompt and earlier tokens.
 
 >>> m = spmm.load("./llava_dir")                    # save_pretrained folder with its processor
 >>> ex = m.explain("cat.jpg", prompt="What is in the picture?", target=spmm.Continuation(max_new_tokens=8))
@@ -7,10 +8,11 @@ image's pixels and on the prompt and earlier tokens.
 >>> ex.matrix                                       # (tokens, prompt + continuation tokens)
 
 The model's own processor makes its input: the image goes through the processor's image processor
-and its ``pixel_values`` are mapped back to pixels in [−1, 1] (the colour map of
-:mod:`.vision`), the prompt (with the image placeholder prepended where the prompt has none)
-through the processor's text side, which expands the placeholder into the image's tokens.  The
-explained input of each row is one flat vector, the pixels (3·H·W) then the context's token
+and its ``pixel_values`` are mapped back to pixels in [−1, 1] (the colour map of :mod:`.vision`;
+the family's layout in :mod:`.vlm_layouts` says how its views, tiles or patches lie on the image),
+the prompt (with the image placeholder put where the family's prompts have it, when the prompt has
+none) through the processor's text side, which expands the placeholder into the image's tokens.
+The explained input of each row is one flat vector, the pixels (P) then the context's token
 embeddings (C·D), and :class:`PixelsAndTokens` maps it back to the model's ``pixel_values`` and
 ``inputs_embeds``, so every method of spmm runs on both at once and the image's placeholder tokens
 (which the model overwrites with the image features) and special tokens are held fixed.  The rows
@@ -79,8 +81,8 @@ class PixelsAndTokens(nn.Module):
 
     The first P values are the pixels in [−1, 1] (shape ``pixel_shape``), made the model's
     ``pixel_values`` by the family's ``layout`` (:mod:`.vlm_layouts`), with the other image inputs
-    ``image_inputs`` (``image_sizes``…, batch 1); the rest are the context's token embeddings (C, D), where positions not ``free``
-    (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
+    ``image_inputs`` (``image_sizes``…, batch 1); the rest are the context's token embeddings
+    (C, D), where positions not ``free`` (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
     placeholders, which the model finds by their embedding, and special tokens; current, so that
     methods perturbing the weights, such as FusionGrad, keep the placeholders recognisable);
     ``token_types``: the family's per-token type ids (name -> (1, C)); ``position_ids`` (3, 1, C)
@@ -203,7 +205,7 @@ class VisionLanguageModality(LanguageModality):
 
     def row_prepared(self, prepared: Prepared, target: Continuation | SequenceLogProb | Contrast,
                      seed: int | None) -> Prepared:
-        """The rows' input: pixels (3·H·W) then the context's embeddings (C·D), one flat (1, N) vector."""
+        """The rows' input: pixels (P, the layout's) then the context's embeddings (C·D), one flat (1, N) vector."""
         context, batch = self.image_context(prepared.context["image"], prepared.context["prompt"], target, seed)
         device = next(self.lm.parameters()).device
         embeddings = self.embed_context(context)

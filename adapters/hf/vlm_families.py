@@ -6,7 +6,8 @@ the continuation), the prompt around the image placeholder, and the position ids
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor, nn
 

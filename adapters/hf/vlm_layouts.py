@@ -128,7 +128,10 @@ class TiledImage:
     def geometry(self, height: int, width: int, views: Tensor) -> TileGeometry:
         """The tile grid and the image's place on it, as the processor lays them out for an image of
         ``height`` × ``width`` (views: (1 + T, 3, side, side))."""
-        from transformers.image_processing_utils import get_patch_output_size, select_best_resolution
+        from transformers.image_processing_utils import (
+            get_patch_output_size,
+            select_best_resolution,
+        )
 
         side = views.shape[-1]
         best_height, best_width = select_best_resolution((height, width), self.image_processor.image_grid_pinpoints)

@@ -377,9 +377,9 @@ def test_contrast_is_the_difference_of_the_two_tokens_first_rows(llava, image):
 def test_blip2_with_an_encoder_decoder_language_model_is_refused_in_one_line(tmp_path):
     """BLIP-2 on T5: its continuation is the decoder's, not a continuation of the prompt's sequence
     that the generation rows explain; spmm.load says so instead of explaining something else."""
-    from tests.hf.vlm_models import PATCH, SIDE
-
     from spmm.adapters.text.models import load_minilm
+
+    from tests.hf.vlm_models import PATCH, SIDE
 
     tokenizer = load_minilm()[0]
     processor = transformers.Blip2Processor(image_processor=transformers.BlipImageProcessor(size={"height": SIDE, "width": SIDE}),
@@ -387,10 +387,10 @@ def test_blip2_with_an_encoder_decoder_language_model_is_refused_in_one_line(tmp
     text = transformers.T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4,
                                  decoder_start_token_id=0, pad_token_id=0)
     config = transformers.Blip2Config(
-        vision_config=dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=SIDE, patch_size=PATCH),
-        qformer_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                            encoder_hidden_size=16, vocab_size=len(tokenizer)),
+        vision_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": SIDE, "patch_size": PATCH},
+        qformer_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+                        "encoder_hidden_size": 16, "vocab_size": len(tokenizer)},
         text_config=text, num_query_tokens=2, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
     transformers.Blip2ForConditionalGeneration(config).save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)

@@ -114,31 +114,31 @@ def save_tiny_qwen2_vl(folder: Path, seed: int = 0, version: str = "2") -> Path:
     2+1+1 of a head of 8) with its processor, saved with ``save_pretrained`` in ``folder``; images
     are resized to at most 48×48 pixels (the test image to 32×48: 6 image tokens)."""
     import transformers as t
-
     from spmm.adapters.text.models import load_minilm
 
     tokenizer = load_minilm()[0]
     tokenizer.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
     ids = dict(zip(["start", "image", "end", "video"], tokenizer.convert_tokens_to_ids(QWEN_TOKENS)))
-    vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=PATCH,
-                  spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+    patches = {"depth": 2, "hidden_size": 32, "num_heads": 2, "patch_size": PATCH, "spatial_merge_size": 2,
+               "temporal_patch_size": 2}
+    vision = {**patches, "embed_dim": 32, "mlp_ratio": 2}
     if version == "2.5":
-        vision = dict(depth=2, hidden_size=32, intermediate_size=64, out_hidden_size=32, num_heads=2, patch_size=PATCH,
-                      spatial_merge_size=2, temporal_patch_size=2, window_size=4 * PATCH, fullatt_block_indexes=[1])
+        vision = {**patches, "intermediate_size": 64, "out_hidden_size": 32, "window_size": 4 * PATCH,
+                  "fullatt_block_indexes": [1]}
     config_class, model_class, processor_class = (
         (t.Qwen2_5_VLConfig, t.Qwen2_5_VLForConditionalGeneration, t.Qwen2_5_VLProcessor) if version == "2.5"
         else (t.Qwen2VLConfig, t.Qwen2VLForConditionalGeneration, t.Qwen2VLProcessor))
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160,
-                rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0},
-                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-                eos_token_id=tokenizer.sep_token_id)
+    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 160,
+            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0},
+            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.cls_token_id,
+            "eos_token_id": tokenizer.sep_token_id}
     config = config_class(vision_config=vision, text_config=text, image_token_id=ids["image"],
                              video_token_id=ids["video"], vision_start_token_id=ids["start"],
                              vision_end_token_id=ids["end"])
     torch.manual_seed(seed)
     model = model_class(config).eval()
-    sizes = dict(min_pixels=16 * 16, max_pixels=48 * 48, patch_size=PATCH, merge_size=2, temporal_patch_size=2)
+    sizes = {"min_pixels": 16 * 16, "max_pixels": 48 * 48, "patch_size": PATCH, "merge_size": 2, "temporal_patch_size": 2}
     processor = processor_class(image_processor=t.Qwen2VLImageProcessor(**sizes), tokenizer=tokenizer,
                                    video_processor=t.Qwen2VLVideoProcessor(**sizes))
     model.save_pretrained(folder)
@@ -156,7 +156,6 @@ def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Pa
     image in one tile (the test image: 2×2 tiles and the whole), 4 image tokens per view (patches of
     8, pixel shuffle by 2)."""
     import transformers as t
-
     from spmm.adapters.text.models import load_minilm
 
     tokenizer = load_minilm()[0]
@@ -172,7 +171,7 @@ def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Pa
                                            image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
     torch.manual_seed(seed)
     model = getattr(t, f"{prefix}ForConditionalGeneration")(config).eval()
-    sizes = dict(size={"longest_edge": 2 * SIDE}, max_image_size={"longest_edge": SIDE})
+    sizes = {"size": {"longest_edge": 2 * SIDE}, "max_image_size": {"longest_edge": SIDE}}
     image_processor = getattr(t, f"{prefix}ImageProcessor")(do_image_splitting=True, **sizes)
     videos = {"video_processor": t.SmolVLMVideoProcessor(**sizes)} if smolvlm else {}
     processor = getattr(t, f"{prefix}Processor")(image_processor=image_processor, tokenizer=tokenizer,
@@ -187,17 +186,16 @@ def save_tiny_blip2(folder: Path, seed: int = 0) -> Path:
     with ``save_pretrained`` in ``folder`` (the processor adds ``<image>`` to the tokenizer and puts
     the 4 query placeholders before the prompt)."""
     import transformers as t
-
     from spmm.adapters.text.models import load_minilm
 
     tokenizer = load_minilm()[0]
     queries = 4
     processor = t.Blip2Processor(image_processor=t.BlipImageProcessor(size={"height": SIDE, "width": SIDE}),
                                  tokenizer=tokenizer, num_query_tokens=queries)
-    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=SIDE,
-                  patch_size=PATCH)
-    qformer = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                   encoder_hidden_size=32, vocab_size=len(tokenizer))
+    vision = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": SIDE, "patch_size": PATCH}
+    qformer = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+               "encoder_hidden_size": 32, "vocab_size": len(tokenizer)}
     text = t.OPTConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=4,
                        max_position_embeddings=160, word_embed_proj_dim=32, pad_token_id=tokenizer.pad_token_id,
                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
