@@ -229,10 +229,15 @@ def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, 
     assert (plain - hf).abs().max() <= 1e-4 * hf.abs().max()
 
 
-def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image):
+@pytest.mark.parametrize("shape", ["landscape", "wide"])
+def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image, shape):
     """Image map row t = ∂ logit_t / ∂ pixel_values mapped onto the image (:func:`image_map`); matrix row t =
-    ⟨∂ logit_t / ∂ inputs_embeds, inputs_embeds⟩ on the text tokens."""
+    ⟨∂ logit_t / ∂ inputs_embeds, inputs_embeds⟩ on the text tokens.  A wide image (20 × 70) takes
+    other tile grids and patch grids than the landscape one (LLaVA-NeXT: 1×2 tiles, Idefics3: 1×2,
+    Qwen2-VL: 2×8 patches)."""
     m, model, processor = llava
+    if shape == "wide":
+        image = Image.fromarray((np.random.RandomState(1).rand(20, 70, 3) * 255).astype("uint8"))
     ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS), method="gradient")
     inputs = processor_input(processor, image)
     prompt_length = inputs["input_ids"].shape[1]
