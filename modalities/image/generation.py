@@ -29,7 +29,7 @@ from spmm.modalities.text.render import html_page, legend_html, score_rgb
 from . import to_display
 
 THUMBNAIL_SIDE = 160
-"""Side in CSS pixels of each token's heatmap in the HTML strip."""
+"""Width in CSS pixels of each token's heatmap in the HTML strip (its height keeps the image's aspect ratio)."""
 HEAT_WEIGHT = 0.7
 """How much a full-scale score colours a pixel over the greyed image."""
 
@@ -74,12 +74,13 @@ class ImageGenerationExplanation(GenerationExplanation):
         one scale: the largest |map value| of all tokens; hover a map for its token's score)."""
         maps = self.pixel_maps.detach().cpu().double()
         scale = float(maps.abs().max()) or 1.0
+        height = round(THUMBNAIL_SIDE * maps.shape[-2] / maps.shape[-1])  # the image's aspect ratio
         cells = []
         for r, token in enumerate(self.row_tokens):
             own = f"{float(self.row_scores[r]):+.3g}" if self.row_scores is not None else ""
             cells.append(
                 f'<figure class="spmm-vlm-token" title="{html.escape(token)} ({self.score_name()} {own})">'
-                f'<img width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}" src="data:image/png;base64,'
+                f'<img width="{THUMBNAIL_SIDE}" height="{height}" src="data:image/png;base64,'
                 f'{_png_base64(self.image, maps[r], scale)}"><figcaption>{_visible(token)}</figcaption></figure>'
             )
         style = ("<style>.spmm-vlm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-vlm-token{margin:0;"

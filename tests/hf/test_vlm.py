@@ -7,6 +7,7 @@ audit, the JSON/HTML outputs and one-line errors for bad input."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -299,6 +300,9 @@ def test_json_in_the_one_schema_and_html_token_strip(llava, image, tmp_path):
     assert item["extra"]["row_tokens"] == ex.row_tokens
     page = ex.save(tmp_path / "x.html").read_text()
     assert page.count("data:image/png;base64,") == NEW_TOKENS
+    height, width = image_shape(processor, image)  # each heatmap shown at the image's aspect ratio
+    sizes = re.findall(r'<img width="(\d+)" height="(\d+)" src="data:image/png', page)
+    assert len(sizes) == NEW_TOKENS and all(abs(int(h) / int(w) - height / width) < 0.01 for w, h in sizes)
 
 
 def test_bad_input_is_a_one_line_error(llava, image):
