@@ -161,7 +161,7 @@ class VisionLanguageModality(LanguageModality):
         image = load_pil(inputs)
         image = image if image.mode == "RGB" else convert_to_rgb(image)  # transparency onto white, as transformers does
         try:
-            pixels, _, geometry = self.layout.prepare(image)
+            pixels, geometry = self.layout.prepare(image)
         except ValueError as error:
             raise SpmmInputError(f"the model's processor refuses this image: {str(error).splitlines()[0]}") from None
         device = next(self.lm.parameters()).device

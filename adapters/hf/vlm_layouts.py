@@ -1,9 +1,9 @@
 """How each vision-language family's ``pixel_values`` relate to the image: the explained pixels
 in [−1, 1], the model's ``pixel_values`` made from them (differentiably), and the maps on the image.
 
-A layout turns the image processor's output for one image into the explained pixels (1, *S)
-(:meth:`prepare`, the processor's colour map undone, so they equal the processor's output to float
-precision), makes the model's ``pixel_values`` from rows of them (:meth:`pixel_values`, the colour
+A layout turns the image processor's output for one image into the explained pixels (1, *S) and
+where they lie on the image (:meth:`prepare`, the processor's colour map undone, so they equal the
+processor's output to float precision), makes the model's ``pixel_values`` from rows of them (:meth:`pixel_values`, the colour
 map redone), names the other image inputs the model takes (``image_keys``), and puts attributions
 on the explained pixels (R, *S) back on the image (:meth:`on_image`, channels summed: (R, H, W)),
 with the image shown under them (:meth:`display`, (3, H, W)).
@@ -72,14 +72,13 @@ class WholeImage:
     def __post_init__(self) -> None:
         self.colours = colour_map(self.image_processor)
 
-    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], Any]:
-        """The image -> (pixels (1, 3, H, W) in [−1, 1], the other image inputs, geometry)."""
-        output = self.image_processor(images=[image], return_tensors="pt")
-        values = output["pixel_values"]
+    def prepare(self, image: Image.Image) -> tuple[Tensor, Any]:
+        """The image -> (pixels (1, 3, H, W) in [−1, 1], geometry: None)."""
+        values = self.image_processor(images=[image], return_tensors="pt")["pixel_values"]
         if values.dim() != 4:
             raise SpmmInputError(f"{type(self.image_processor).__name__} makes pixel_values of shape "
                                  f"{tuple(values.shape)}, not one image (1, 3, H, W)")
-        return self.colours.to_unit_range(values[0])[None], {}, None
+        return self.colours.to_unit_range(values[0])[None], None
 
     def pixel_values(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) in [−1, 1] -> the model's ``pixel_values`` (B, 3, H, W)."""
@@ -143,11 +142,11 @@ class TiledImage:
         return TileGeometry(rows, cols, side, (best_height - new_height) // 2, (best_width - new_width) // 2,
                             new_height, new_width, whole_height=side, whole_width=side)
 
-    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], TileGeometry]:
-        output = self.image_processor(images=[image], return_tensors="pt")
-        views = output["pixel_values"][0]
+    def prepare(self, image: Image.Image) -> tuple[Tensor, TileGeometry]:
+        """The image -> (its views (1, 1 + T, 3, s, s) in [−1, 1], where they lie on it)."""
+        views = self.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
         pixels = torch.stack([self.colours.to_unit_range(view) for view in views])
-        return pixels[None], {"image_sizes": output["image_sizes"]}, self.geometry(image.height, image.width, views)
+        return pixels[None], self.geometry(image.height, image.width, views)
 
     def pixel_values(self, x: Tensor) -> Tensor:
         """(B, 1 + T, 3, h, w) in [−1, 1] -> the model's ``pixel_values`` (same shape)."""
@@ -190,7 +189,8 @@ class SplitImage(TiledImage):
     def __post_init__(self) -> None:
         self.colours = colour_map(FirstView(self.image_processor, lambda output: output["pixel_values"][:, -1], nested=True))
 
-    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], TileGeometry]:
+    def prepare(self, image: Image.Image) -> tuple[Tensor, TileGeometry]:
+        """The image -> (its views (1, T + 1, 3, s, s) in [−1, 1], where they lie on it)."""
         output = self.image_processor(images=[image], return_tensors="pt", return_row_col_info=True)
         views, mask = output["pixel_values"][0], output["pixel_attention_mask"][0].bool()
         pixels = torch.stack([self.colours.to_unit_range(view) for view in views])
@@ -206,7 +206,7 @@ class SplitImage(TiledImage):
         whole = views.shape[0] - 1
         geometry = TileGeometry(rows, cols, side, 0, 0, height, width, first=0, whole=whole if split else None,
                                 whole_height=int(mask[whole].any(1).sum()), whole_width=int(mask[whole].any(0).sum()))
-        return pixels[None], {"pixel_attention_mask": output["pixel_attention_mask"]}, geometry
+        return pixels[None], geometry
 
     def pixel_values(self, x: Tensor) -> Tensor:
         """(B, T + 1, 3, s, s) in [−1, 1] -> the model's ``pixel_values``; a view whose values are all 0
@@ -220,12 +220,10 @@ class SplitImage(TiledImage):
         return values
 
 
-@dataclasses.dataclass
-class PatchGrid:
+class PatchGrid(WholeImage):
     """``pixel_values`` (N, 3·T·p·p) with ``image_grid_thw`` (1, 3): Qwen2-VL's merged patches of one
-    image (module docstring)."""
+    image (module docstring); the maps and the image shown are those of :class:`WholeImage`."""
 
-    image_processor: Any
     image_keys: ClassVar[tuple[str, ...]] = ("image_grid_thw",)
 
     def __post_init__(self) -> None:
@@ -244,10 +242,10 @@ class PatchGrid:
         patches = output["pixel_values"].reshape(len(grids), height // m, width // m, m, m, 3, t, p, p)[..., 0, :, :]
         return patches.permute(0, 5, 1, 3, 6, 2, 4, 7).reshape(len(grids), 3, height * p, width * p)
 
-    def prepare(self, image: Image.Image) -> tuple[Tensor, dict[str, Tensor], Any]:
-        """The image -> (the resized image (1, 3, H, W) in [−1, 1], ``image_grid_thw``, None)."""
+    def prepare(self, image: Image.Image) -> tuple[Tensor, Any]:
+        """The image -> (the resized image (1, 3, H, W) in [−1, 1], geometry: None)."""
         output = self.image_processor(images=[image], return_tensors="pt")
-        return self.colours.to_unit_range(self.images(output)[0])[None], {"image_grid_thw": output["image_grid_thw"]}, None
+        return self.colours.to_unit_range(self.images(output)[0])[None], None
 
     def pixel_values(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) in [−1, 1] -> the model's ``pixel_values`` (B·N, 3·T·p·p), the processor's patch order."""
@@ -257,11 +255,3 @@ class PatchGrid:
         patches = values.reshape(b, c, height // (m * p), m, p, width // (m * p), m, p).permute(0, 2, 5, 3, 6, 1, 4, 7)
         frames = patches.unsqueeze(6).expand(-1, -1, -1, -1, -1, -1, t, -1, -1)
         return frames.reshape(b * (height // p) * (width // p), c * t * p * p)
-
-    def on_image(self, values: Tensor, geometry: Any) -> Tensor:
-        """(R, 3, H, W) -> (R, H, W), channels summed."""
-        return values.sum(1)
-
-    def display(self, pixels: Tensor, geometry: Any) -> Tensor:
-        """(1, 3, H, W) -> the resized image (3, H, W)."""
-        return pixels[0]
