@@ -1,8 +1,11 @@
-"""Vision-language generation models (tiny random LLaVA built offline, saved with its processor):
+"""Vision-language generation models (tiny random LLaVA, PaliGemma, LLaVA-NeXT, Qwen2-VL,
+Qwen2.5-VL, Idefics3, SmolVLM and BLIP-2 built offline, each saved with its processor):
 ``spmm.load(folder)``, inputs as the processor makes them, greedy continuations as ``generate``
-makes them, the forward unchanged under the rules, gradient maps equal to autograd on the HF model
-itself (on pixel_values, mapped to unit-range pixels by the processor's normalisation), a clean
-audit, the JSON/HTML outputs and one-line errors for bad input."""
+makes them, the forward unchanged under the rules and equal to the HF model's own, gradient maps
+equal to autograd on the HF model itself (on pixel_values, mapped to unit-range pixels by the
+processor's normalisation and onto the image through the processor's own views, tiles or
+patches), a clean audit reaching every module its rule set names, the JSON/HTML outputs and
+one-line errors for bad input."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Tiny vision-language generation models for the VLM tests: a tiny CLIP vision tower and a tiny
-Llama text model in ``LlavaForConditionalGeneration``, saved with a ``LlavaProcessor`` built
-offline (``CLIPImageProcessor`` and the MiniLM fast tokenizer with an added ``<image>`` token)."""
+"""Tiny vision-language generation models for the VLM tests, each random, saved with its processor
+built offline (the family's image processor and the MiniLM fast tokenizer with the family's image
+placeholders added): LLaVA (CLIP + Llama), PaliGemma (SigLIP + Gemma), LLaVA-NeXT, Qwen2-VL,
+Qwen2.5-VL, Idefics3, SmolVLM and BLIP-2 (ViT + Q-Former + OPT)."""
 
 from __future__ import annotations
 
