@@ -233,6 +233,24 @@ def test_forward_bit_identical_under_the_rules_and_equal_to_the_hf_model(llava, 
     assert (plain - hf).abs().max() <= 1e-4 * hf.abs().max()
 
 
+def test_continuation_logits_equal_those_of_generate(llava, image):
+    """The rows' forward on prompt + generated continuation gives, at each generated position, the
+    logits ``generate`` itself computed step by step with its cache (its own positions: Qwen2-VL's
+    rope deltas, PaliGemma's token types on the continuation)."""
+    m, model, processor = llava
+    inputs = processor_input(processor, image)
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False, output_logits=True,
+                             return_dict_in_generate=True)
+    stepwise = torch.cat(out.logits)  # (NEW_TOKENS, V)
+    plan = row_plan(m, image, spmm.Continuation(max_new_tokens=NEW_TOKENS))
+    context = plan.prepared.context["generation"]
+    assert context.input_ids[0].tolist() == out.sequences[0].tolist()
+    with torch.no_grad():
+        logits = plan.prepared.model(plan.prepared.inputs)[0, context.prompt_columns - 1: -1]
+    assert (logits - stepwise).abs().max() <= 1e-4 * stepwise.abs().max()
+
+
 @pytest.mark.parametrize("shape", ["landscape", "wide"])
 def test_gradient_maps_equal_autograd_on_the_hf_model(llava, image, shape):
     """Image map row t = ∂ logit_t / ∂ pixel_values mapped onto the image (:func:`image_map`); matrix row t =
