@@ -47,7 +47,7 @@ def vlm_folders(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm", "blip2"])
+@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "idefics3_unsplit", "smolvlm", "blip2"])
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders(request.param)
@@ -116,6 +116,8 @@ def on_split_image(processor, image, per_view):
     output = processor.image_processor(images=image, return_tensors="pt", return_row_col_info=True)
     mask = output["pixel_attention_mask"][0].bool()
     rows, cols, side = output["rows"][0][0], output["cols"][0][0], per_view.shape[-1]
+    if per_view.shape[1] == 1:  # not split: the whole image in one view
+        return per_view[:, 0, : mask[0].any(1).sum(), : mask[0].any(0).sum()]
     assert rows * cols + 1 == per_view.shape[1]
     canvas = torch.zeros(per_view.shape[0], rows * side, cols * side, dtype=per_view.dtype)
     content = torch.zeros(rows * side, cols * side, dtype=torch.bool)

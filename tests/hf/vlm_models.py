@@ -151,11 +151,11 @@ IDEFICS_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", 
 """Idefics3's markers around each tile, its image placeholder, end of turn and whole-image marker."""
 
 
-def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Path:
+def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False, split: bool = True) -> Path:
     """A random tiny Idefics3 (``smolvlm``: SmolVLM) with its processor, saved with ``save_pretrained``
     in ``folder``: images resized to a longest edge of 64 and split into tiles of 32 plus the whole
-    image in one tile (the test image: 2×2 tiles and the whole), 4 image tokens per view (patches of
-    8, pixel shuffle by 2)."""
+    image in one tile (the test image: 2×2 tiles and the whole; ``split`` False: the whole image
+    only, in one tile), 4 image tokens per view (patches of 8, pixel shuffle by 2)."""
     import transformers as t
     from spmm.adapters.text.models import load_minilm
 
@@ -173,7 +173,7 @@ def save_tiny_idefics3(folder: Path, seed: int = 0, smolvlm: bool = False) -> Pa
     torch.manual_seed(seed)
     model = getattr(t, f"{prefix}ForConditionalGeneration")(config).eval()
     sizes = {"size": {"longest_edge": 2 * SIDE}, "max_image_size": {"longest_edge": SIDE}}
-    image_processor = getattr(t, f"{prefix}ImageProcessor")(do_image_splitting=True, **sizes)
+    image_processor = getattr(t, f"{prefix}ImageProcessor")(do_image_splitting=split, **sizes)
     videos = {"video_processor": t.SmolVLMVideoProcessor(**sizes)} if smolvlm else {}
     processor = getattr(t, f"{prefix}Processor")(image_processor=image_processor, tokenizer=tokenizer,
                                                  image_seq_len=(SIDE // PATCH) ** 2 // 4, **videos)
@@ -211,7 +211,8 @@ def save_tiny_blip2(folder: Path, seed: int = 0) -> Path:
 
 TINY_VLMS = {"llava": save_tiny_llava, "paligemma": save_tiny_paligemma, "llava_next": save_tiny_llava_next,
              "qwen2_vl": save_tiny_qwen2_vl, "qwen2_5_vl": partial(save_tiny_qwen2_vl, version="2.5"),
-             "idefics3": save_tiny_idefics3, "smolvlm": partial(save_tiny_idefics3, smolvlm=True), "blip2": save_tiny_blip2}
+             "idefics3": save_tiny_idefics3, "smolvlm": partial(save_tiny_idefics3, smolvlm=True),
+             "idefics3_unsplit": partial(save_tiny_idefics3, split=False), "blip2": save_tiny_blip2}
 REQUIRES = {"smolvlm": "num2words"}
 """Name -> the package its processor needs (SmolVLM's spells out numbers for its video prompts)."""
 """Name -> builder of each tiny vision-language model."""
