@@ -1,5 +1,6 @@
-"""Vision-language generation models (LLaVA, PaliGemma): every generated token explained on the
-image's pixels and on the prompt and earlier tokens.
+"""Vision-language generation models (LLaVA, LLaVA-NeXT, PaliGemma, Qwen2-VL, Qwen2.5-VL, Idefics3,
+SmolVLM, BLIP-2 with a decoder language model; :mod:`.vlm_families`): every generated token
+explained on the image's pixels and on the prompt and earlier tokens.
 
 >>> m = spmm.load("./llava_dir")                    # save_pretrained folder with its processor
 >>> ex = m.explain("cat.jpg", prompt="What is in the picture?", target=spmm.Continuation(max_new_tokens=8))
@@ -7,10 +8,11 @@ image's pixels and on the prompt and earlier tokens.
 >>> ex.matrix                                       # (tokens, prompt + continuation tokens)
 
 The model's own processor makes its input: the image goes through the processor's image processor
-and its ``pixel_values`` are mapped back to pixels in [−1, 1] (the colour map of
-:mod:`.vision`), the prompt (with the image placeholder prepended where the prompt has none)
-through the processor's text side, which expands the placeholder into the image's tokens.  The
-explained input of each row is one flat vector, the pixels (3·H·W) then the context's token
+and its ``pixel_values`` are mapped back to pixels in [−1, 1] (the colour map of :mod:`.vision`;
+the family's layout in :mod:`.vlm_layouts` says how its views, tiles or patches lie on the image),
+the prompt (with the image placeholder put where the family's prompts have it, when the prompt has
+none) through the processor's text side, which expands the placeholder into the image's tokens.
+The explained input of each row is one flat vector, the pixels (P) then the context's token
 embeddings (C·D), and :class:`PixelsAndTokens` maps it back to the model's ``pixel_values`` and
 ``inputs_embeds``, so every method of spmm runs on both at once and the image's placeholder tokens
 (which the model overwrites with the image features) and special tokens are held fixed.  The rows
@@ -23,6 +25,7 @@ explains the next token.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +41,17 @@ from spmm.ruleset import get_ruleset
 from spmm.rows import SHARED_FORWARD_METHODS
 from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.image.generation import ImageGenerationExplanation
-from spmm.modalities.image.modality import ImageModality
 from spmm.modalities.text.batch import token_limit
 
 from .generation import Context, LanguageModality, _continuation_ids
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
-from .vision import ColourMap, ProcessorInput, ProcessorPixels, colour_map, model_side
+from .vlm_families import FAMILIES, family_of
 
-VLM_ARCHITECTURES = ("LlavaForConditionalGeneration", "PaliGemmaForConditionalGeneration")
-IMAGE_PROMPT_SEPARATORS = {"PaliGemmaProcessor": ""}
-"""What follows the image placeholder prepended to a prompt without one (default a line break, as
-in LLaVA's prompts; PaliGemma's processor puts BOS there itself)."""
-MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "token_type_ids")
-"""The processor outputs the model is run on (not ``labels``); PaliGemma's ``token_type_ids`` mark
-the prompt (0: attended bidirectionally) and the continuation (1: causal)."""
+VLM_ARCHITECTURES = tuple(FAMILIES)
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values")
+"""The processor outputs every family's model is run on; each family adds its image inputs and
+token types (:mod:`.vlm_families`)."""
 
 
 class NextTokenContrast:
@@ -78,43 +77,47 @@ class NextTokenContrast:
 
 
 class PixelsAndTokens(nn.Module):
-    """A vision-language model on one flat input per row: (B, 3·H·W + C·D) -> logits (B, C, V).
+    """A vision-language model on one flat input per row: (B, P + C·D) -> logits (B, C, V).
 
-    The first 3·H·W values are the pixels in [−1, 1], made the processor's ``pixel_values`` by
-    ``colours``; the rest are the context's token embeddings (C, D), where positions not ``free``
-    (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
+    The first P values are the pixels in [−1, 1] (shape ``pixel_shape``), made the model's
+    ``pixel_values`` by the family's ``layout`` (:mod:`.vlm_layouts`), with the other image inputs
+    ``image_inputs`` (``image_sizes``…, batch 1); the rest are the context's token embeddings
+    (C, D), where positions not ``free`` (C,) take the embeddings of ``input_ids`` (1, C) in the model's current table (the image
     placeholders, which the model finds by their embedding, and special tokens; current, so that
     methods perturbing the weights, such as FusionGrad, keep the placeholders recognisable);
-    ``token_type_ids`` (1, C), when the model takes them (PaliGemma: 0 on the prompt, 1 on the
-    continuation).
+    ``token_types``: the family's per-token type ids (name -> (1, C)); ``position_ids`` (3, 1, C)
+    where the family's positions are not the model's own from ``inputs_embeds`` (Qwen2-VL's M-RoPE).
     """
 
-    def __init__(self, lm: nn.Module, colours: ColourMap, side: int, attention_mask: Tensor, input_ids: Tensor,
-                 free: Tensor, token_type_ids: Tensor | None = None) -> None:
+    def __init__(self, lm: nn.Module, layout: Any, pixel_shape: tuple[int, ...], image_inputs: dict[str, Tensor],
+                 attention_mask: Tensor, input_ids: Tensor, free: Tensor, token_types: dict[str, Tensor],
+                 position_ids: Tensor | None = None) -> None:
         super().__init__()
-        self.lm, self.side = lm, side
-        self.pixels = ProcessorInput(lm, colours).to(input_ids.device)
-        self.pixels.training = lm.training  # the user's model keeps its mode (train() would recurse into it)
-        self.attention_mask, self.input_ids, self.token_type_ids = attention_mask, input_ids, token_type_ids
+        self.lm, self.pixels, self.pixel_shape, self.image_inputs = lm, layout, pixel_shape, image_inputs
+        self.attention_mask, self.input_ids, self.token_types = attention_mask, input_ids, token_types
+        self.position_ids = position_ids
         self.free = free.view(1, -1, 1)
         self.training = lm.training
 
     @property
     def pixel_count(self) -> int:
-        return 3 * self.side * self.side
+        return math.prod(self.pixel_shape)
 
     def forward(self, x: Tensor) -> Tensor:
         rows, n = x.shape[0], self.pixel_count
-        pixels = x[:, :n].reshape(rows, 3, self.side, self.side)
+        pixels = x[:, :n].reshape(rows, *self.pixel_shape)
         with torch.no_grad():
             fixed = self.lm.get_input_embeddings()(self.input_ids)
         embeddings = x[:, n:].reshape(rows, *fixed.shape[1:]).to(fixed.dtype)
         free = self.free.to(fixed.dtype)
         mixed = embeddings * free + fixed * (1 - free)
         pixel_values = self.pixels.pixel_values(pixels).to(fixed.dtype)
-        types = {} if self.token_type_ids is None else {"token_type_ids": self.token_type_ids.expand(rows, -1)}
-        return self.lm(pixel_values=pixel_values, inputs_embeds=mixed,
-                       attention_mask=self.attention_mask.expand(rows, -1), **types).logits
+        extra = {key: value.expand(rows, *value.shape[1:]).contiguous()  # contiguous: Idefics3 views its mask
+                 for key, value in {**self.image_inputs, **self.token_types}.items()}
+        if self.position_ids is not None:
+            extra["position_ids"] = self.position_ids.expand(-1, rows, -1)
+        return self.lm(input_ids=None, pixel_values=pixel_values, inputs_embeds=mixed,
+                       attention_mask=self.attention_mask.expand(rows, -1), **extra).logits
 
 
 class VisionLanguageModality(LanguageModality):
@@ -130,16 +133,17 @@ class VisionLanguageModality(LanguageModality):
     def __init__(self, processor: Any, max_length: int, *, lm: nn.Module) -> None:
         super().__init__(processor.tokenizer, max_length, lm=lm)
         self.processor = processor
-        self.image_token = processor.image_token
+        self.image_token = str(getattr(processor.image_token, "content", processor.image_token))  # BLIP-2's is an AddedToken
         self.image_token_id = lm.config.image_token_id
-        self.colours = colour_map(processor.image_processor)
-        self.side = model_side(processor.image_processor)
-        self.images = ImageModality(self.side, ProcessorPixels(processor.image_processor, self.colours), unit_range=True)
+        self.family = family_of(lm)
+        self.layout = self.family.layout(processor.image_processor)
+        self.model_inputs = MODEL_INPUTS + self.layout.image_keys + tuple(self.family.token_types)
 
     # -- hooks ------------------------------------------------------------------------------
     def prepare(self, model: Any, inputs: Any, **options: Any) -> Prepared:
-        """inputs: one image (path, PIL image, uint8 array) -> (1, 3, H, W) in [−1, 1] as the
-        processor makes it; ``context["image"]`` keeps the PIL image for the processor's text side."""
+        """inputs: one image (path, PIL image, uint8 array) -> the family's pixels (1, *S) in [−1, 1]
+        as the processor makes them (:mod:`.vlm_layouts`); ``context["image"]`` keeps the PIL image
+        for the processor's text side, ``context["geometry"]`` where the pixels lie on it."""
         from transformers.image_transforms import convert_to_rgb
 
         from spmm.modalities.image import load_pil
@@ -156,10 +160,13 @@ class VisionLanguageModality(LanguageModality):
                                  "prepares it")
         image = load_pil(inputs)
         image = image if image.mode == "RGB" else convert_to_rgb(image)  # transparency onto white, as transformers does
-        prepared = self.images.prepare(self.lm, [image])
-        prepared.sources = [str(inputs) if isinstance(inputs, (str, Path)) else "image"]
-        prepared.context["image"] = image
-        return prepared
+        try:
+            pixels, geometry = self.layout.prepare(image)
+        except ValueError as error:
+            raise SpmmInputError(f"the model's processor refuses this image: {str(error).splitlines()[0]}") from None
+        device = next(self.lm.parameters()).device
+        return Prepared(pixels.to(device), self.lm, [str(inputs) if isinstance(inputs, (str, Path)) else "image"],
+                        {"image": image, "geometry": geometry})
 
     def method_params(self, method: str, inputs: Tensor, model: Any) -> dict[str, Any]:
         """No scale defaults: the flat input mixes pixels and embeddings (give noise scales explicitly)."""
@@ -198,21 +205,26 @@ class VisionLanguageModality(LanguageModality):
 
     def row_prepared(self, prepared: Prepared, target: Continuation | SequenceLogProb | Contrast,
                      seed: int | None) -> Prepared:
-        """The rows' input: pixels (3·H·W) then the context's embeddings (C·D), one flat (1, N) vector."""
+        """The rows' input: pixels (P, the layout's) then the context's embeddings (C·D), one flat (1, N) vector."""
         context, batch = self.image_context(prepared.context["image"], prepared.context["prompt"], target, seed)
         device = next(self.lm.parameters()).device
         embeddings = self.embed_context(context)
         fixed = context.fixed[0].to(device)
-        types = batch.get("token_type_ids")
-        if types is not None:
-            continuation = torch.ones(1, context.input_ids.shape[1] - types.shape[1], dtype=types.dtype)
-            types = torch.cat([types, continuation], dim=1).to(device)
-        model = PixelsAndTokens(self.lm, self.colours, self.side, context.attention_mask.to(device),
-                                context.input_ids.to(device), ~fixed, types)
+        ids, mask = context.input_ids.to(device), context.attention_mask.to(device)
+        types = {}
+        for key, value in self.family.token_types.items():  # the prompt's, then the continuation's value
+            continuation = torch.full((1, ids.shape[1] - batch[key].shape[1]), value, dtype=batch[key].dtype)
+            types[key] = torch.cat([batch[key], continuation], dim=1).to(device)
         pixels = prepared.inputs
+        image_inputs = {key: batch[key].to(device) for key in self.layout.image_keys}
+        positions = (None if self.family.positions is None else
+                     self.family.positions(self.lm, ids, {**image_inputs, **types, "attention_mask": mask}))
+        model = PixelsAndTokens(self.lm, self.layout, tuple(pixels.shape[1:]), image_inputs, mask, ids, ~fixed, types,
+                                positions)
         flat = torch.cat([pixels.flatten(1), embeddings.flatten(1).to(pixels.dtype)], dim=1)
         return Prepared(flat, model, [f"{prepared.sources[0]}: {context.prompt}"],
-                        {"generation": context, "pixels": pixels, "embeddings": embeddings})
+                        {"generation": context, "pixels": pixels, "embeddings": embeddings,
+                         "geometry": prepared.context["geometry"]})
 
     def explanation(self, base: Explanation, prepared: Prepared) -> Explanation:
         """An :class:`ImageGenerationExplanation`: the generation matrix on the text tokens (image
@@ -238,7 +250,8 @@ class VisionLanguageModality(LanguageModality):
             "context_words": [text.context_words[c] for c in kept],
             "row_columns": [column[c] for c in text.row_columns], "row_tokens": row_tokens,
             "prompt_columns": sum(1 for c in kept if c < text.prompt_columns),
-            "pixel_maps": pixel_attributions.sum(1).detach().cpu(), "image": pixels[0].detach().cpu(),
+            "pixel_maps": self.layout.on_image(pixel_attributions, context["geometry"]).detach().cpu(),
+            "image": self.layout.display(pixels, context["geometry"]).detach().cpu(),
             "sources": list(prepared.sources),
         })
 
@@ -250,10 +263,12 @@ class VisionLanguageModality(LanguageModality):
     def processor_input(self, image: Image.Image, prompt: str) -> dict[str, Tensor]:
         """The processor's output for ``image`` and ``prompt`` (the image placeholder prepended when
         the prompt has none); a prompt over the token limit is a one-line error."""
-        separator = IMAGE_PROMPT_SEPARATORS.get(type(self.processor).__name__, "\n")
-        text = prompt if self.image_token in prompt else f"{self.image_token}{separator}{prompt}"
+        if self.image_token in prompt and "{image}" not in self.family.template:
+            raise SpmmInputError(f"{type(self.processor).__name__} puts the image before the prompt itself: remove "
+                                 f"{self.image_token!r} from the prompt")
+        text = prompt if self.image_token in prompt else self.family.template.format(image=self.image_token, prompt=prompt)
         try:
-            batch = self.processor(images=image, text=text, return_tensors="pt")
+            batch = self.processor(images=image, text=text, return_tensors="pt", truncation=False)
         except ValueError as error:
             raise SpmmInputError(f"the model's processor refuses this image or prompt: {str(error).splitlines()[0]}") from None
         length = batch["input_ids"].shape[1]
@@ -304,7 +319,7 @@ class VisionLanguageModality(LanguageModality):
         from spmm.explain import seeded
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
+        inputs = {k: batch[k].to(device) for k in self.model_inputs if k in batch}
         with seeded(seed), torch.no_grad():
             out = self.lm.generate(**inputs, max_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=pad)
         return out[0, inputs["input_ids"].shape[1]:].tolist()
@@ -329,7 +344,7 @@ class VisionLanguageModel(Explainable):
         batch = self.modality.processor_input(prepared.context["image"], prompt)
         device = next(self.lm.parameters()).device
         with torch.no_grad():
-            logits = self.lm(**{key: batch[key].to(device) for key in MODEL_INPUTS if key in batch}).logits[:, -1]
+            logits = self.lm(**{key: batch[key].to(device) for key in self.modality.model_inputs if key in batch}).logits[:, -1]
         values, indices = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
         decode = self.modality.tokenizer.decode
         return [[Prediction(int(i), decode([int(i)]), float(v)) for v, i in zip(values[0].tolist(), indices[0].tolist())]]
@@ -362,6 +377,10 @@ def load_processor(source: Any, processor: Any, model: nn.Module) -> Any:
 def load_vision_language(model: nn.Module, source: Any, processor: Any = None, rules: Any = "text",
                          max_length: int | None = None) -> VisionLanguageModel:
     """A vision-language generation model: continuations explained on the image and the prompt."""
+    if model.config.get_text_config().is_encoder_decoder:
+        raise SpmmInputError(f"{type(model).__name__} with an encoder-decoder language model "
+                             f"({model.config.get_text_config().model_type}) is not explained yet: spmm explains "
+                             "vision-language models whose language model is a decoder (BLIP-2 with OPT, not T5)")
     processor = load_processor(source, processor, model)
     limit = token_limit(processor.tokenizer, model.config.get_text_config(), max_length)
     modality = VisionLanguageModality(processor, limit, lm=model)

@@ -25,7 +25,7 @@ from spmm.modalities.text.render import heat_png_base64, html_page, token_strip_
 from . import to_display
 
 THUMBNAIL_SIDE = 160
-"""Side in CSS pixels of each token's heatmap in the HTML strip."""
+"""Width in CSS pixels of each token's heatmap in the HTML strip (its height keeps the image's aspect ratio)."""
 
 
 @dataclasses.dataclass(repr=False)
@@ -69,11 +69,12 @@ class ImageGenerationExplanation(GenerationExplanation):
         maps = self.pixel_maps.detach().cpu().double()
         scale = float(maps.abs().max()) or 1.0
         grey = to_display(self.image).mean(axis=2)
+        height = round(THUMBNAIL_SIDE * maps.shape[-2] / maps.shape[-1])  # the image's aspect ratio
         own = [f"{float(s):+.3g}" for s in self.row_scores] if self.row_scores is not None else [""] * len(maps)
         return token_strip_html([_visible(token) for token in self.row_tokens],
                                 [heat_png_base64(grey, maps[r].numpy(), scale) for r in range(len(self.row_tokens))],
                                 [f"{token} ({self.score_name()} {own[r]})" for r, token in enumerate(self.row_tokens)],
-                                self._heading(), scale, THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+                                self._heading(), scale, THUMBNAIL_SIDE, height)
 
     def html(self) -> str:
         """The token strip over the image, then the tokens × tokens matrix."""
