@@ -239,6 +239,36 @@ def test_deeplift_handles_reused_and_functional_activations():
     assert not torch.allclose(e.attributions, grad_times_delta)
 
 
+class ModuleGeluThenRelu(nn.Module):
+    """x -> a -> a GELU module (its F.gelu inside; ruled as a whole by a module rule) -> b -> ReLU -> c."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.act, self.b, self.c = nn.Linear(5, 7), nn.GELU(), nn.Linear(7, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.c(F.relu(self.b(self.act(self.a(x)))))
+
+
+def test_pb_deeplift_rescales_the_activations_outside_modules_ruled_as_a_whole():
+    """A module rule (here the GELU gate on nn.GELU, as the HF rules give GELU-like modules) runs
+    the module's forward without autograd, so its inner F.gelu is not an explained activation:
+    the reference pass must skip it too.  Closed form: attributions = x ⊙ (c.W · diag(m) · b.W ·
+    diag(Φ(h₁)) · a.W)[target], m = (relu(h₂) − relu(h₂⁰)) / (h₂ − h₂⁰) against the zero baseline."""
+    torch.manual_seed(11)
+    model = ModuleGeluThenRelu().double().eval()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    e = spmm.explain(model, x, [0, 1], "pb_deeplift", module_rules={nn.GELU: spmm.gate_module_rule("gelu")})
+    with torch.no_grad():
+        h1 = model.a(x)
+        h2, h2_reference = model.b(F.gelu(h1)), model.b(F.gelu(model.a(torch.zeros(1, 5, dtype=torch.float64))))
+        multiplier = (F.relu(h2) - F.relu(h2_reference)) / (h2 - h2_reference)
+        for row, target in enumerate([0, 1]):
+            jacobian = (model.c.weight[target] * multiplier[row]) @ model.b.weight
+            expected = x[row] * ((jacobian * torch.special.ndtr(h1[row])) @ model.a.weight)
+            torch.testing.assert_close(e.attributions[row], expected)
+
+
 def test_deeplift_agrees_with_captum_where_captum_applies():
     from captum.attr import DeepLift
 
