@@ -32,6 +32,10 @@ THUMBNAIL_SIDE = 160
 """Side in CSS pixels of each token's heatmap in the HTML strip."""
 HEAT_WEIGHT = 0.7
 """How much a full-scale score colours a pixel over the greyed image."""
+TOKEN_STYLE = ("<style>.spmm-vlm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-vlm-token{margin:0;"
+               "text-align:center;font-family:monospace}.spmm-vlm-token img{image-rendering:pixelated;"
+               "border:1px solid #ccc}</style>")
+"""The CSS of :meth:`ImageGenerationExplanation.token_html` figures."""
 
 
 @dataclasses.dataclass(repr=False)
@@ -69,24 +73,25 @@ class ImageGenerationExplanation(GenerationExplanation):
         return (f"{self.method} on {self.model_name or 'vision-language model'}: each continuation token "
                 "explained on the image and on the tokens before it")
 
+    def map_scale(self) -> float:
+        """The one colour scale of every token's map: the largest |map value| of all tokens (1 when all are 0)."""
+        return float(self.pixel_maps.detach().abs().max()) or 1.0
+
+    def token_html(self, row: int, side: int = THUMBNAIL_SIDE) -> str:
+        """Row ``row``'s token over its heatmap on the image (signed colours on :meth:`map_scale`),
+        ``side`` CSS pixels wide; hover it for the token's score."""
+        token = self.row_tokens[row]
+        own = f"{float(self.row_scores[row]):+.3g}" if self.row_scores is not None else ""
+        heat = self.pixel_maps[row].detach().cpu().double()
+        return (f'<figure class="spmm-vlm-token" title="{html.escape(token)} ({self.score_name()} {own})">'
+                f'<img width="{side}" height="{side}" src="data:image/png;base64,'
+                f'{_png_base64(self.image, heat, self.map_scale())}"><figcaption>{_visible(token)}</figcaption></figure>')
+
     def strip_html(self) -> str:
-        """The continuation as a strip of tokens, each over its heatmap on the image (signed colours,
-        one scale: the largest |map value| of all tokens; hover a map for its token's score)."""
-        maps = self.pixel_maps.detach().cpu().double()
-        scale = float(maps.abs().max()) or 1.0
-        cells = []
-        for r, token in enumerate(self.row_tokens):
-            own = f"{float(self.row_scores[r]):+.3g}" if self.row_scores is not None else ""
-            cells.append(
-                f'<figure class="spmm-vlm-token" title="{html.escape(token)} ({self.score_name()} {own})">'
-                f'<img width="{THUMBNAIL_SIDE}" height="{THUMBNAIL_SIDE}" src="data:image/png;base64,'
-                f'{_png_base64(self.image, maps[r], scale)}"><figcaption>{_visible(token)}</figcaption></figure>'
-            )
-        style = ("<style>.spmm-vlm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-vlm-token{margin:0;"
-                 "text-align:center;font-family:monospace}.spmm-vlm-token img{image-rendering:pixelated;"
-                 "border:1px solid #ccc}</style>")
-        return (f'<div class="spmm-vlm">{style}<h3>{html.escape(self._heading())}</h3>'
-                f'<div class="spmm-vlm-strip">{"".join(cells)}</div>{legend_html(scale)}</div>')
+        """The continuation as a strip of tokens, each over its heatmap on the image (:meth:`token_html`)."""
+        cells = [self.token_html(r) for r in range(len(self.row_tokens))]
+        return (f'<div class="spmm-vlm">{TOKEN_STYLE}<h3>{html.escape(self._heading())}</h3>'
+                f'<div class="spmm-vlm-strip">{"".join(cells)}</div>{legend_html(self.map_scale())}</div>')
 
     def html(self) -> str:
         """The token strip over the image, then the tokens × tokens matrix."""

@@ -1,6 +1,7 @@
 """Every method of ``spmm.list_methods()`` on the tiny LLaVA and PaliGemma: each runs (finite maps
 of the right shape, the model's weights unchanged after) or is refused up front with a one-line
-error saying why; integrated gradients equal an independent Gauss–Legendre path integral of autograd gradients on the HF model itself."""
+error saying why; integrated gradients equal an independent Gauss–Legendre path integral of
+autograd gradients on the HF model itself."""
 
 from __future__ import annotations
 
@@ -11,11 +12,22 @@ import torch
 import spmm
 from spmm.errors import SpmmInputError
 from spmm.methods.registry import get_method
-from tests.hf.test_vlm import PROMPT, image, llava, processor_input, vlm_folders, with_continuation  # noqa: F401
+from tests.hf.test_vlm import PROMPT, image, processor_input, vlm_folders, with_continuation  # noqa: F401
+
+transformers = pytest.importorskip("transformers")
 
 NEW_TOKENS = 2
 FAST = {"steps": 4, "samples": 4, "baseline_draws": 2, "model_samples": 2, "input_samples": 2}
 """Fewer samples and steps than the defaults, where a method takes them (the shape is what is checked)."""
+
+
+@pytest.fixture(scope="module", params=["llava", "paligemma"])
+def vlm(request, vlm_folders):  # noqa: F811
+    """(spmm model, the HF model and processor loaded independently from the folder): the families
+    whose processor makes the whole image one ``pixel_values`` picture."""
+    folder = vlm_folders[request.param]
+    model = transformers.AutoModelForImageTextToText.from_pretrained(folder).eval()
+    return spmm.load(str(folder)), model, transformers.AutoProcessor.from_pretrained(folder)
 
 
 def fast_params(method: str) -> dict:
@@ -24,8 +36,8 @@ def fast_params(method: str) -> dict:
 
 
 @pytest.mark.parametrize("method", spmm.list_methods())
-def test_every_method_runs_or_is_refused_in_one_line(llava, image, method):  # noqa: F811
-    m, _, _ = llava
+def test_every_method_runs_or_is_refused_in_one_line(vlm, image, method):  # noqa: F811
+    m, _, _ = vlm
     explain = lambda: m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS),  # noqa: E731
                                 method=method, seed=0, **fast_params(method))
     if "layer" in get_method(method).defaults:  # Grad-CAM: a layer's map upsampled onto the input's spatial dims
@@ -43,12 +55,12 @@ def test_every_method_runs_or_is_refused_in_one_line(llava, image, method):  # n
     assert defined.any(dim=1).all() and torch.isfinite(ex.matrix[defined]).all()
 
 
-def test_integrated_gradients_equal_a_path_integral_of_hf_gradients(llava, image):  # noqa: F811
+def test_integrated_gradients_equal_a_path_integral_of_hf_gradients(vlm, image):  # noqa: F811
     """IG from the zero baseline (mid-grey pixels, zero embeddings on the free text tokens; image
     placeholders and special tokens held): x ⊙ Σ_k w_k ∇f(α_k x) with the Gauss–Legendre nodes
     α_k and weights w_k on [0, 1] (Captum's default rule), computed here with autograd on the HF
     model's ``pixel_values`` (chain factor 1/(2·std_c)) and ``inputs_embeds``."""
-    m, model, processor = llava
+    m, model, processor = vlm
     steps = 6
     ex = m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=NEW_TOKENS),
                    method="integrated_gradients", steps=steps)
