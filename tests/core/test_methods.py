@@ -328,3 +328,28 @@ def test_sampling_methods_agree_with_captum_in_expectation(method):
         theirs = GradientShap(score).attribute(x, baselines=baselines, n_samples=20000, stdevs=0.3)
     error = ((ours - theirs).norm(dim=1) / theirs.norm(dim=1)).max().item()
     assert error < 0.05, f"{method}: relative difference {error:.3f} between the two Monte Carlo means"
+
+
+class SharedLinear(nn.Module):
+    """One Linear held under two names (a wrapper keeping it twice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.inner = nn.Sequential(self.head)
+
+    def forward(self, x):
+        return self.head(x)
+
+
+@pytest.mark.parametrize("method", ["fusiongrad", "fusion_pullback"])
+def test_fusiongrad_refuses_a_module_held_twice_and_leaves_the_weights(method):
+    """torch.func.functional_call leaves a module reachable by two paths with the perturbed weights:
+    FusionGrad refuses such a model in one line before perturbing anything."""
+    torch.manual_seed(12)
+    model = SharedLinear().eval()
+    weights = {name: value.clone() for name, value in model.state_dict().items()}
+    with pytest.raises(spmm.SpmmInputError, match="holds one Linear twice \\(head and inner.0\\)") as error:
+        spmm.explain(model, torch.randn(2, 4), 0, method, model_samples=2, input_samples=2)
+    assert "\n" not in str(error.value)
+    assert all(torch.equal(value, weights[name]) for name, value in model.state_dict().items())
