@@ -111,7 +111,19 @@ def shared_forward_rows(model: Any, inputs: Tensor, target: Any, rows: int, meth
     with torch.enable_grad():
         with context.rules():
             output = model(x)
-        scores = target(output.expand(rows, *output.shape[1:]))
+        scores = row_scores(target, output, rows)
         exact = exact_gradient_ops(scores, x) if spec.pullback else {}
         grads = [torch.autograd.grad(scores[r], x, retain_graph=r < rows - 1)[0][0] for r in range(rows)]
     return torch.stack(grads), scores.detach(), dict(sorted(exact.items()))
+
+
+def row_scores(target: Any, output: Any, rows: int) -> Tensor:
+    """The ``rows`` scores (rows,) of ``target`` on one output (1, ...): each row's own target
+    (``target.take``) on the output itself where the target can be split, so that a row's backward
+    meets a gradient the size of one output, not of ``rows`` expanded copies (a (rows, C, V) logits
+    gradient at every row made the shared forward quadratic in the rows); else ``target`` on the
+    output expanded to ``rows`` copies."""
+    if not hasattr(target, "take"):
+        return target(output.expand(rows, *output.shape[1:]))
+    device = output.device if isinstance(output, Tensor) else None
+    return torch.cat([target.take(torch.tensor([r], device=device))(output).reshape(1) for r in range(rows)])

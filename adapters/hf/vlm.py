@@ -76,6 +76,17 @@ class NextTokenContrast:
         return f"NextTokenContrast({self.target!r}, {self.foil!r})"
 
 
+def refuse_layer_methods(method: str) -> None:
+    """A one-line error for a method that takes a ``layer`` (Grad-CAM: Captum upsamples the layer's
+    map onto the explained input's spatial dims), which the flat pixels-and-embeddings input lacks."""
+    from spmm.methods.registry import get_method
+
+    if "layer" in get_method(method).defaults:
+        raise SpmmInputError(f"{method} upsamples a layer's map onto the input's spatial dims; a vision-language model's "
+                             "input is the pixels and the prompt's embeddings in one vector, which has none: use "
+                             "gradient, soft_pullback or another method of spmm.list_methods()")
+
+
 class PixelsAndTokens(nn.Module):
     """A vision-language model on one flat input per row: (B, P + C·D) -> logits (B, C, V).
 
@@ -186,7 +197,9 @@ class VisionLanguageModality(LanguageModality):
 
     def plan_rows(self, prepared: Prepared, target: Any, method: str, params: dict[str, Any]) -> RowPlan | None:
         """The rows of the continuation (:meth:`LanguageModality.plan_rows`) for ``params["prompt"]``;
-        a Contrast is one row: logit(target) − logit(foil) of the token after the prompt."""
+        a Contrast is one row: logit(target) − logit(foil) of the token after the prompt.  Methods
+        reading a layer's spatial map (Grad-CAM, :func:`refuse_layer_methods`) are refused."""
+        refuse_layer_methods(method)
         params = dict(params)
         prompt = params.pop("prompt", None)
         if not isinstance(prompt, str) or not prompt.strip():

@@ -1,4 +1,5 @@
-"""The Gradio page of ``spmm serve``: image, text and audio tabs over :mod:`.results`.
+"""The Gradio page of ``spmm serve``: image, text and audio tabs over :mod:`.results`, and a
+vision-language tab when ``--model`` names a vision-language model (``spmm serve --model ./llava_dir``).
 
 Uploads arrive as plain files (pictures through ``gr.File``, clips through ``gr.Audio`` without
 format conversion), so Gradio never decodes them and every decoding error reaches a handler.
@@ -31,6 +32,10 @@ DEFAULT_METHOD = "soft_pullback"
 ZERO_SHOT_MODEL = "minilm-zero-shot"
 DEFAULT_ZERO_SHOT_LABELS = "sports, politics, business, science"
 DEFAULT_TEXT = "a gripping , funny and beautifully acted film"
+DEFAULT_PROMPT = "What is in the picture?"
+DEFAULT_NEW_TOKENS = 8
+VISION_LANGUAGE = "vision-language"
+"""The modality name of vision-language models: their tab appears when one is offered."""
 COUNTERFACTUAL_STEPS = 5
 MAX_UPLOAD = "200mb"
 """Larger uploads are refused by Gradio before they reach a handler."""
@@ -192,6 +197,21 @@ class Page:
         return (f"Explained with `{method}`{note}.", str(result.spectrogram), wav, result.probabilities,
                 [str(p) for p in result.files])
 
+    def vision_language(self, image: str | None, spec: str, prompt: str, new_tokens: float, method: str,
+                        progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """-> status, strip and matrix (HTML), token figures (state), token choice, chosen token's figure, downloads."""
+        try:
+            if not image:
+                raise spmm.SpmmInputError("upload a picture or pick an example first")
+            result = results.explain_vision_language(self._model(spec, progress), image, prompt, int(new_tokens), method,
+                                                     self._request_folder(), _progress(progress), spec)
+        except Exception as error:  # noqa: BLE001
+            return _failed(error, image), "", {}, gr.update(choices=[], value=None), "", None
+        first = next(iter(result.tokens))
+        status = f"Generated **{result.continuation or '(no text)'}**; pick a token to see its heatmap over the image."
+        return (status, result.html, result.tokens, gr.update(choices=list(result.tokens), value=first),
+                result.tokens[first], [str(p) for p in result.files])
+
 
 def _frame(frames: list[Any], captions: list[str], step: float) -> tuple[Any, str]:
     """The ascent's x_k and its caption at slider position ``step``."""
@@ -299,6 +319,32 @@ def _audio_tab(page: Page, examples: Sequence[str], controls: list[Any]) -> None
     run.click(page.audio, [clip, spec, method, target], [status, spectrogram, sonified, probabilities, downloads])
 
 
+def _vision_language_tab(page: Page, examples: Sequence[str], controls: list[Any]) -> None:
+    with gr.Row():
+        with gr.Column():
+            image = gr.File(label="Picture", file_types=["image"], type="filepath", elem_id="vlm-input")
+            preview = gr.Image(label="Preview", type="filepath", interactive=False, height=180, elem_id="vlm-preview")
+            gr.Examples([[path] for path in examples], inputs=[image], label="Example pictures")
+            prompt = gr.Textbox(DEFAULT_PROMPT, lines=2, label="Prompt", elem_id="vlm-prompt")
+            new_tokens = gr.Slider(1, results.MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1,
+                                   label="Tokens to generate", elem_id="vlm-tokens")
+            spec = gr.Dropdown(page.choices[VISION_LANGUAGE], value=page.choices[VISION_LANGUAGE][0], label="Model",
+                               elem_id="vlm-model")
+            method = _method_choice("vlm", controls)
+            run = gr.Button("Generate and explain", variant="primary", elem_id="vlm-explain")
+        with gr.Column():
+            status = gr.Markdown(elem_id="vlm-status")
+            figures = gr.State({})
+            token = gr.Radio([], label="Token", elem_id="vlm-token")
+            chosen = gr.HTML(elem_id="vlm-chosen")
+            downloads = gr.File(file_count="multiple", label="Downloads (HTML, JSON)", elem_id="vlm-files")
+    strip = gr.HTML(elem_id="vlm-strip")
+    image.change(_preview, [image], [preview], queue=False)
+    run.click(page.vision_language, [image, spec, prompt, new_tokens, method],
+              [status, strip, figures, token, chosen, downloads])
+    token.change(lambda shown, name: shown.get(name, ""), [figures, token], [chosen], queue=False)
+
+
 def _registered_modality(spec: str) -> str | None:
     """The modality of a registered model name (known without loading it), else None."""
     from spmm.load import NAMED_MODELS, load_plugins
@@ -331,6 +377,9 @@ def build_app(folder: Path, extra_models: Sequence[str] = (), options: dict[str,
             _text_tab(page, controls)
         with gr.Tab("Audio", elem_id="tab-audio"):
             _audio_tab(page, clips, controls)
+        if choices.get(VISION_LANGUAGE):
+            with gr.Tab("Vision-language", elem_id="tab-vlm"):
+                _vision_language_tab(page, images, controls)
         app.load(functools.partial(_method_catalogue, len(controls) // 2), None, controls, queue=False)
     return app
 

@@ -295,6 +295,46 @@ def explain_text(model: spmm.Explainable, text: str, method: str, folder: Path,
                       _save(explanation, folder, download_stem("text", spec, method, f"top{len(top)}")))
 
 
+MAX_NEW_TOKENS = 32
+"""Most tokens one vision-language request generates and explains."""
+ENLARGED_SIDE = 320
+"""Side in CSS pixels of the chosen token's heatmap on the page."""
+
+
+@dataclasses.dataclass
+class VisionLanguageResult:
+    """html: the explanation's own HTML (the continuation as a strip of tokens, each over its heatmap
+    on the image, then the tokens × tokens matrix); tokens: per continuation token (``"i. token"``),
+    its heatmap enlarged (the same renderer, :meth:`ImageGenerationExplanation.token_html`)."""
+
+    html: str
+    tokens: dict[str, str]
+    continuation: str
+    files: list[Path]
+
+
+def explain_vision_language(model: spmm.Explainable, image: str | Path, prompt: str, new_tokens: int, method: str,
+                            folder: Path, progress: Progress | None = None, spec: str = "model") -> VisionLanguageResult:
+    """Generate ``new_tokens`` (1 to :data:`MAX_NEW_TOKENS`) greedily after ``prompt`` on one image file
+    and explain every generated token with ``method``.  Downloads (HTML, JSON) are named
+    ``<image>-<spec>-<method>-generate<N>``."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise SpmmInputError("type a prompt, e.g. 'What is in the picture?'")
+    if len(prompt) > MAX_TEXT_CHARACTERS:
+        raise SpmmInputError(f"the prompt has {len(prompt)} characters; the page takes at most {MAX_TEXT_CHARACTERS}")
+    count = int(new_tokens)
+    if not 1 <= count <= MAX_NEW_TOKENS:
+        raise SpmmInputError(f"generate between 1 and {MAX_NEW_TOKENS} tokens, not {new_tokens}")
+    with _reporting(progress, model, method):
+        explanation = model.explain(str(image), prompt=prompt, target=spmm.Continuation(max_new_tokens=count),
+                                    method=method, seed=0)
+    tokens = {f"{r + 1}. {token}": explanation.token_html(r, ENLARGED_SIDE)
+              for r, token in enumerate(explanation.row_tokens)}
+    files = _save(explanation, folder, download_stem(image, spec, method, f"generate{count}"))
+    return VisionLanguageResult(explanation.html(), tokens, explanation.continuation, files)
+
+
 @dataclasses.dataclass
 class AudioResult:
     """spectrogram: PNG path; wav: the sonified "what mattered" clip (None when the front-end is not

@@ -25,7 +25,7 @@ from torch import Tensor
 from spmm.errors import SpmmInputError
 
 from spmm.modalities.text.generation import GenerationExplanation, _visible
-from spmm.modalities.text.render import heat_png_base64, html_page, token_strip_html
+from spmm.modalities.text.render import heat_png_base64, html_page, token_figure_html, token_strip_html
 
 from .explanation import AudioExplanation
 
@@ -142,10 +142,10 @@ class TranscriptionExplanation(GenerationExplanation):
         shown = self.spectrogram.detach().cpu().double()
         grey = ((shown - shown.min()) / float(shown.max() - shown.min() or 1.0)).T.flip(0).numpy()
         own = [f"{float(s):+.3g}" for s in self.row_scores] if self.row_scores is not None else [""] * len(maps)
-        return token_strip_html([_visible(token) for token in self.row_tokens],
-                                [heat_png_base64(grey, maps[r].T.flip(0).numpy(), scale) for r in range(len(maps))],
-                                [f"{token} ({self.score_name()} {own[r]})" for r, token in enumerate(self.row_tokens)],
-                                self._heading(), scale, *STRIP_SIZE)
+        figures = [token_figure_html(_visible(token), heat_png_base64(grey, maps[r].T.flip(0).numpy(), scale),
+                                     f"{token} ({self.score_name()} {own[r]})", *STRIP_SIZE)
+                   for r, token in enumerate(self.row_tokens)]
+        return token_strip_html(figures, self._heading(), scale)
 
     def html(self) -> str:
         """The token strip over the spectrogram, then the tokens × tokens matrix (decoders)."""

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from spmm.modalities.text.generation import GenerationExplanation, _visible
 from spmm.targets import Contrast
-from spmm.modalities.text.render import heat_png_base64, html_page, token_strip_html
+from spmm.modalities.text.render import STRIP_STYLE, heat_png_base64, html_page, token_figure_html, token_strip_html
 
 from . import to_display
 
@@ -63,18 +63,28 @@ class ImageGenerationExplanation(GenerationExplanation):
         return (f"{self.method} on {self.model_name or 'vision-language model'}: each continuation token "
                 "explained on the image and on the tokens before it")
 
+    def map_scale(self) -> float:
+        """The one colour scale of every token's map: the largest |map value| of all tokens (1 when all are 0)."""
+        return float(self.pixel_maps.detach().abs().max()) or 1.0
+
+    def token_html(self, row: int, side: int = THUMBNAIL_SIDE) -> str:
+        """Row ``row``'s token over its heatmap on the image (signed colours on :meth:`map_scale`),
+        ``side`` CSS pixels wide (the image's aspect ratio), in the strip's style; hover it for the
+        token's score."""
+        return STRIP_STYLE + self._figure(row, side)
+
+    def _figure(self, row: int, side: int) -> str:
+        maps = self.pixel_maps.detach().cpu().double()
+        own = f"{float(self.row_scores[row]):+.3g}" if self.row_scores is not None else ""
+        picture = heat_png_base64(to_display(self.image).mean(axis=2), maps[row].numpy(), self.map_scale())
+        return token_figure_html(_visible(self.row_tokens[row]), picture, f"{self.row_tokens[row]} ({self.score_name()} {own})",
+                                 side, round(side * maps.shape[-2] / maps.shape[-1]))
+
     def strip_html(self) -> str:
         """The continuation as a strip of tokens, each over its heatmap on the image (signed colours,
-        one scale: the largest |map value| of all tokens; hover a map for its token's score)."""
-        maps = self.pixel_maps.detach().cpu().double()
-        scale = float(maps.abs().max()) or 1.0
-        grey = to_display(self.image).mean(axis=2)
-        height = round(THUMBNAIL_SIDE * maps.shape[-2] / maps.shape[-1])  # the image's aspect ratio
-        own = [f"{float(s):+.3g}" for s in self.row_scores] if self.row_scores is not None else [""] * len(maps)
-        return token_strip_html([_visible(token) for token in self.row_tokens],
-                                [heat_png_base64(grey, maps[r].numpy(), scale) for r in range(len(self.row_tokens))],
-                                [f"{token} ({self.score_name()} {own[r]})" for r, token in enumerate(self.row_tokens)],
-                                self._heading(), scale, THUMBNAIL_SIDE, height)
+        one scale: :meth:`map_scale`; hover a map for its token's score)."""
+        rows = range(len(self.row_tokens))
+        return token_strip_html([self._figure(r, THUMBNAIL_SIDE) for r in rows], self._heading(), self.map_scale())
 
     def html(self) -> str:
         """The token strip over the image, then the tokens × tokens matrix."""

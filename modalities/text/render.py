@@ -149,18 +149,21 @@ def heat_png_base64(grey: np.ndarray, heat: np.ndarray, scale: float) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def token_strip_html(tokens: Sequence[str], pictures: Sequence[str], titles: Sequence[str], heading: str,
-                     scale: float, width: int, height: int) -> str:
-    """Generated tokens as a strip, each token (HTML, already escaped) under its picture (a base64
-    PNG of :func:`heat_png_base64`, shown ``width`` × ``height`` CSS pixels, ``titles`` on hover),
-    with the legend of the one colour ``scale``."""
-    cells = [
-        f'<figure class="spmm-strip-token" title="{html.escape(title)}"><img width="{width}" height="{height}" '
-        f'src="data:image/png;base64,{picture}"><figcaption>{token}</figcaption></figure>'
-        for token, picture, title in zip(tokens, pictures, titles)
-    ]
-    style = ("<style>.spmm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-strip-token{margin:0;"
-             "text-align:center;font-family:monospace}.spmm-strip-token img{image-rendering:pixelated;"
-             "border:1px solid #ccc}</style>")
-    return (f'<div class="spmm-token-strip">{style}<h3>{html.escape(heading)}</h3>'
-            f'<div class="spmm-strip">{"".join(cells)}</div>{legend_html(scale)}</div>')
+STRIP_STYLE = ("<style>.spmm-strip{display:flex;flex-wrap:wrap;gap:6px}.spmm-strip-token{margin:0;"
+               "text-align:center;font-family:monospace}.spmm-strip-token img{image-rendering:pixelated;"
+               "border:1px solid #ccc}</style>")
+"""The CSS of :func:`token_figure_html` figures."""
+
+
+def token_figure_html(token: str, picture: str, title: str, width: int, height: int) -> str:
+    """One generated token (HTML, already escaped) under its picture (a base64 PNG of
+    :func:`heat_png_base64`, shown ``width`` × ``height`` CSS pixels, ``title`` on hover)."""
+    return (f'<figure class="spmm-strip-token" title="{html.escape(title)}"><img width="{width}" height="{height}" '
+            f'src="data:image/png;base64,{picture}"><figcaption>{token}</figcaption></figure>')
+
+
+def token_strip_html(figures: Sequence[str], heading: str, scale: float) -> str:
+    """Generated tokens as a strip of :func:`token_figure_html` figures, with the legend of their one
+    colour ``scale``."""
+    return (f'<div class="spmm-token-strip">{STRIP_STYLE}<h3>{html.escape(heading)}</h3>'
+            f'<div class="spmm-strip">{"".join(figures)}</div>{legend_html(scale)}</div>')

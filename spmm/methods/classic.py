@@ -146,6 +146,7 @@ def fusiongrad(
     model = context.model
     if not isinstance(model, nn.Module):
         raise SpmmInputError("fusiongrad perturbs model weights, so the model must be an nn.Module")
+    _check_single_paths(model)
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     weights_stream = [SampleStream(context.call_seed(), "model weights", "fusiongrad")]
@@ -168,6 +169,17 @@ def fusiongrad(
 
         total += _mean_gradient(context, inputs, input_samples, 1, rows, perturbed, description=None)
     return (total / model_samples).to(inputs.dtype), {}
+
+
+def _check_single_paths(model: nn.Module) -> None:
+    """Refuse a model holding one submodule under two names: ``torch.func.functional_call``, which
+    runs the perturbed copies, leaves such a module with perturbed weights (torch 2.9)."""
+    seen: dict[int, str] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        first = seen.setdefault(id(module), name)
+        if first != name and any(True for _ in module.parameters()):
+            raise SpmmInputError(f"fusiongrad cannot perturb a model that holds one {type(module).__name__} twice "
+                                 f"({first or 'the model'} and {name}); register it once (keep a plain reference)")
 
 
 _INTEGRATED_CHECKS = {"baseline": check.real_or_tensor, "steps": check.count(), "batch_size": check.count(optional=True)}

@@ -4,7 +4,11 @@ times (torchvision ResNets reuse ``relu``) are handled, unlike Captum's module h
 A reference pass on the baseline records the input of every pointwise activation in call
 order; the explained pass then gives each activation the multiplier
 (f(x) − f(x₀)) / (x − x₀), falling back to its local gradient where x ≈ x₀.  In the
-pullback version every other nonlinear op (max-pool, attention, norms) keeps its SP rule.
+pullback version every other nonlinear op (max-pool, attention, norms) keeps its SP rule, and so
+do activations inside a module the rule set rules as a whole (the GELU-like activation modules of
+Hugging Face models): such a module runs its own forward without autograd and its rule gives the
+gradient.  Both passes therefore run alike, with autograd, and count only the activations called
+with autograd on, so that the i-th activation of the explained pass meets its own reference.
 """
 
 from __future__ import annotations
@@ -27,12 +31,17 @@ def _is_activation(func: Callable) -> bool:
     return rule is not None and rule.gate
 
 
+def _is_explained_activation(func: Callable) -> bool:
+    """A pointwise activation whose gradient the explained pass takes (called with autograd on)."""
+    return _is_activation(func) and torch.is_grad_enabled()
+
+
 def _activation_input(args: tuple, kwargs: dict) -> Tensor:
     return args[0] if args else kwargs["input"]
 
 
 class _ReferenceRecorder(TorchFunctionMode):
-    """Records (detached) the input of each pointwise activation, in call order."""
+    """Records (detached) the input of each explained pointwise activation, in call order."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,7 +49,7 @@ class _ReferenceRecorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if _is_activation(func):
+        if _is_explained_activation(func):
             self.inputs.append(_activation_input(args, kwargs).detach().clone())
         return func(*args, **kwargs)
 
@@ -82,7 +91,7 @@ class _RescaleMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if not _is_activation(func) or not torch.is_grad_enabled():
+        if not _is_explained_activation(func):
             return func(*args, **kwargs)
         if self.calls >= len(self.references):
             raise SpmmInputError("deeplift: the model ran more activations on the input than on the baseline")
@@ -110,8 +119,8 @@ def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
     is a pointwise activation."""
     reference_input = torch.as_tensor(baseline, dtype=inputs.dtype, device=inputs.device).expand_as(inputs)
     recorder = _ReferenceRecorder()
-    with torch.no_grad(), context.rules(), recorder:
-        context.model(reference_input)
+    with torch.enable_grad(), context.rules(), recorder:  # as the explained pass runs (module docstring)
+        context.model(reference_input.detach().requires_grad_(True))
     rescale = _RescaleMode(recorder.inputs)
     model = context.model
 

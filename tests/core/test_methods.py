@@ -239,6 +239,36 @@ def test_deeplift_handles_reused_and_functional_activations():
     assert not torch.allclose(e.attributions, grad_times_delta)
 
 
+class ModuleGeluThenRelu(nn.Module):
+    """x -> a -> a GELU module (its F.gelu inside; ruled as a whole by a module rule) -> b -> ReLU -> c."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.act, self.b, self.c = nn.Linear(5, 7), nn.GELU(), nn.Linear(7, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.c(F.relu(self.b(self.act(self.a(x)))))
+
+
+def test_pb_deeplift_rescales_the_activations_outside_modules_ruled_as_a_whole():
+    """A module rule (here the GELU gate on nn.GELU, as the HF rules give GELU-like modules) runs
+    the module's forward without autograd, so its inner F.gelu is not an explained activation:
+    the reference pass must skip it too.  Closed form: attributions = x ⊙ (c.W · diag(m) · b.W ·
+    diag(Φ(h₁)) · a.W)[target], m = (relu(h₂) − relu(h₂⁰)) / (h₂ − h₂⁰) against the zero baseline."""
+    torch.manual_seed(11)
+    model = ModuleGeluThenRelu().double().eval()
+    x = torch.randn(2, 5, dtype=torch.float64)
+    e = spmm.explain(model, x, [0, 1], "pb_deeplift", module_rules={nn.GELU: spmm.gate_module_rule("gelu")})
+    with torch.no_grad():
+        h1 = model.a(x)
+        h2, h2_reference = model.b(F.gelu(h1)), model.b(F.gelu(model.a(torch.zeros(1, 5, dtype=torch.float64))))
+        multiplier = (F.relu(h2) - F.relu(h2_reference)) / (h2 - h2_reference)
+        for row, target in enumerate([0, 1]):
+            jacobian = (model.c.weight[target] * multiplier[row]) @ model.b.weight
+            expected = x[row] * ((jacobian * torch.special.ndtr(h1[row])) @ model.a.weight)
+            torch.testing.assert_close(e.attributions[row], expected)
+
+
 def test_deeplift_agrees_with_captum_where_captum_applies():
     from captum.attr import DeepLift
 
@@ -298,3 +328,28 @@ def test_sampling_methods_agree_with_captum_in_expectation(method):
         theirs = GradientShap(score).attribute(x, baselines=baselines, n_samples=20000, stdevs=0.3)
     error = ((ours - theirs).norm(dim=1) / theirs.norm(dim=1)).max().item()
     assert error < 0.05, f"{method}: relative difference {error:.3f} between the two Monte Carlo means"
+
+
+class SharedLinear(nn.Module):
+    """One Linear held under two names (a wrapper keeping it twice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.inner = nn.Sequential(self.head)
+
+    def forward(self, x):
+        return self.head(x)
+
+
+@pytest.mark.parametrize("method", ["fusiongrad", "fusion_pullback"])
+def test_fusiongrad_refuses_a_module_held_twice_and_leaves_the_weights(method):
+    """torch.func.functional_call leaves a module reachable by two paths with the perturbed weights:
+    FusionGrad refuses such a model in one line before perturbing anything."""
+    torch.manual_seed(12)
+    model = SharedLinear().eval()
+    weights = {name: value.clone() for name, value in model.state_dict().items()}
+    with pytest.raises(spmm.SpmmInputError, match="holds one Linear twice \\(head and inner.0\\)") as error:
+        spmm.explain(model, torch.randn(2, 4), 0, method, model_samples=2, input_samples=2)
+    assert "\n" not in str(error.value)
+    assert all(torch.equal(value, weights[name]) for name, value in model.state_dict().items())

@@ -7,6 +7,7 @@ screenshots land in each test's ``tmp_path``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import re
@@ -49,14 +50,13 @@ def uploads(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("gradio")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, uploads: Path) -> Iterator[str]:
-    """The URL of ``spmm serve`` running on a free port (stopped after the module)."""
+@contextlib.contextmanager
+def serving(log: Path, uploads: Path, *arguments: str) -> Iterator[str]:
+    """The URL of ``spmm serve <arguments>`` running on a free port (stopped when the block ends)."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(uploads)}
     command = [sys.executable, "-c", "import sys; from spmm.cli import main; sys.exit(main())",
-               "serve", "--port", str(port)]
+               "serve", "--port", str(port), *arguments]
     with log.open("w") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -76,6 +76,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, uploads: Path) -> Iterator[
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, uploads: Path) -> Iterator[str]:
+    """The URL of ``spmm serve`` running on a free port (stopped after the module)."""
+    with serving(tmp_path_factory.mktemp("server") / "serve.log", uploads) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
