@@ -31,7 +31,7 @@ FAST = {"steps": 4, "samples": 4, "baseline_draws": 2, "model_samples": 2, "inpu
 def vlm(request, vlm_folders):  # noqa: F811
     """(spmm model, the HF model and processor loaded independently from the folder): the families
     whose processor makes the whole image one ``pixel_values`` picture."""
-    folder = vlm_folders[request.param]
+    folder = vlm_folders(request.param)
     model = transformers.AutoModelForImageTextToText.from_pretrained(folder).eval()
     return spmm.load(str(folder)), model, transformers.AutoProcessor.from_pretrained(folder)
 
