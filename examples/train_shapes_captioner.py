@@ -77,6 +77,7 @@ def main() -> None:
     optimiser = torch.optim.AdamW(model.parameters(), args.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, args.lr, total_steps=args.steps, pct_start=0.1)
     args.out.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(args.out)  # the checkpoints saved every 100 steps load with spmm.load(out)
     model.train()
     bar = tqdm(range(args.steps), desc="training shapes-captioner")
     for step in bar:
@@ -98,7 +99,6 @@ def main() -> None:
     held_out = captioned_scenes_at(range(args.test), args.test_seed, SIDE)
     exact, per_word = caption_scores(greedy_captions(model, tokenizer, held_out.images), held_out.captions)
     model.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
     card = {
         "name": "shapes-captioner",
         "architecture": "LlavaForConditionalGeneration (CLIP vision tower, GPT-2 decoder)",

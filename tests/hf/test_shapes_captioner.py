@@ -168,3 +168,21 @@ def test_bench_refuses_other_data(tmp_path, capsys):
     assert main(["bench", "groundtruth", "--model", "shapes-captioner", "--n", "1", "--data", str(tmp_path),
                  "--explainers", "gradient", "--out", str(tmp_path / "o")]) == 2
     assert "captioned scenes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["gradient", "soft_pullback"])
+def test_bench_rows_are_the_public_explanations_image_maps(captioner, method, tmp_path):
+    """The bench's map of a naming word equals that word's row of ``ex.image_maps`` from
+    ``m.explain(image, prompt=..., target=spmm.Continuation(text=caption))`` (the VLM path, which
+    also explains the prompt's embeddings), and the explanation saves as the HTML token strip."""
+    scenes = captioned_scenes_at([2], 3, SIDE)
+    image, caption = scene_image(scenes, 0), scenes.captions[0]
+    ex = captioner.explain(image, prompt=PROMPT, target=spmm.Continuation(text=caption), method=method)
+    assert ex.row_tokens == caption.split() and ex.image_maps.shape == (WORDS_PER_CAPTION, SIDE, SIDE)
+    rows, pixels = word_model(captioner.modality, image, PROMPT, caption)
+    words = torch.tensor([1, 2, 5, 6])
+    maps = spmm.explain(rows, pixels.expand(4, -1, -1, -1), words, method=method,
+                        rules=captioner.rules).attributions.sum(1)
+    torch.testing.assert_close(maps, ex.image_maps[words], rtol=1e-4, atol=1e-6)
+    ex.save(tmp_path / "strip.html")
+    assert all(word in (tmp_path / "strip.html").read_text() for word in caption.split())
