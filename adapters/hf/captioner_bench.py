@@ -20,7 +20,9 @@ import torch
 from PIL import Image
 
 from spmm.bench.runner import Batch
-from spmm.modalities.image.shapes_captions import OBJECTS, CaptionedScenes, captioned_scenes_at, naming_words
+from spmm.modalities.image.shapes_captions import (
+    COLOUR_NAMES, OBJECTS, CaptionedScenes, captioned_scenes_at, naming_words,
+)
 
 from .shapes_captioner import PROMPT, SIDE, check_source
 from .vlm import VisionLanguageModality
@@ -131,6 +133,22 @@ def intervention_report(modality: Any, prompt: str, n: int, seed: int, size: int
     return intervention_summary(table)
 
 
+def role_tables(scores: pd.DataFrame, reference: str = "soft_pullback") -> str:
+    """The bench's summary and paired tables (:mod:`spmm.bench.tables`) for colour words and for shape
+    words apart (a sample id ends in its word), as markdown."""
+    from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
+
+    colour = scores["sample"].str.rsplit("-", n=1).str[-1].isin(COLOUR_NAMES)
+    parts = []
+    for role, rows in (("colour", scores[colour]), ("shape", scores[~colour])):
+        if rows.empty:
+            continue
+        parts.append(f"## {role.capitalize()} words: summary\n\n{summary_markdown(summary_table(rows))}\n\n"
+                     f"## {role.capitalize()} words: paired differences vs {reference}\n\n"
+                     f"{paired_markdown(paired_differences(rows, reference), reference)}")
+    return "\n\n".join(parts)
+
+
 def caption_metric_specs(names: Sequence[str], batches: Sequence[Batch], seed: int,
                          overrides: dict[str, dict[str, Any]] | None = None) -> dict:
     """The image protocol's settings (|attr| summed over colour channels) for the mask metrics."""
@@ -156,5 +174,8 @@ class CaptionerModality(VisionLanguageModality):
         return caption_metric_specs(names, batches, seed, overrides)
 
     def bench_report(self, n: int, seed: int, out: str | Path, report_only: bool = False) -> str:
-        """The intervention check of the bench's scenes (:func:`intervention_report`)."""
-        return intervention_report(self, PROMPT, n, seed, SIDE, out, report_only)
+        """The tables per word role (:func:`role_tables`, also in ``out/roles.md``) and the intervention
+        check of the bench's scenes (:func:`intervention_report`)."""
+        roles = role_tables(pd.read_csv(Path(out) / "scores.csv", dtype={"sample": str}))
+        (Path(out) / "roles.md").write_text(roles + "\n")
+        return roles + "\n\n" + intervention_report(self, PROMPT, n, seed, SIDE, out, report_only)
