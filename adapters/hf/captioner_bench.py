@@ -133,9 +133,27 @@ def intervention_report(modality: Any, prompt: str, n: int, seed: int, size: int
     return intervention_summary(table)
 
 
+def contrast_markdown(scores: pd.DataFrame) -> str:
+    """Per explainer: mean over words of (mass in the named object − mass in the other objects) with
+    its 95% paired bootstrap CI (:func:`spmm.metrics.statistics.paired_bootstrap_ci`); a map that
+    tells the named object from the other one has a CI above 0."""
+    from spmm.metrics.statistics import paired_bootstrap_ci
+
+    lines = ["| explainer | n | named − other mass [95% CI] |", "|---|---|---|"]
+    for explainer, rows in scores.groupby("explainer", sort=False):
+        wide = rows.pivot(index="sample", columns="metric", values="score")
+        if not {"mass_accuracy", "mass_other"} <= set(wide.columns):
+            continue
+        both = wide[["mass_accuracy", "mass_other"]].dropna()
+        low, high = paired_bootstrap_ci(both.mass_accuracy.to_numpy(), both.mass_other.to_numpy())
+        mean = float((both.mass_accuracy - both.mass_other).mean())
+        lines.append(f"| {explainer} | {len(both)} | {mean:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    return "\n".join(lines)
+
+
 def role_tables(scores: pd.DataFrame, reference: str = "soft_pullback") -> str:
     """The bench's summary and paired tables (:mod:`spmm.bench.tables`) for colour words and for shape
-    words apart (a sample id ends in its word), as markdown."""
+    words apart (a sample id ends in its word), and :func:`contrast_markdown` of each, as markdown."""
     from spmm.bench.tables import paired_differences, paired_markdown, summary_markdown, summary_table
 
     colour = scores["sample"].str.rsplit("-", n=1).str[-1].isin(COLOUR_NAMES)
@@ -145,7 +163,8 @@ def role_tables(scores: pd.DataFrame, reference: str = "soft_pullback") -> str:
             continue
         parts.append(f"## {role.capitalize()} words: summary\n\n{summary_markdown(summary_table(rows))}\n\n"
                      f"## {role.capitalize()} words: paired differences vs {reference}\n\n"
-                     f"{paired_markdown(paired_differences(rows, reference), reference)}")
+                     f"{paired_markdown(paired_differences(rows, reference), reference)}\n\n"
+                     f"## {role.capitalize()} words: mass in the named object vs the other\n\n{contrast_markdown(rows)}")
     return "\n\n".join(parts)
 
 
