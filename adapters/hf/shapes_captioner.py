@@ -106,14 +106,23 @@ def captioner_card() -> dict[str, Any]:
 
 @register_model(CAPTIONER, "vision-language", "small LLaVA-architecture captioner (CLIP tower, GPT-2 decoder) trained "
                 "here on captioned synthetic shapes (examples/train_shapes_captioner.py); ground truth per caption word")
-def load_shapes_captioner(weights: str | Path | None = None, **options: Any) -> Any:
+def load_shapes_captioner(weights: str | Path | None = None, random_init: bool = False, **options: Any) -> Any:
     """The shipped captioner (or the ``save_pretrained`` folder ``weights``), eager attention (its
-    attention weights are the attention baseline of the ground-truth bench)."""
-    from .resolver import load_pretrained
+    attention weights are the attention baseline of the ground-truth bench); ``random_init``: the same
+    architecture untrained, drawn from torch's current random state (a randomisation check)."""
+    from .resolver import load_pretrained, wrap_pretrained
 
-    folder = captioner_folder() if weights is None else Path(weights)
-    if not (folder / "config.json").is_file():
-        raise SpmmInputError(f"the shapes captioner is not in {folder}; train it with examples/train_shapes_captioner.py")
-    options.setdefault("attention", "eager")
-    model = load_pretrained(str(folder), **options)
-    return dataclasses.replace(model, name=CAPTIONER, modality=captioner_modality(model.modality))
+    if random_init:
+        import torch
+
+        model, processor = build_captioner(int(torch.randint(2**31 - 1, ())))
+        model.set_attn_implementation("eager")
+        loaded = wrap_pretrained(model.eval().requires_grad_(False), processor=processor, **options)
+    else:
+        folder = captioner_folder() if weights is None else Path(weights)
+        if not (folder / "config.json").is_file():
+            raise SpmmInputError(f"the shapes captioner is not in {folder}; train it with "
+                                 "examples/train_shapes_captioner.py")
+        options.setdefault("attention", "eager")
+        loaded = load_pretrained(str(folder), **options)
+    return dataclasses.replace(loaded, name=CAPTIONER, modality=captioner_modality(loaded.modality))

@@ -186,3 +186,16 @@ def test_bench_rows_are_the_public_explanations_image_maps(captioner, method, tm
     torch.testing.assert_close(maps, ex.image_maps[words], rtol=1e-4, atol=1e-6)
     ex.save(tmp_path / "strip.html")
     assert all(word in (tmp_path / "strip.html").read_text() for word in caption.split())
+
+
+def test_random_init_is_the_same_architecture_untrained_and_seeded(captioner):
+    torch.manual_seed(3)
+    first = spmm.load("shapes-captioner", random_init=True)
+    torch.manual_seed(3)
+    second = spmm.load("shapes-captioner", random_init=True)
+    shipped, drawn, again = (m.lm.state_dict() for m in (captioner, first, second))
+    assert shipped.keys() == drawn.keys()
+    assert all(torch.equal(drawn[k], again[k]) for k in drawn)
+    assert not torch.equal(shipped["lm_head.weight"], drawn["lm_head.weight"])
+    batch = caption_batches(first.modality, PROMPT, 1, 0, SIDE)[0]  # its attention baseline runs (eager attention)
+    assert spmm.explain(batch.model, batch.inputs, batch.targets, method="attention:image").attributions.shape == batch.inputs.shape
