@@ -17,3 +17,5 @@ from spmm.adapters.hf import vlm as _hf_vlm  # noqa: F401
 from spmm.adapters.hf import speech as _hf_speech  # noqa: F401
 from spmm.adapters.peers import registry as _peers  # noqa: F401
 from spmm.adapters.vision import shapes as _vision_shapes  # noqa: F401
+from spmm.adapters.hf import shapes_captioner as _hf_shapes_captioner  # noqa: F401
+from spmm.adapters.hf import vlm_attention as _hf_vlm_attention  # noqa: F401

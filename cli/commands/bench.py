@@ -15,7 +15,7 @@ import math
 import os
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from spmm.errors import SpmmInputError
 
@@ -49,6 +49,13 @@ BENCH_KINDS = {
     "groundtruth": ("ground-truth metrics (object masks) and the paper's table on synthetic shapes, all methods", 64),
 }
 SYNTHETIC_SOURCES = {"groundtruth": ("shapes", "shapes-resnet")}
+MODEL_EXPLAINERS = {
+    "shapes-captioner": ["soft_pullback", "smooth_pullback", "integrated_pullbacks", "pullback_ascent", "pullback_shap",
+                         "fusion_pullback", "pb_deeplift", "gradient", "gradient_ascent", "smoothgrad",
+                         "integrated_gradients", "gradient_shap", "fusiongrad", "deeplift", "attention:image"],
+}
+"""The default ``--explainers`` of a model that does not run every method: the vision-language captioner
+runs all but the Grad-CAM ones (its rule set knows no Grad-CAM layer), plus its attention baseline."""
 """Kinds whose data is generated -> (source, default model): ``--data`` defaults to the generator's
 name, which keys checkpoints as given."""
 
@@ -134,6 +141,8 @@ def _explainer_names(args: argparse.Namespace) -> list[str]:
 
     if args.explainers is not None:
         return _names(args.explainers)
+    if args.model in MODEL_EXPLAINERS:
+        return list(MODEL_EXPLAINERS[args.model])
     return list_methods() if args.bench_kind in SYNTHETIC_SOURCES else list(DEFAULT_EXPLAINERS)
 
 
@@ -162,6 +171,9 @@ class BenchRun:
     run_settings: dict[str, Any]
     explainer_params: dict[str, Any]
     method_defaults: dict[str, Any]
+    report: Callable[[str, bool], str] | None = None
+    """Extra tables of the modality (``bench_report(n, seed, out, report_only)``, e.g. an intervention
+    check), given the output folder and ``--report-only``."""
 
     def keys(self) -> dict[tuple[int, str], str]:
         """The checkpoint key of every (batch index, explainer name) (:func:`spmm.bench.runner.checkpoint_keys`)."""
@@ -199,7 +211,9 @@ def build_run(args: argparse.Namespace, device: torch.device) -> BenchRun:
         "labels": args.labels, "data": _data_setting(args.data), "n": args.n, "seed": args.seed,
         "batch_size": args.batch_size, "rules": model.rules.describe(),
     }
-    return BenchRun(model.model, batches, explainers, metrics, run_settings, explainer_params, defaults)
+    extra = getattr(modality, "bench_report", None)
+    report = partial(extra, args.n, args.seed) if extra is not None else None
+    return BenchRun(model.model, batches, explainers, metrics, run_settings, explainer_params, defaults, report)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
         "method_defaults": bench.method_defaults,
     }
     print(write_reports(scores, args.out, settings, report_only=args.report_only))
+    if bench.report is not None:
+        print("\n" + bench.report(args.out, args.report_only))
     print(f"\nwrote {Path(args.out) / 'scores.csv'}, summary.csv, paired.csv, summary.md")
     return 0
 

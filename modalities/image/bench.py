@@ -121,7 +121,8 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
     """The SPEC §4 settings on images of sample ``shape`` (C, H, W): Infidelity on every patch of
     the 112 and 56 grids, FaithCorr on 56×56 patches, pixel groups with 3136 pixels per step for
     FaithEst/MonoCorr/deletion/insertion, Max-sensitivity radius 0.02, Focus on 2×2 quadrants; the
-    ground-truth metrics on |attr| summed over colour channels (the batches give each sample's ``mask``)."""
+    ground-truth metrics on |attr| summed over colour channels (the batches give each sample's ``mask``,
+    and ``other_mask`` for ``mass_other``)."""
     height = shape[-2]
     pixels = square_patches(shape, 1)
     per_step = max(1, (height * shape[-1]) // 16)
@@ -135,7 +136,7 @@ def image_metric_specs(names: Sequence[str], shape: Sequence[int], seed: int = 0
         "max_sensitivity": ({"samples": 10, "radius": 0.02}, {}),
         "random_logit": ({}, {}),
         "focus": ({"times_input": True}, {"groups": square_patches(shape, height // 2)}),
-        **{name: ({"relevance": "abs", "times_input": False}, {}) for name in GROUND_TRUTH_METRICS},
+        **{name: ({"relevance": "abs", "times_input": False}, {}) for name in (*GROUND_TRUTH_METRICS, "mass_other")},
     }
     return metric_specs(names, settings, seed, overrides)
 

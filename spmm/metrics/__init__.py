@@ -11,7 +11,7 @@ from spmm.metrics.faithfulness import (
     Comprehensiveness, DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC,
     MonotonicityCorrelation, Sufficiency,
 )
-from spmm.metrics.ground_truth import MaskAUROC, MassAccuracy, PointingHit, RankAccuracy
+from spmm.metrics.ground_truth import MaskAUROC, MassAccuracy, OtherMass, PointingHit, RankAccuracy
 from spmm.metrics.groups import Baseline, FeatureGroups, UniformNoise, baseline_values, segments, square_patches
 from spmm.metrics.localisation import Focus, PointingGame
 from spmm.metrics.randomisation import ModelParameterRandomisation, RandomLogit
@@ -22,7 +22,8 @@ from spmm.metrics.statistics import paired_bootstrap_ci, pearson, spearman
 __all__ = [
     "Baseline", "Comprehensiveness", "DeletionAUC", "ExplainFn", "FaithfulnessCorrelation", "FaithfulnessEstimate",
     "FeatureGroups", "Focus", "Infidelity", "InsertionAUC", "METRICS", "MaskAUROC", "MassAccuracy", "MaxSensitivity",
-    "Metric", "MetricResult", "ModelParameterRandomisation", "MonotonicityCorrelation", "PointingGame", "PointingHit",
+    "Metric", "MetricResult", "ModelParameterRandomisation", "MonotonicityCorrelation", "OtherMass", "PointingGame",
+    "PointingHit",
     "RandomLogit", "RankAccuracy", "SampleStream", "Sufficiency", "UniformNoise", "baseline_values", "explainer",
     "list_metrics", "make_metric", "paired_bootstrap_ci", "pearson", "segments", "spearman", "square_patches",
 ]

@@ -148,3 +148,23 @@ class PointingHit(_MaskMetric):
     def _score(self, values: Tensor, mask: Tensor) -> Tensor:
         one = torch.ones(values.shape[0], dtype=torch.long, device=values.device)
         return _tied_share(values, mask, values.max(1).values, one)
+
+
+class OtherMass(MassAccuracy):
+    """Relevance mass on the other objects: Σ_other r / Σ r per sample, the share of relevance on
+    ``other_mask`` (B, *M) bool — e.g. the objects a caption word does not name — which a faithful
+    map keeps low (lower is better; an empty ``other_mask`` scores 0)."""
+
+    name = "mass_other"
+    higher_is_better = False
+
+    def __call__(
+        self, model: Callable[[Tensor], Any] | None, inputs: Tensor, targets: Tensor, attributions: Tensor, *,
+        other_mask: Tensor,
+    ) -> MetricResult:
+        """other_mask: (B, *M) bool, the elements that are not the evidence (see :func:`mask_relevance`)."""
+        _, attributions, finite = checked(inputs, targets, attributions)
+        values = mask_relevance(inputs, attributions.detach(), torch.ones_like(other_mask), self.relevance,
+                                self.times_input)[0]
+        return MetricResult(nan_unless(self._score(values, other_mask.to(values.device).flatten(1)), finite),
+                            self.settings())

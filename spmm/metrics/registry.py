@@ -11,7 +11,7 @@ from spmm.metrics.faithfulness import (
     Comprehensiveness, DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Infidelity, InsertionAUC,
     MonotonicityCorrelation, Sufficiency,
 )
-from spmm.metrics.ground_truth import MaskAUROC, MassAccuracy, PointingHit, RankAccuracy
+from spmm.metrics.ground_truth import MaskAUROC, MassAccuracy, OtherMass, PointingHit, RankAccuracy
 from spmm.metrics.localisation import Focus, PointingGame
 from spmm.metrics.randomisation import ModelParameterRandomisation, RandomLogit
 from spmm.metrics.robustness import MaxSensitivity
@@ -21,7 +21,7 @@ METRICS: dict[str, type[Metric]] = {
     for cls in (
         Infidelity, FaithfulnessCorrelation, FaithfulnessEstimate, MonotonicityCorrelation, MaxSensitivity,
         RandomLogit, Focus, DeletionAUC, InsertionAUC, ModelParameterRandomisation, Comprehensiveness, Sufficiency,
-        PointingGame, MassAccuracy, RankAccuracy, MaskAUROC, PointingHit,
+        PointingGame, MassAccuracy, OtherMass, RankAccuracy, MaskAUROC, PointingHit,
     )
 }
 
