@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
 import spmm
 from spmm.adapters.hf.captioner_bench import caption_batches, scene_image
