@@ -47,8 +47,8 @@ def word_model(modality: Any, image: Image.Image, prompt: str, caption: str) -> 
     device = next(modality.lm.parameters()).device
     ids = torch.tensor([prompt_ids + words], device=device)
     positions = torch.arange(len(prompt_ids), len(prompt_ids) + len(words), device=device)
-    pixels = modality.images.prepare(modality.lm, [image]).inputs.to(device)
-    return WordLogits(modality.lm, modality.colours, ids, positions), pixels
+    pixels = modality.layout.prepare(image)[0].to(device)
+    return WordLogits(modality.lm, modality.layout, ids, positions), pixels
 
 
 def caption_batches(modality: Any, prompt: str, n: int, seed: int, size: int) -> list[Batch]:
@@ -86,7 +86,7 @@ def intervention_table(modality: Any, prompt: str, n: int, seed: int, size: int)
     rows = []
     for i in range(n):
         model, pixels = word_model(modality, scene_image(full, i), prompt, full.captions[i])
-        renders = [pixels] + [modality.images.prepare(modality.lm, [scene_image(d, i)]).inputs.to(pixels.device)
+        renders = [pixels] + [modality.layout.prepare(scene_image(d, i))[0].to(pixels.device)
                               for d in dropped]
         p = word_probabilities(model, torch.cat(renders)).cpu().numpy()  # (1 + OBJECTS, W)
         words = full.captions[i].split()

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from spmm.errors import SpmmInputError
 
-from .vision import ColourMap, ProcessorInput
+from .vlm_layouts import WholeImage
 
 
 class WordLogits(nn.Module):
@@ -21,15 +21,16 @@ class WordLogits(nn.Module):
     sequence ``input_ids`` (1, L) (teacher forcing: word w is scored at position ``positions[w] − 1``,
     where the model predicts it, on the tokens before it and the image).
 
-    lm: a ``transformers`` vision-language model (its image placeholders in ``input_ids``);
-    colours: its processor's colour map (:func:`.vision.colour_map`).  Every row shares the text.
+    lm: a ``transformers`` vision-language model (its image placeholders in ``input_ids``) whose
+    processor makes the whole image one picture; layout: its :class:`.vlm_layouts.WholeImage`
+    (pixels -> ``pixel_values``).  Every row shares the text.
     """
 
-    def __init__(self, lm: nn.Module, colours: ColourMap, input_ids: Tensor, positions: Tensor) -> None:
+    def __init__(self, lm: nn.Module, layout: WholeImage, input_ids: Tensor, positions: Tensor) -> None:
         super().__init__()
-        self.lm = lm
-        self.pixels = ProcessorInput(lm, colours).to(input_ids.device)
-        self.pixels.training = lm.training  # the user's model keeps its mode (train() would recurse into it)
+        if not isinstance(layout, WholeImage) or layout.image_keys:
+            raise SpmmInputError(f"word rows need a model whose processor makes one whole picture, not {type(layout).__name__}")
+        self.lm, self.pixels = lm, layout  # the layout is no module: lm is registered once
         self.training = lm.training
         self.input_ids, self.positions = input_ids, positions.to(input_ids.device)
         self.words = input_ids[0, self.positions]
