@@ -143,3 +143,38 @@ def test_integrated_gradients_equal_a_path_integral_of_hf_gradients(vlm, image):
         free = ~torch.isnan(ex.matrix[t]) & ~held[0, text_columns]
         assert free.sum() >= 3
         assert (ex.matrix[t][free] - expected_row[free]).abs().max() <= 1e-3 * expected_row[free].abs().max()
+
+
+@pytest.mark.parametrize("method", ["fusiongrad", "fusion_pullback"])
+def test_fusiongrad_perturbs_every_module_that_runs_and_leaves_the_model_unchanged(family, image, method):
+    """FusionGrad runs the rows' forward on perturbed copies of the weights (torch.func.functional_call):
+    every module of the HF model that runs sees weights other than its own (the vision tower, the
+    projector and the language model alike: none keeps the user's weights), and after it the model's
+    parameters are the very tensors they were, with their values; with no noise it is the gradient."""
+    name, m = family
+    weights = {key: (value, value.clone()) for key, value in m.lm.state_dict(keep_vars=True).items()}
+    own = {module: {key: p.detach().clone() for key, p in module.named_parameters(recurse=False)}
+           for module in m.lm.modules() if any(p.count_nonzero() for p in module.parameters(recurse=False))}
+    perturbed, ran = set(), set()
+
+    def record(module, args):
+        ran.add(module)
+        if any(not torch.equal(p, own[module][key]) for key, p in module.named_parameters(recurse=False)):
+            perturbed.add(module)
+
+    hooks = [module.register_forward_pre_hook(record) for module in own]
+    try:
+        m.explain(image, prompt=PROMPT, target=spmm.Continuation(max_new_tokens=1), method=method, seed=0,
+                  model_samples=1, input_samples=1, noise=0.0)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert ran and not [type(module).__name__ for module in ran - perturbed]
+    after = m.lm.state_dict(keep_vars=True)
+    assert after.keys() == weights.keys()
+    assert all(after[key] is tensor and torch.equal(tensor, value) for key, (tensor, value) in weights.items())
+    target = spmm.Continuation(max_new_tokens=1)
+    plain = m.explain(image, prompt=PROMPT, target=target, method="soft_pullback" if "pullback" in method else "gradient")
+    still = m.explain(image, prompt=PROMPT, target=target, method=method, model_samples=1, input_samples=1, noise=0.0,
+                      weight_noise=0.0)
+    torch.testing.assert_close(still.image_maps, plain.image_maps, rtol=1e-4, atol=1e-6 * plain.image_maps.abs().max())
