@@ -178,3 +178,22 @@ def test_fusiongrad_perturbs_every_module_that_runs_and_leaves_the_model_unchang
     still = m.explain(image, prompt=PROMPT, target=target, method=method, model_samples=1, input_samples=1, noise=0.0,
                       weight_noise=0.0)
     torch.testing.assert_close(still.image_maps, plain.image_maps, rtol=1e-4, atol=1e-6 * plain.image_maps.abs().max())
+
+
+def test_the_baseline_named_for_a_padding_view_is_not_one(vlm_folders, image, tmp_path):  # noqa: F811
+    """An Idefics3 processor normalising without a mean (mean 0, std 1): black (−1) is the view the
+    model drops, so the refusal names white (baseline=1.0), which runs, as does the default (grey)."""
+    import shutil
+
+    folder = shutil.copytree(vlm_folders("idefics3_unsplit"), tmp_path / "unit_range")
+    processor = transformers.AutoProcessor.from_pretrained(folder)
+    processor.image_processor.image_mean, processor.image_processor.image_std = [0.0] * 3, [1.0] * 3
+    processor.save_pretrained(folder)
+    m = spmm.load(str(folder))
+    target = spmm.Continuation(max_new_tokens=1)
+    with pytest.raises(SpmmInputError, match=r"pixels \[-1\.0, -1\.0, -1\.0\].*baseline=1\.0, white") as error:
+        m.explain(image, prompt=PROMPT, target=target, method="pb_deeplift", baseline=-1.0)
+    assert "\n" not in str(error.value)
+    for baseline in (1.0, 0.0):
+        ex = m.explain(image, prompt=PROMPT, target=target, method="pb_deeplift", baseline=baseline)
+        assert torch.isfinite(ex.image_maps).all() and ex.image_maps.abs().max() > 0
