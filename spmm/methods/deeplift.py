@@ -16,7 +16,7 @@ another baseline.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -26,7 +26,7 @@ from spmm.errors import SpmmInputError
 from spmm.methods.context import MethodContext
 from spmm.methods.parameters import real_or_tensor
 from spmm.methods.registry import register_method
-from spmm.rules.registry import OP_RULES, INPLACE_ALIASES
+from spmm.rules.registry import INPLACE_ALIASES, OP_RULES
 
 
 def _is_activation(func: Callable) -> bool:
@@ -104,7 +104,8 @@ class _RescaleMode(TorchFunctionMode):
         if not _is_explained_activation(func):
             return func(*args, **kwargs)
         if self.calls >= len(self.references):
-            raise path_error(self.method, f"ran more activations on the input than the {len(self.references)} on the baseline")
+            raise path_error(self.method,
+                             f"ran more activations on the input than the {len(self.references)} on the baseline")
         reference = self.references[self.calls]
         self.calls += 1
         x = _activation_input(args, kwargs)
@@ -140,7 +141,8 @@ def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
             rescale.calls = 0
             out = model(x)
         if rescale.calls != len(rescale.references):
-            raise path_error(rescale.method, f"ran {rescale.calls} activations on the input, {len(rescale.references)} on the baseline")
+            raise path_error(rescale.method,
+                             f"ran {rescale.calls} activations on the input, {len(rescale.references)} on the baseline")
         return out
 
     grad, _ = context.gradient(inputs, model=rescaled_model)

@@ -94,10 +94,10 @@ def test_every_method_runs_or_is_refused_in_one_line(family, image, method):  # 
     assert ex.matrix.shape == (NEW_TOKENS, len(ex.context_tokens))
     defined = ~torch.isnan(ex.matrix)
     assert defined.any(dim=1).all() and torch.isfinite(ex.matrix[defined]).all()
-    if any(key in get_method(method).defaults for key in RANDOM):  # seeded: the same draws again, others with another seed
+    if any(key in get_method(method).defaults for key in RANDOM):  # the same draws with the same seed, others with another
         again, other = explain(), explain(seed=1)
         assert torch.equal(again.image_maps, ex.image_maps)
-        torch.testing.assert_close(again.attributions, ex.attributions, rtol=0, atol=0, equal_nan=True)  # NaN: undefined
+        torch.testing.assert_close(again.attributions, ex.attributions, rtol=0, atol=0, equal_nan=True)  # NaN: no column
         assert not torch.equal(other.image_maps, ex.image_maps)
 
 
@@ -146,12 +146,12 @@ def test_integrated_gradients_equal_a_path_integral_of_hf_gradients(vlm, image):
 
 
 @pytest.mark.parametrize("method", ["fusiongrad", "fusion_pullback"])
-def test_fusiongrad_perturbs_every_module_that_runs_and_leaves_the_model_unchanged(family, image, method):
+def test_fusiongrad_perturbs_every_module_that_runs_and_leaves_the_model_unchanged(family, image, method):  # noqa: F811
     """FusionGrad runs the rows' forward on perturbed copies of the weights (torch.func.functional_call):
     every module of the HF model that runs sees weights other than its own (the vision tower, the
     projector and the language model alike: none keeps the user's weights), and after it the model's
     parameters are the very tensors they were, with their values; with no noise it is the gradient."""
-    name, m = family
+    _, m = family
     weights = {key: (value, value.clone()) for key, value in m.lm.state_dict(keep_vars=True).items()}
     own = {module: {key: p.detach().clone() for key, p in module.named_parameters(recurse=False)}
            for module in m.lm.modules() if any(p.count_nonzero() for p in module.parameters(recurse=False))}
@@ -174,7 +174,8 @@ def test_fusiongrad_perturbs_every_module_that_runs_and_leaves_the_model_unchang
     assert after.keys() == weights.keys()
     assert all(after[key] is tensor and torch.equal(tensor, value) for key, (tensor, value) in weights.items())
     target = spmm.Continuation(max_new_tokens=1)
-    plain = m.explain(image, prompt=PROMPT, target=target, method="soft_pullback" if "pullback" in method else "gradient")
+    plain_method = "soft_pullback" if "pullback" in method else "gradient"
+    plain = m.explain(image, prompt=PROMPT, target=target, method=plain_method)
     still = m.explain(image, prompt=PROMPT, target=target, method=method, model_samples=1, input_samples=1, noise=0.0,
                       weight_noise=0.0)
     torch.testing.assert_close(still.image_maps, plain.image_maps, rtol=1e-4, atol=1e-6 * plain.image_maps.abs().max())
