@@ -210,13 +210,15 @@ class SplitImage(TiledImage):
 
     def pixel_values(self, x: Tensor) -> Tensor:
         """(B, T + 1, 3, s, s) in [−1, 1] -> the model's ``pixel_values``; a view whose values are all 0
-        is a one-line error (the model takes it for padding and drops it, so its image tokens go unfilled)."""
+        is a one-line error (the model takes it for padding and drops it, so its image tokens go unfilled)
+        naming a baseline that is not such a view: black, or white where black is."""
         values = colour_affine(self.colours, x, 2)
         if (values == 0).flatten(2).all(-1).any():
-            grey = [round(2 * mean - 1, 3) for mean in self.colours.mean]
-            raise SpmmInputError(f"Idefics3 and SmolVLM drop an image view whose pixel_values are all 0 (pixels {grey} in "
-                                 "[−1, 1]) as padding, leaving its image tokens unfilled; give the method another "
-                                 "baseline (e.g. baseline=-1.0, black)")
+            padding = [round(2 * mean - 1, 3) for mean in self.colours.mean]
+            other = "baseline=1.0, white" if all(value == -1.0 for value in padding) else "baseline=-1.0, black"
+            raise SpmmInputError(f"Idefics3 and SmolVLM drop an image view whose pixel_values are all 0 (pixels {padding} in "
+                                 f"[−1, 1]) as padding, leaving its image tokens unfilled; give the method another "
+                                 f"baseline (e.g. {other})")
         return values
 
 

@@ -9,11 +9,14 @@ do activations inside a module the rule set rules as a whole (the GELU-like acti
 Hugging Face models): such a module runs its own forward without autograd and its rule gives the
 gradient.  Both passes therefore run alike, with autograd, and count only the activations called
 with autograd on, so that the i-th activation of the explained pass meets its own reference.
+A model whose path depends on its input's values (it runs another number of activations, or
+activations of other shapes, on the baseline) has no such pairing: a one-line error asks for
+another baseline.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -23,7 +26,7 @@ from spmm.errors import SpmmInputError
 from spmm.methods.context import MethodContext
 from spmm.methods.parameters import real_or_tensor
 from spmm.methods.registry import register_method
-from spmm.rules.registry import OP_RULES, INPLACE_ALIASES
+from spmm.rules.registry import INPLACE_ALIASES, OP_RULES
 
 
 def _is_activation(func: Callable) -> bool:
@@ -54,6 +57,12 @@ class _ReferenceRecorder(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def path_error(method: str, difference: str) -> SpmmInputError:
+    """The one-line error for a model whose explained pass and reference pass take different paths."""
+    return SpmmInputError(f"{method}: the model {difference}, so its path depends on the input's values and the "
+                          "activations have no reference to pair with; give another baseline= (e.g. baseline=-1.0)")
+
+
 class _Rescale(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, reference, call, inplace):
@@ -82,11 +91,12 @@ class _Rescale(torch.autograd.Function):
 
 
 class _RescaleMode(TorchFunctionMode):
-    """Gives the i-th activation call the rescale multiplier against ``references[i]``."""
+    """Gives the i-th activation call the rescale multiplier against ``references[i]`` (``method``:
+    the method's name, for its errors)."""
 
-    def __init__(self, references: list[Tensor]) -> None:
+    def __init__(self, references: list[Tensor], method: str) -> None:
         super().__init__()
-        self.references = references
+        self.references, self.method = references, method
         self.calls = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -94,12 +104,14 @@ class _RescaleMode(TorchFunctionMode):
         if not _is_explained_activation(func):
             return func(*args, **kwargs)
         if self.calls >= len(self.references):
-            raise SpmmInputError("deeplift: the model ran more activations on the input than on the baseline")
+            raise path_error(self.method,
+                             f"ran more activations on the input than the {len(self.references)} on the baseline")
         reference = self.references[self.calls]
         self.calls += 1
         x = _activation_input(args, kwargs)
         if reference.shape != x.shape:
-            raise SpmmInputError("deeplift: the model's activations differ in shape between input and baseline")
+            raise path_error(self.method, f"gave activation {self.calls} the shape {tuple(x.shape)} on the input, "
+                             f"{tuple(reference.shape)} on the baseline")
         inplace = func in INPLACE_ALIASES or bool(kwargs.get("inplace", False))
         rest, options = args[1:], {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
 
@@ -121,13 +133,17 @@ def deeplift(context: MethodContext, inputs: Tensor, baseline: float | Tensor):
     recorder = _ReferenceRecorder()
     with torch.enable_grad(), context.rules(), recorder:  # as the explained pass runs (module docstring)
         context.model(reference_input.detach().requires_grad_(True))
-    rescale = _RescaleMode(recorder.inputs)
+    rescale = _RescaleMode(recorder.inputs, "pb_deeplift" if context.pullback else "deeplift")
     model = context.model
 
     def rescaled_model(x: Tensor):
         with rescale:
             rescale.calls = 0
-            return model(x)
+            out = model(x)
+        if rescale.calls != len(rescale.references):
+            raise path_error(rescale.method,
+                             f"ran {rescale.calls} activations on the input, {len(rescale.references)} on the baseline")
+        return out
 
     grad, _ = context.gradient(inputs, model=rescaled_model)
     return (inputs - reference_input) * grad, {}

@@ -269,6 +269,41 @@ def test_pb_deeplift_rescales_the_activations_outside_modules_ruled_as_a_whole()
             torch.testing.assert_close(e.attributions[row], expected)
 
 
+class PathOnValues(nn.Module):
+    """A ReLU net whose path depends on its input's values: on an all-zero input it runs ``extra``
+    ("more": one more ReLU first, "shape": its first ReLU on a widened activation) -- as Idefics3
+    drops image views that are all 0."""
+
+    def __init__(self, extra):
+        super().__init__()
+        self.extra, self.a, self.b = extra, nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        if (x == 0).all() and self.extra == "more":
+            h = F.relu(h) - 1
+        if (x == 0).all() and self.extra == "shape":
+            return self.b(F.relu(torch.cat([h, h], 0))[: len(h)])
+        return self.b(F.relu(h))
+
+
+@pytest.mark.parametrize("method", ["deeplift", "pb_deeplift"])
+@pytest.mark.parametrize("extra,says", [("more", "ran 1 activations on the input, 2 on the baseline"),
+                                        ("shape", r"the shape \(2, 6\) on the input, \(4, 6\) on the baseline")])
+def test_deeplift_refuses_a_baseline_on_which_the_model_takes_another_path(method, extra, says):
+    """The reference pass runs another number of activations, or activations of another shape, than
+    the explained pass: no activation can be paired with its reference, a one-line error says so
+    and asks for another baseline; a baseline on the input's path runs."""
+    torch.manual_seed(12)
+    model = PathOnValues(extra).double().eval()
+    x = torch.randn(2, 4, dtype=torch.float64)
+    with pytest.raises(spmm.SpmmInputError, match=says) as error:
+        spmm.explain(model, x, [0, 1], method)
+    assert "\n" not in str(error.value) and str(error.value).startswith(f"{method}:") and "baseline=" in str(error.value)
+    e = spmm.explain(model, x, [0, 1], method, baseline=0.5)
+    assert torch.isfinite(e.attributions).all()
+
+
 def test_deeplift_agrees_with_captum_where_captum_applies():
     from captum.attr import DeepLift
 

@@ -47,7 +47,12 @@ def vlm_folders(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="session", params=["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "idefics3_unsplit", "smolvlm", "blip2"])
+FAMILY_CASES = ["llava", "paligemma", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "idefics3_unsplit", "smolvlm",
+                "blip2"]
+"""The tiny models every family test runs on (:data:`tests.hf.vlm_models.TINY_VLMS`)."""
+
+
+@pytest.fixture(scope="session", params=FAMILY_CASES)
 def llava(request, vlm_folders):
     """(spmm model, the HF model and processor loaded independently from the folder)."""
     folder = vlm_folders(request.param)
