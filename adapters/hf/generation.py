@@ -195,6 +195,29 @@ def word_indices(tokenizer: Any, text: str, ids: list[int], add_special_tokens: 
     return [None if i in special else w for i, w in zip(ids, words + [None] * (len(ids) - kept))]
 
 
+def split_flat_rows(attributions: Tensor, first: Tensor, embeddings: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows (R, P + C·D) of a flat input made of ``first`` (1, ...) with P values, then token
+    ``embeddings`` (1, C, D) -> (R, ...) and (R, C, D)."""
+    rows, n = attributions.shape[0], first[0].numel()
+    return attributions[:, :n].reshape(rows, *first.shape[1:]), attributions[:, n:].reshape(rows, *embeddings.shape[1:])
+
+
+def row_strategy(params: dict[str, Any], method: str) -> tuple[dict[str, Any], bool, int]:
+    """(params without ``strategy``/``rows_per_pass``, whether rows share one forward, rows per pass)."""
+    params = dict(params)
+    rows_per_pass, strategy = params.pop("rows_per_pass", ROWS_PER_PASS), params.pop("strategy", "auto")
+    if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
+        raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
+    if strategy not in ROW_STRATEGIES:
+        raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
+    if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
+        raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
+    get_method(method)
+    shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS
+                                      and not set(params) - {"seed"})
+    return params, shared, rows_per_pass
+
+
 class LanguageModality(TextModality):
     """The text modality of a causal or sequence-to-sequence language model, with the hooks of
     :meth:`spmm.Explainable.explain` that explain continuations (see the module docstring).
@@ -229,17 +252,10 @@ class LanguageModality(TextModality):
             if "rows_per_pass" in params or "strategy" in params:
                 raise SpmmInputError("rows_per_pass and strategy apply to Continuation and SequenceLogProb targets only")
             return None
-        rows_per_pass, strategy = params.pop("rows_per_pass", ROWS_PER_PASS), params.pop("strategy", "auto")
         if len(prepared.sources) != 1:
             raise SpmmInputError(f"{type(target).__name__} explains one prompt (a string) at a time; "
                                  f"got {len(prepared.sources)}")
-        if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
-            raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
-        if strategy not in ROW_STRATEGIES:
-            raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
-        if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
-            raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
-        get_method(method)
+        params, shared, rows_per_pass = row_strategy(params, method)
         row_prepared = self.row_prepared(prepared, target, params.get("seed"))
         context = row_prepared.context["generation"]
         if isinstance(target, SequenceLogProb):
@@ -249,8 +265,6 @@ class LanguageModality(TextModality):
             rows = (NextTokenLogProb if target.score == "logprob" else NextTokenLogit)(
                 context.continuation_ids, context.logit_positions)
             row_columns = context.row_columns
-        method_options = {k for k in params if k != "seed"}
-        shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS and not method_options)
         if not shared:
             params = {**self.method_params(method, row_prepared.inputs, row_prepared.model), **params}
         count = 1 if isinstance(target, SequenceLogProb) else context.continuation_ids.numel()

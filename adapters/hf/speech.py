@@ -44,8 +44,7 @@ from spmm.errors import SpmmInputError
 from spmm.explain import seeded
 from spmm.explainable import Explainable, Prepared
 from spmm.explanation import Explanation
-from spmm.methods.registry import get_method
-from spmm.rows import SHARED_FORWARD_METHODS, RowPlan
+from spmm.rows import RowPlan
 from spmm.ruleset import get_ruleset
 from spmm.targets import Continuation, SequenceLogProb
 from spmm.modalities.audio.modality import AudioModality, audio_method_params
@@ -53,7 +52,7 @@ from spmm.modalities.audio.transcription import TranscriptionExplanation, no_tok
 from spmm.modalities.text.generation import GenerationExplanation
 
 from .audio import FRONT_ENDS
-from .generation import ROW_STRATEGIES, ROWS_PER_PASS, Context, LanguageModality, _continuation_ids, word_indices
+from .generation import Context, LanguageModality, _continuation_ids, row_strategy, split_flat_rows, word_indices
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 
@@ -153,22 +152,6 @@ class SpeechModality:
         batch = extractor(self.waveform(prepared).numpy(), sampling_rate=extractor.sampling_rate, return_tensors="pt")
         device = next(self.lm.parameters()).device
         return {key: value.to(device) for key, value in batch.items()}
-
-
-def row_strategy(params: dict[str, Any], method: str) -> tuple[dict[str, Any], bool, int]:
-    """(params without ``strategy``/``rows_per_pass``, whether rows share one forward, rows per pass)."""
-    params = dict(params)
-    rows_per_pass, strategy = params.pop("rows_per_pass", ROWS_PER_PASS), params.pop("strategy", "auto")
-    if not isinstance(rows_per_pass, int) or isinstance(rows_per_pass, bool) or rows_per_pass < 1:
-        raise SpmmInputError(f"rows_per_pass must be a positive integer, got {rows_per_pass!r}")
-    if strategy not in ROW_STRATEGIES:
-        raise SpmmInputError(f"strategy must be one of {ROW_STRATEGIES}, got {strategy!r}")
-    if strategy == "shared" and method not in SHARED_FORWARD_METHODS:
-        raise SpmmInputError(f"strategy='shared' serves {SHARED_FORWARD_METHODS}; {method} needs 'batched'")
-    get_method(method)
-    shared = strategy == "shared" or (strategy == "auto" and method in SHARED_FORWARD_METHODS
-                                      and not set(params) - {"seed"})
-    return params, shared, rows_per_pass
 
 
 class CTCModality(SpeechModality):
@@ -351,9 +334,7 @@ class WhisperModality(SpeechModality, LanguageModality):
         """The rows' maps on the log-mel bins and their generation matrix on the decoder's tokens."""
         context = prepared.context
         bins, embeddings = context["bins"], context["embeddings"]
-        rows, n = base.attributions.shape[0], bins[0].numel()
-        bin_maps = base.attributions[:, :n].reshape(rows, *bins.shape[1:])
-        token_attributions = base.attributions[:, n:].reshape(rows, *embeddings.shape[1:])
+        bin_maps, token_attributions = split_flat_rows(base.attributions, bins, embeddings)
         text_base = dataclasses.replace(base, attributions=token_attributions, inputs=embeddings)
         text = LanguageModality.explanation(self, text_base, Prepared(embeddings, prepared.model, prepared.sources, context))
         return transcript_explanation(prepared, bin_maps, text)

@@ -43,7 +43,7 @@ from spmm.targets import Continuation, Contrast, SequenceLogProb
 from spmm.modalities.image.generation import ImageGenerationExplanation
 from spmm.modalities.text.batch import token_limit
 
-from .generation import Context, LanguageModality, _continuation_ids
+from .generation import Context, LanguageModality, _continuation_ids, split_flat_rows
 from .preprocessors import saved_preprocessor
 from .tasks import register_hf_task, source_name
 from .vlm_families import FAMILIES, family_of
@@ -244,9 +244,7 @@ class VisionLanguageModality(LanguageModality):
         placeholders left out) and each row's pixel attribution summed over colour channels."""
         context = prepared.context
         pixels, embeddings = context["pixels"], context["embeddings"]
-        rows, n = base.attributions.shape[0], pixels[0].numel()
-        pixel_attributions = base.attributions[:, :n].reshape(rows, *pixels.shape[1:])
-        token_attributions = base.attributions[:, n:].reshape(rows, *embeddings.shape[1:])
+        pixel_attributions, token_attributions = split_flat_rows(base.attributions, pixels, embeddings)
         text_base = dataclasses.replace(base, attributions=token_attributions, inputs=embeddings)
         text = super().explanation(text_base, Prepared(embeddings, prepared.model, prepared.sources, context))
         ids = context["generation"].input_ids[0].tolist()
