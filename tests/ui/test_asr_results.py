@@ -52,7 +52,8 @@ def test_page_shows_the_explanation_of_m_explain(speech, clip, tmp_path):
     assert result.html == direct.html()
     strip_pictures = IMAGE_SOURCE.findall(direct.strip_html())
     assert len(strip_pictures) == TOKENS
-    width, height = results.ENLARGED_SPECTROGRAM_WIDTH, round(results.ENLARGED_SPECTROGRAM_WIDTH * STRIP_SIZE[1] / STRIP_SIZE[0])
+    width = results.ENLARGED_SPECTROGRAM_WIDTH
+    height = round(width * STRIP_SIZE[1] / STRIP_SIZE[0])  # the strip's aspect ratio
     for r, figure in enumerate(result.tokens.values()):
         assert figure == direct.token_html(r, width)
         assert f'width="{width}" height="{height}"' in figure
