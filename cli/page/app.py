@@ -387,7 +387,7 @@ def _speech_to_text_tab(page: Page, examples: Sequence[str], controls: list[Any]
             chosen = gr.HTML(elem_id="asr-chosen")
             sonified = gr.Audio(type="filepath", label="What mattered for this token (sonified)", interactive=False,
                                 elem_id="asr-sonified")
-            downloads = gr.File(file_count="multiple", label="Downloads (HTML, PNG, WAV, JSON)", elem_id="asr-files")
+            downloads = gr.File(file_count="multiple", label="Downloads (HTML, WAV, JSON)", elem_id="asr-files")
     strip = gr.HTML(elem_id="asr-strip")
     run.click(page.speech_to_text, [clip, spec, new_tokens, method],
               [status, strip, figures, wavs, token, chosen, sonified, downloads])

@@ -127,9 +127,11 @@ def download_stem(source: str | Path, spec: str, method: str, target: str) -> st
     return OutputFiles(".").stem(Path(str(source)).name, Path(spec).name, method, target)
 
 
-def _save(explanation: spmm.Explanation, folder: Path, stem: str) -> list[Path]:
-    """The explanation's renderings (audio: a WAV only when it can be sonified) and its JSON under ``folder``."""
-    return [explanation.save(folder / f"{stem}{suffix}") for suffix in (*explanation.renderings, ".json")]
+def _save(explanation: spmm.Explanation, folder: Path, stem: str, only: tuple[str, ...] | None = None) -> list[Path]:
+    """The explanation's renderings (audio: a WAV only when it can be sonified; those in ``only``
+    when given) and its JSON under ``folder``."""
+    shown = [suffix for suffix in explanation.renderings if only is None or suffix in only]
+    return [explanation.save(folder / f"{stem}{suffix}") for suffix in (*shown, ".json")]
 
 
 def _explained_target(explanation: spmm.Explanation, typed: str) -> str:
@@ -377,6 +379,9 @@ def _check_clip_length(clip: str | Path) -> None:
 
 ENLARGED_SPECTROGRAM_WIDTH = 640
 """Width in CSS pixels of the chosen token's map over the spectrogram on the page."""
+SPEECH_DOWNLOADS = (".html", ".wav")
+"""The speech-to-text renderings offered besides the JSON (the per-token PNG panels, slow to draw for
+long clips, stay with the CLI)."""
 
 
 @dataclasses.dataclass
@@ -398,7 +403,7 @@ def explain_speech_to_text(model: spmm.Explainable, clip: str | Path, new_tokens
                            progress: Progress | None = None, spec: str = "model") -> TranscriptionResult:
     """Transcribe one audio file of at most :data:`PAGE_MAX_SECONDS` and explain the first
     ``new_tokens`` (1 to :data:`MAX_NEW_TOKENS`) transcript tokens with ``method``.  Downloads (HTML,
-    PNG, WAV when it can be played back, JSON) are named ``<clip>-<spec>-<method>-generate<N>``; each
+    WAV when it can be played back, JSON) are named ``<clip>-<spec>-<method>-generate<N>``; each
     token's WAV lies under ``folder/tokens``."""
     count = int(new_tokens)
     if not 1 <= count <= MAX_NEW_TOKENS:
@@ -414,7 +419,7 @@ def explain_speech_to_text(model: spmm.Explainable, clip: str | Path, new_tokens
     if ".wav" in explanation.renderings:
         wavs = {label: explanation.per_token([r]).save(folder / "tokens" / f"{stem}-token{r + 1}.wav")
                 for r, label in enumerate(labels)}
-    files = _save(explanation, folder, stem)
+    files = _save(explanation, folder, stem, only=SPEECH_DOWNLOADS)
     return TranscriptionResult(explanation.html(), tokens, wavs, explanation.transcript, files)
 
 

@@ -15,6 +15,7 @@ spectrogram (one signed colour scale for every token), above the token matrix wh
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -148,15 +149,20 @@ class TranscriptionExplanation(GenerationExplanation):
         token's score."""
         return STRIP_STYLE + self._figure(row, width)
 
-    def _figure(self, row: int, width: int) -> str:
-        """Row ``row``'s figure: frequency up, time to the right."""
+    @functools.cached_property
+    def _pictures(self) -> list[str]:
+        """Each row's map over the spectrogram (frequency up, time to the right) as a base64 PNG, drawn
+        once for the strip, the enlarged tokens and the HTML file (long clips take ≈ 0.3 s a token)."""
         shown = self.spectrogram.detach().cpu().double()
         grey = ((shown - shown.min()) / float(shown.max() - shown.min() or 1.0)).T.flip(0).numpy()
-        heat = self.bin_maps[row].detach().cpu().double().T.flip(0).numpy()
+        maps, scale = self.bin_maps.detach().cpu().double(), self.map_scale()
+        return [heat_png_base64(grey, maps[r].T.flip(0).numpy(), scale) for r in range(maps.shape[0])]
+
+    def _figure(self, row: int, width: int) -> str:
+        """Row ``row``'s token under its picture, ``width`` CSS pixels wide (the strip's aspect ratio)."""
         own = f"{float(self.row_scores[row]):+.3g}" if self.row_scores is not None else ""
         token = self.row_tokens[row]
-        return token_figure_html(_visible(token), heat_png_base64(grey, heat, self.map_scale()),
-                                 f"{token} ({self.score_name()} {own})", width,
+        return token_figure_html(_visible(token), self._pictures[row], f"{token} ({self.score_name()} {own})", width,
                                  round(width * STRIP_SIZE[1] / STRIP_SIZE[0]))
 
     def strip_html(self) -> str:

@@ -59,7 +59,7 @@ def test_page_shows_the_explanation_of_m_explain(speech, clip, tmp_path):
         assert f'width="{width}" height="{height}"' in figure
         assert IMAGE_SOURCE.findall(figure) == [strip_pictures[r]]  # the strip's own picture, shown larger
         assert direct.token_html(r).split("</style>", 1)[1] in direct.strip_html()  # default: the strip's figure
-    assert sorted(path.suffix for path in result.files) == [".html", ".json", ".png", ".wav"]
+    assert sorted(path.suffix for path in result.files) == [".html", ".json", ".wav"]
     assert {path.stem for path in result.files} == {f"speech-{spec}-gradient-generate{TOKENS}"}
     (item,) = json.loads(next(p for p in result.files if p.suffix == ".json").read_text())["items"]
     assert torch.allclose(torch.tensor(item["extra"]["spectrogram_maps"], dtype=torch.float32), direct.bin_maps,
