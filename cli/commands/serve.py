@@ -18,9 +18,11 @@ MIN_TOKEN_LENGTH = 8
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "serve", help="an interactive explainer page for images, texts, audio and vision-language models (needs spmm[ui])",
+        "serve",
+        help="an interactive explainer page for images, texts, audio, vision-language and speech-to-text models "
+             "(needs spmm[ui])",
         description="Serve a web page (Gradio) that explains the embedded models and any --model given "
-                    "(a vision-language model gets its own tab).",
+                    "(a vision-language or speech-to-text model gets its own tab).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", action="append", default=[], metavar="SPEC",

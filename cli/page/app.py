@@ -1,5 +1,6 @@
-"""The Gradio page of ``spmm serve``: image, text and audio tabs over :mod:`.results`, and a
-vision-language tab when ``--model`` names a vision-language model (``spmm serve --model ./llava_dir``).
+"""The Gradio page of ``spmm serve``: image, text and audio tabs over :mod:`.results`, a
+vision-language tab when ``--model`` names a vision-language model (``spmm serve --model ./llava_dir``)
+and a speech-to-text tab when it names a speech-to-text model (``spmm serve --model ./whisper_dir``).
 
 Uploads arrive as plain files (pictures through ``gr.File``, clips through ``gr.Audio`` without
 format conversion), so Gradio never decodes them and every decoding error reaches a handler.
@@ -36,6 +37,8 @@ DEFAULT_PROMPT = "What is in the picture?"
 DEFAULT_NEW_TOKENS = 8
 VISION_LANGUAGE = "vision-language"
 """The modality name of vision-language models: their tab appears when one is offered."""
+SPEECH_TO_TEXT = "speech-to-text"
+"""The modality name of speech-to-text models (Whisper, CTC): their tab appears when one is offered."""
 COUNTERFACTUAL_STEPS = 5
 MAX_UPLOAD = "200mb"
 """Larger uploads are refused by Gradio before they reach a handler."""
@@ -212,6 +215,26 @@ class Page:
         return (status, result.html, result.tokens, gr.update(choices=list(result.tokens), value=first),
                 result.tokens[first], [str(p) for p in result.files])
 
+    def speech_to_text(self, clip: str | None, spec: str, new_tokens: float, method: str,
+                       progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """-> status, strip (HTML), token figures and WAVs (states), token choice, chosen token's
+        figure and WAV, downloads."""
+        try:
+            if not clip:
+                raise spmm.SpmmInputError("upload or record a clip, or pick the example tone first")
+            result = results.explain_speech_to_text(self._model(spec, progress), clip, int(new_tokens), method,
+                                                    self._request_folder(), _progress(progress), spec)
+        except Exception as error:  # noqa: BLE001
+            return _failed(error, clip), "", {}, {}, gr.update(choices=[], value=None), "", None, None
+        first = next(iter(result.tokens))
+        wav = result.wavs.get(first)
+        note = "" if wav else " (this model's front-end cannot be played back)"
+        status = (f"Transcribed **{result.transcript or '(no text)'}**; explained {len(result.tokens)} token(s): "
+                  f"pick one to see its map over the spectrogram{note}.")
+        return (status, result.html, result.tokens, {label: str(path) for label, path in result.wavs.items()},
+                gr.update(choices=list(result.tokens), value=first), result.tokens[first],
+                str(wav) if wav else None, [str(p) for p in result.files])
+
 
 def _frame(frames: list[Any], captions: list[str], step: float) -> tuple[Any, str]:
     """The ascent's x_k and its caption at slider position ``step``."""
@@ -345,6 +368,33 @@ def _vision_language_tab(page: Page, examples: Sequence[str], controls: list[Any
     token.change(lambda shown, name: shown.get(name, ""), [figures, token], [chosen], queue=False)
 
 
+def _speech_to_text_tab(page: Page, examples: Sequence[str], controls: list[Any]) -> None:
+    with gr.Row():
+        with gr.Column():
+            clip = gr.Audio(type="filepath", format=None, sources=["upload", "microphone"], label="Clip",
+                            elem_id="asr-input")
+            gr.Examples([[path] for path in examples], inputs=[clip], label="Example clip")
+            new_tokens = gr.Slider(1, results.MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1,
+                                   label="Tokens to transcribe", elem_id="asr-tokens")
+            spec = gr.Dropdown(page.choices[SPEECH_TO_TEXT], value=page.choices[SPEECH_TO_TEXT][0], label="Model",
+                               elem_id="asr-model")
+            method = _method_choice("asr", controls)
+            run = gr.Button("Transcribe and explain", variant="primary", elem_id="asr-explain")
+        with gr.Column():
+            status = gr.Markdown(elem_id="asr-status")
+            figures, wavs = gr.State({}), gr.State({})
+            token = gr.Radio([], label="Token", elem_id="asr-token")
+            chosen = gr.HTML(elem_id="asr-chosen")
+            sonified = gr.Audio(type="filepath", label="What mattered for this token (sonified)", interactive=False,
+                                elem_id="asr-sonified")
+            downloads = gr.File(file_count="multiple", label="Downloads (HTML, WAV, JSON)", elem_id="asr-files")
+    strip = gr.HTML(elem_id="asr-strip")
+    run.click(page.speech_to_text, [clip, spec, new_tokens, method],
+              [status, strip, figures, wavs, token, chosen, sonified, downloads])
+    token.change(lambda shown, played, name: (shown.get(name, ""), played.get(name)), [figures, wavs, token],
+                 [chosen, sonified], queue=False)
+
+
 def _registered_modality(spec: str) -> str | None:
     """The modality of a registered model name (known without loading it), else None."""
     from spmm.load import NAMED_MODELS, load_plugins
@@ -380,6 +430,9 @@ def build_app(folder: Path, extra_models: Sequence[str] = (), options: dict[str,
         if choices.get(VISION_LANGUAGE):
             with gr.Tab("Vision-language", elem_id="tab-vlm"):
                 _vision_language_tab(page, images, controls)
+        if choices.get(SPEECH_TO_TEXT):
+            with gr.Tab("Speech-to-text", elem_id="tab-asr"):
+                _speech_to_text_tab(page, clips, controls)
         app.load(functools.partial(_method_catalogue, len(controls) // 2), None, controls, queue=False)
     return app
 

@@ -127,9 +127,11 @@ def download_stem(source: str | Path, spec: str, method: str, target: str) -> st
     return OutputFiles(".").stem(Path(str(source)).name, Path(spec).name, method, target)
 
 
-def _save(explanation: spmm.Explanation, folder: Path, stem: str) -> list[Path]:
-    """The explanation's renderings (audio: a WAV only when it can be sonified) and its JSON under ``folder``."""
-    return [explanation.save(folder / f"{stem}{suffix}") for suffix in (*explanation.renderings, ".json")]
+def _save(explanation: spmm.Explanation, folder: Path, stem: str, only: tuple[str, ...] | None = None) -> list[Path]:
+    """The explanation's renderings (audio: a WAV only when it can be sonified; those in ``only``
+    when given) and its JSON under ``folder``."""
+    shown = [suffix for suffix in explanation.renderings if only is None or suffix in only]
+    return [explanation.save(folder / f"{stem}{suffix}") for suffix in (*shown, ".json")]
 
 
 def _explained_target(explanation: spmm.Explanation, typed: str) -> str:
@@ -296,7 +298,7 @@ def explain_text(model: spmm.Explainable, text: str, method: str, folder: Path,
 
 
 MAX_NEW_TOKENS = 32
-"""Most tokens one vision-language request generates and explains."""
+"""Most tokens one vision-language or speech-to-text request generates and explains."""
 ENLARGED_SIDE = 320
 """Side in CSS pixels of the chosen token's heatmap on the page."""
 
@@ -351,15 +353,7 @@ def explain_audio(model: spmm.Explainable, clip: str | Path, method: str, target
     """Explain ``target`` on one audio file of at most :data:`PAGE_MAX_SECONDS` (checked from its
     header before it is decoded, when soundfile can read it).  Downloads are named
     ``<clip>-<spec>-<method>-<target>``."""
-    import soundfile
-
-    try:
-        seconds = soundfile.info(str(clip)).duration
-    except (RuntimeError, soundfile.LibsndfileError):
-        seconds = 0.0  # unreadable: the explanation reports why
-    if seconds > PAGE_MAX_SECONDS:
-        raise SpmmInputError(f"{Path(clip).name} lasts {seconds:.1f} s; the page explains at most "
-                             f"{PAGE_MAX_SECONDS:g} s of audio at a time")
+    _check_clip_length(clip)
     typed = _parse_target(target)
     with _reporting(progress, model, method):
         explanation = model.explain([str(clip)], typed, method, top_k=TOP_K, seed=0,
@@ -367,6 +361,66 @@ def explain_audio(model: spmm.Explainable, clip: str | Path, method: str, target
     files = _save(explanation, folder, download_stem(clip, spec, method, _explained_target(explanation, typed)))
     by_suffix = {path.suffix: path for path in files}
     return AudioResult(by_suffix[".png"], by_suffix.get(".wav"), _probabilities(explanation), files)
+
+
+def _check_clip_length(clip: str | Path) -> None:
+    """Refuse a clip longer than :data:`PAGE_MAX_SECONDS`, read from its header before it is decoded
+    (when soundfile can read it; an unreadable clip is left for the explanation to report)."""
+    import soundfile
+
+    try:
+        seconds = soundfile.info(str(clip)).duration
+    except (RuntimeError, soundfile.LibsndfileError):
+        return
+    if seconds > PAGE_MAX_SECONDS:
+        raise SpmmInputError(f"{Path(clip).name} lasts {seconds:.1f} s; the page explains at most "
+                             f"{PAGE_MAX_SECONDS:g} s of audio at a time")
+
+
+ENLARGED_SPECTROGRAM_WIDTH = 640
+"""Width in CSS pixels of the chosen token's map over the spectrogram on the page."""
+SPEECH_DOWNLOADS = (".html", ".wav")
+"""The speech-to-text renderings offered besides the JSON (the per-token PNG panels, slow to draw for
+long clips, stay with the CLI)."""
+
+
+@dataclasses.dataclass
+class TranscriptionResult:
+    """html: the explanation's own HTML (the transcript as a strip of tokens, each over its map on the
+    spectrogram, then the tokens × tokens matrix for decoders); tokens: per explained token
+    (``"i. token"``), its map enlarged (the same renderer,
+    :meth:`TranscriptionExplanation.token_html`); wavs: per token, its sonified clip (the
+    explanation's WAV rendering of that row; empty when the front-end cannot be played back)."""
+
+    html: str
+    tokens: dict[str, str]
+    wavs: dict[str, Path]
+    transcript: str
+    files: list[Path]
+
+
+def explain_speech_to_text(model: spmm.Explainable, clip: str | Path, new_tokens: int, method: str, folder: Path,
+                           progress: Progress | None = None, spec: str = "model") -> TranscriptionResult:
+    """Transcribe one audio file of at most :data:`PAGE_MAX_SECONDS` and explain the first
+    ``new_tokens`` (1 to :data:`MAX_NEW_TOKENS`) transcript tokens with ``method``.  Downloads (HTML,
+    WAV when it can be played back, JSON) are named ``<clip>-<spec>-<method>-generate<N>``; each
+    token's WAV lies under ``folder/tokens``."""
+    count = int(new_tokens)
+    if not 1 <= count <= MAX_NEW_TOKENS:
+        raise SpmmInputError(f"transcribe between 1 and {MAX_NEW_TOKENS} tokens, not {new_tokens}")
+    _check_clip_length(clip)
+    with _reporting(progress, model, method):
+        explanation = model.explain(str(clip), target=spmm.Continuation(max_new_tokens=count), method=method, seed=0,
+                                    prepare_options={"max_seconds": PAGE_MAX_SECONDS})
+    stem = download_stem(clip, spec, method, f"generate{count}")
+    labels = [f"{r + 1}. {token}" for r, token in enumerate(explanation.row_tokens)]
+    tokens = {label: explanation.token_html(r, ENLARGED_SPECTROGRAM_WIDTH) for r, label in enumerate(labels)}
+    wavs = {}
+    if ".wav" in explanation.renderings:
+        wavs = {label: explanation.per_token([r]).save(folder / "tokens" / f"{stem}-token{r + 1}.wav")
+                for r, label in enumerate(labels)}
+    files = _save(explanation, folder, stem, only=SPEECH_DOWNLOADS)
+    return TranscriptionResult(explanation.html(), tokens, wavs, explanation.transcript, files)
 
 
 def sample_units(method: str) -> int:

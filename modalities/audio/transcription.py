@@ -15,8 +15,9 @@ spectrogram (one signed colour scale for every token), above the token matrix wh
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor
 from spmm.errors import SpmmInputError
 
 from spmm.modalities.text.generation import GenerationExplanation, _visible
-from spmm.modalities.text.render import heat_png_base64, html_page, token_figure_html, token_strip_html
+from spmm.modalities.text.render import STRIP_STYLE, heat_png_base64, html_page, token_figure_html, token_strip_html
 
 from .explanation import AudioExplanation
 
@@ -90,18 +91,22 @@ class TranscriptionExplanation(GenerationExplanation):
         """HTML (the token strip), PNG and, for STFT-based front-ends, WAV (:meth:`per_token`)."""
         return (".html", *self.per_token().renderings)
 
-    def per_token(self) -> AudioExplanation:
-        """The rows as an :class:`AudioExplanation` of R copies of the clip, row r's attribution on
-        copy r: its PNG (one spectrogram panel per token) and WAV (each token's sonified clip)."""
-        rows = self.bin_maps.shape[0]
-        copies = self.bins.unsqueeze(0).expand(rows, -1, -1)
+    def per_token(self, rows: Sequence[int] | None = None) -> AudioExplanation:
+        """The rows (all, or those listed in ``rows``) as an :class:`AudioExplanation` of one copy of
+        the clip per row, the row's attribution on its copy: its PNG (one spectrogram panel per token)
+        and WAV (each token's sonified clip, one after the other)."""
+        chosen = list(range(self.bin_maps.shape[0])) if rows is None else list(rows)
+        count = len(chosen)
+        copies = self.bins.unsqueeze(0).expand(count, -1, -1)
+        tokens = [self.row_tokens[r] for r in chosen]
         return AudioExplanation(
-            self.bin_maps, copies, self.target, self.method, self.params, None, self.row_scores, rules=self.rules,
-            sources=[f"{self.source(0)} · {token}" for token in self.row_tokens], model_name=self.model_name,
-            labels=list(self.row_tokens), waveform=self.waveform.unsqueeze(0).expand(rows, -1),
+            self.bin_maps[chosen], copies, self.target, self.method, self.params, None,
+            self.row_scores[chosen] if self.row_scores is not None else None, rules=self.rules,
+            sources=[f"{self.source(0)} · {token}" for token in tokens], model_name=self.model_name,
+            labels=tokens, waveform=self.waveform.unsqueeze(0).expand(count, -1),
             sample_rate=self.sample_rate, offset=self.offset, frame_seconds=self.frame_seconds,
             band_frequencies=self.band_frequencies, axis_name=self.axis_name,
-            display=self.spectrogram.unsqueeze(0).expand(rows, -1, -1), stft_size=self.stft_size,
+            display=self.spectrogram.unsqueeze(0).expand(count, -1, -1), stft_size=self.stft_size,
             band_to_linear=self.band_to_linear,
         )
 
@@ -134,18 +139,37 @@ class TranscriptionExplanation(GenerationExplanation):
         return (f"{self.method} on {self.model_name or 'speech-to-text model'}: each transcript token explained "
                 f"on the time-frequency bins{before}")
 
-    def strip_html(self) -> str:
-        """The transcript as a strip of tokens, each over its map on the spectrogram (frequency up,
-        time to the right; one signed scale, the largest |map value| of all tokens)."""
-        maps = self.bin_maps.detach().cpu().double()
-        scale = float(maps.abs().max()) or 1.0
+    def map_scale(self) -> float:
+        """The one colour scale of every token's map: the largest |map value| of all tokens (1 when all are 0)."""
+        return float(self.bin_maps.detach().abs().max()) or 1.0
+
+    def token_html(self, row: int, width: int = STRIP_SIZE[0]) -> str:
+        """Row ``row``'s token over its map on the spectrogram (signed colours on :meth:`map_scale`),
+        ``width`` CSS pixels wide (the strip's aspect ratio), in the strip's style; hover it for the
+        token's score."""
+        return STRIP_STYLE + self._figure(row, width)
+
+    @functools.cached_property
+    def _pictures(self) -> list[str]:
+        """Each row's map over the spectrogram (frequency up, time to the right) as a base64 PNG, drawn
+        once for the strip, the enlarged tokens and the HTML file (long clips take ≈ 0.3 s a token)."""
         shown = self.spectrogram.detach().cpu().double()
         grey = ((shown - shown.min()) / float(shown.max() - shown.min() or 1.0)).T.flip(0).numpy()
-        own = [f"{float(s):+.3g}" for s in self.row_scores] if self.row_scores is not None else [""] * len(maps)
-        figures = [token_figure_html(_visible(token), heat_png_base64(grey, maps[r].T.flip(0).numpy(), scale),
-                                     f"{token} ({self.score_name()} {own[r]})", *STRIP_SIZE)
-                   for r, token in enumerate(self.row_tokens)]
-        return token_strip_html(figures, self._heading(), scale)
+        maps, scale = self.bin_maps.detach().cpu().double(), self.map_scale()
+        return [heat_png_base64(grey, maps[r].T.flip(0).numpy(), scale) for r in range(maps.shape[0])]
+
+    def _figure(self, row: int, width: int) -> str:
+        """Row ``row``'s token under its picture, ``width`` CSS pixels wide (the strip's aspect ratio)."""
+        own = f"{float(self.row_scores[row]):+.3g}" if self.row_scores is not None else ""
+        token = self.row_tokens[row]
+        return token_figure_html(_visible(token), self._pictures[row], f"{token} ({self.score_name()} {own})", width,
+                                 round(width * STRIP_SIZE[1] / STRIP_SIZE[0]))
+
+    def strip_html(self) -> str:
+        """The transcript as a strip of tokens, each over its map on the spectrogram (frequency up,
+        time to the right; one signed scale: :meth:`map_scale`)."""
+        figures = [self._figure(r, STRIP_SIZE[0]) for r in range(len(self.row_tokens))]
+        return token_strip_html(figures, self._heading(), self.map_scale())
 
     def html(self) -> str:
         """The token strip over the spectrogram, then the tokens × tokens matrix (decoders)."""
