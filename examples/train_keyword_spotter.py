@@ -430,9 +430,20 @@ def main() -> None:
     if teacher is not None:
         card["teacher_test_keyword_clips_accuracy"] = keyword_accuracy(teacher, *splits["test"])
         card["teacher_all_clips_accuracy"] = evaluate(teacher, *everything)["accuracy"]
-    (args.out / KWS_WEIGHTS).with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    (args.out / KWS_WEIGHTS).with_suffix(".json").write_text(card_text(card))
     print(json.dumps({k: card[k] for k in ("test", "test_keyword_clips_accuracy", "all_clips_accuracy",
                                            "synthetic_silence_accuracy", "train_minutes")}, indent=2))
+
+
+def card_text(card: dict) -> str:
+    """The model card as JSON, one line per top-level entry (the history: one line per epoch)."""
+    def entry(key: str, value: object) -> str:
+        if key == "history":
+            rows = ",\n    ".join(json.dumps(row, ensure_ascii=False) for row in value)
+            return f'  "{key}": [\n    {rows}\n  ]'
+        return f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}"
+
+    return "{\n" + ",\n".join(entry(key, value) for key, value in card.items()) + "\n}\n"
 
 
 def keyword_accuracy(pipeline, waves: torch.Tensor, labels: torch.Tensor) -> float:
