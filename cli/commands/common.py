@@ -178,6 +178,21 @@ def is_file(text: str) -> bool:
         return False
 
 
+def refuse_missing_input_files(items: Iterable[str]) -> None:
+    """FileNotFoundError for an image or audio file name (by its suffix) that does not exist; checked
+    before anything imports torch, so the answer is immediate."""
+    for item in items:
+        if Path(item).suffix.lower() in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not _exists(item):
+            raise FileNotFoundError(f"input file not found: {item}")
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _names_a_model(text: str) -> bool:
     from spmm.load import NAMED_MODELS, RESOLVERS, load_plugins
 

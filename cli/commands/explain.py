@@ -21,6 +21,7 @@ from .common import (
     prepare_options,
     print_record,
     progress,
+    refuse_missing_input_files,
     resolve_device,
     rule_temperatures,
     save_renderings,
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain.set_defaults(func=run_explain, modality=None)
     text = _explain_parser(subparsers, "explain-text", "alias of explain for texts (default model: minilm-sst2)")
     text.set_defaults(func=run_explain, modality="text")
-    audio = _explain_parser(subparsers, "explain-audio", "alias of explain for audio (default model: honk-res8)")
+    audio = _explain_parser(subparsers, "explain-audio", "alias of explain for audio (default model: kws-res8)")
     audio.set_defaults(func=run_explain, modality="audio")
 
     compare = subparsers.add_parser("compare", help="one input explained by several methods, side by side",
@@ -91,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    refuse_missing_input_files(args.inputs)
     check_methods([args.method])
     params = method_parameters(args, [args.method])[args.method]
     temperatures, device = rule_temperatures(args), resolve_device(args.device)
@@ -159,6 +161,7 @@ def generation_target(args: argparse.Namespace, model: spmm.Explainable, spec: s
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    refuse_missing_input_files(args.inputs)
     from spmm.modalities.image import save_comparison_grid
 
     methods = check_methods(m.strip() for m in args.methods.split(",") if m.strip())
@@ -191,6 +194,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_counterfactual(args: argparse.Namespace) -> int:
+    refuse_missing_input_files(args.inputs)
     from spmm.modalities.image import save_counterfactual_grid
 
     if args.steps < 1:

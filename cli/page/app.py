@@ -27,7 +27,8 @@ import spmm
 from . import results
 from .results import Models, friendly_message
 
-DEFAULT_MODELS = {"image": ["efficientnet-lite0"], "text": ["minilm-sst2", "minilm-zero-shot"], "audio": ["crepe-tiny"]}
+DEFAULT_MODELS = {"image": ["efficientnet-lite0"], "text": ["minilm-sst2", "minilm-zero-shot"],
+                  "audio": ["kws-res8", "crepe-tiny"]}
 """The models each tab offers (first: its default); none is loaded before its first use."""
 DEFAULT_METHOD = "soft_pullback"
 ZERO_SHOT_MODEL = "minilm-zero-shot"

@@ -28,7 +28,8 @@ def test_crepe_on_a_tone_writes_png_wav_and_json(tmp_path, capsys):
 
 def test_honk_on_a_real_clip_through_the_alias(shared_data, tmp_path, capsys):
     clip = next((shared_data / "audio" / "speech_commands" / "yes").glob("*.wav"))
-    code = main(["explain-audio", str(clip), "--weights", str(shared_data / "audio" / "models" / "honk_res8.pt"),
+    weights = shared_data / "audio" / "models" / "honk_res8.pt"
+    code = main(["explain-audio", "honk-res8", str(clip), "--weights", str(weights),
                  "--target", "yes", "--method", "gradient", "--out", str(tmp_path)])
     assert code == 0
     out = capsys.readouterr().out

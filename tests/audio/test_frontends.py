@@ -6,25 +6,13 @@ import numpy as np
 import pytest
 import scipy.fft
 import torch
-import torchaudio
 from torch import nn
 
 from spmm.adapters.audio.architectures import CrepeLogits, HonkRes8
 from spmm.modalities.audio.frontends import PhaseLockedWaveformModel, STFTMagnitude
 from spmm.adapters.audio.pipelines import build_pipeline, crepe_packaged_weights
 
-from tests.audio.audio_signals import speechlike, tone
-
-
-def numpy_mel_power(clip: np.ndarray, n_fft: int, hop: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """librosa-style mel power spectrogram written out by hand: (T, n_mels)."""
-    padded = np.pad(clip, n_fft // 2, mode="reflect")
-    count = 1 + (len(padded) - n_fft) // hop
-    frames = np.stack([padded[i * hop: i * hop + n_fft] for i in range(count)])
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
-    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    banks = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, 16000, "slaney", "slaney")
-    return power @ banks.double().numpy()
+from tests.audio.audio_signals import numpy_mel_power, speechlike, tone
 
 
 def test_honk_dct_path_matches_the_original_mfcc_pipeline():

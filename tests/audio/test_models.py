@@ -46,6 +46,7 @@ def random_model(name: str) -> AudioExplainable:
 
 
 CASES = {  # name -> (clip seconds, expected TF shape per clip)
+    "kws-res8": (1.0, (101, 40)),
     "honk-res8": (1.0, (101, 40)),
     "honk-cnn-trad-pool2": (1.0, (101, 40)),
     "musicnn-vgg": (186 * 256 / 16000, (187, 96)),
@@ -80,7 +81,7 @@ def test_attributions_have_the_tf_shape_and_are_finite(name):
     assert result.target.indices.tolist() == result.output.argmax(dim=1).tolist()
 
 
-@pytest.mark.parametrize("name", ["honk-res8", "honk-cnn-trad-pool2", "musicnn-vgg", "crepe-tiny"])
+@pytest.mark.parametrize("name", ["kws-res8", "honk-res8", "honk-cnn-trad-pool2", "musicnn-vgg", "crepe-tiny"])
 def test_sp_rules_cover_every_nonlinearity(name):
     report = random_model(name).audit(clips(CASES[name][0], batch=1))
     assert report.unhandled == []
@@ -136,7 +137,7 @@ def test_multi_label_models_report_sigmoid_probabilities_of_logits():
 
 def test_audio_models_are_registered_with_the_audio_rule_set():
     assert list_audio_models() == sorted(AUDIO_MODEL_SUMMARIES) == sorted(AUDIO_MODELS)
-    assert default_model("audio") == "honk-res8"
+    assert default_model("audio") == "kws-res8"  # the keyword spotter whose weights ship
     listed = spmm.list_models()
     assert all(listed[name].startswith("[audio]") for name in AUDIO_MODELS)
     assert spmm.rulesets["audio"].name == "audio"

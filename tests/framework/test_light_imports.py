@@ -133,3 +133,17 @@ def test_threads_using_the_public_api_at_once_all_get_their_names():
     for _ in range(3):
         result = _run(CONCURRENT_FIRST_USE)
         assert result["failed"] == [] and len(result["found"]) == 8
+
+
+def test_a_missing_input_file_is_a_one_line_error_before_any_heavy_import(tmp_path):
+    """``spmm explain missing.wav`` (and compare, counterfactual, the audio alias) answers rc 2 with one
+    line naming the file, and has imported no torch when it does."""
+    missing = [str(tmp_path / name) for name in ("missing.wav", "missing.png", "missing.jpg", "no-such.flac")]
+    calls = [["explain", missing[0]], ["compare", missing[1]], ["counterfactual", missing[2]],
+             ["explain-audio", missing[3]], ["explain", "kws-res8", missing[0]]]
+    results = _run(RUN_CLI, json.dumps(calls), json.dumps(HEAVY))["results"]
+    assert [(r["argv"], r["code"], r["heavy"]) for r in results] == [(argv, 2, []) for argv in calls]
+    result = subprocess.run([sys.executable, "-m", "spmm.cli", "explain", missing[0]], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"spmm explain: error: input file not found: {missing[0]}"

@@ -309,7 +309,9 @@ def test_zero_shot_explains_the_typed_labels(page, tmp_path: Path) -> None:
 
 def test_audio_player_has_source(page, tmp_path: Path) -> None:
     _open_tab(page, "Audio")
-    assert page.locator("#audio-model input").input_value() == "crepe-tiny"
+    assert page.locator("#audio-model input").input_value() == "kws-res8"  # the shipped keyword spotter
+    page.locator("#audio-model input").click()
+    page.get_by_role("option", name="crepe-tiny").click()
     _upload(page, "audio-input", _tone(tmp_path / "tone.wav", 1.0))
     page.locator("#audio-explain").click()
     _status(page, "audio", "Explained")
