@@ -82,7 +82,11 @@ def _failed(error: Exception, upload: str | None = None) -> str:
 
 
 def _example_files(folder: Path) -> tuple[list[str], list[str]]:
-    """Example pictures (scikit-image's chelsea and coffee) and a 1 s 440 Hz tone, written under ``folder``."""
+    """Example pictures (scikit-image's chelsea and coffee) and clips (a spoken "stop" from the
+    Speech Commands test list, CC BY 4.0, shipped with the page; a 1 s 440 Hz tone), written under ``folder``."""
+    import shutil
+    from importlib import resources
+
     import numpy as np
     import soundfile
     from PIL import Image
@@ -94,9 +98,12 @@ def _example_files(folder: Path) -> tuple[list[str], list[str]]:
         path = folder / f"{name}.png"
         Image.fromarray(getattr(data, name)()).save(path)
         images.append(str(path))
+    spoken = folder / "stop.wav"
+    with resources.as_file(resources.files(__package__) / "stop-speech-commands.wav") as shipped:
+        shutil.copyfile(shipped, spoken)
     tone = folder / "tone-440hz.wav"
     soundfile.write(str(tone), (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(16000) / 16000)).astype(np.float32), 16000)
-    return images, [str(tone)]
+    return images, [str(spoken), str(tone)]
 
 
 def _preview(upload: str | None) -> str | None:
@@ -191,7 +198,7 @@ class Page:
         """-> status, spectrogram, sonified WAV, probabilities, downloads."""
         try:
             if not clip:
-                raise spmm.SpmmInputError("upload a clip or pick the example tone first")
+                raise spmm.SpmmInputError("upload a clip or pick an example clip first")
             result = results.explain_audio(self._model(spec, progress), clip, method, target,
                                            self._request_folder(), _progress(progress), spec)
         except Exception as error:  # noqa: BLE001
@@ -222,7 +229,7 @@ class Page:
         figure and WAV, downloads."""
         try:
             if not clip:
-                raise spmm.SpmmInputError("upload or record a clip, or pick the example tone first")
+                raise spmm.SpmmInputError("upload or record a clip, or pick an example clip first")
             result = results.explain_speech_to_text(self._model(spec, progress), clip, int(new_tokens), method,
                                                     self._request_folder(), _progress(progress), spec)
         except Exception as error:  # noqa: BLE001

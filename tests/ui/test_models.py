@@ -86,3 +86,19 @@ def test_smooth_pullback_reports_its_samples_through_the_page_progress() -> None
     # SmoothGrad reports its passes of batch_size noisy copies itself: one step per pass
     assert loops == [("smooth_pullback: samples", samples // 10, samples // 10)]
     assert not network._forward_hooks
+
+
+def test_the_pages_example_clips_include_a_spoken_keyword_the_default_recognises(tmp_path) -> None:
+    """The audio tab defaults to kws-res8, so its first example is speech it recognises (the shipped
+    Speech Commands "stop", equal to the quick start's file), then the tone for the pitch tracker."""
+    pytest.importorskip("gradio", reason="the page needs the ui extra")
+    pytest.importorskip("skimage", reason="the page's example pictures come from scikit-image")
+    from pathlib import Path
+
+    from spmm.cli.page.app import DEFAULT_MODELS, _example_files
+
+    _, clips = _example_files(tmp_path)
+    assert DEFAULT_MODELS["audio"][0] == "kws-res8" and len(clips) == 2
+    quick_start = Path(__file__).parents[2] / "examples" / "inputs" / "stop.wav"
+    assert Path(clips[0]).read_bytes() == quick_start.read_bytes()
+    assert spmm.load("kws-res8").predict(clips[0], k=1)[0][0].label == "stop"
