@@ -12,7 +12,7 @@ import torch
 from spmm.errors import SpmmInputError
 from spmm.metrics import (
     Comprehensiveness, DeletionAUC, FaithfulnessCorrelation, FaithfulnessEstimate, Focus, Infidelity, InsertionAUC,
-    MaskAUROC, MassAccuracy, MaxSensitivity, ModelParameterRandomisation, MonotonicityCorrelation, PointingGame,
+    MaskAUROC, MassAccuracy, MaxSensitivity, ModelParameterRandomisation, MonotonicityCorrelation, OtherMass, PointingGame,
     PointingHit, RandomLogit, RankAccuracy, Sufficiency, UniformNoise, explainer, square_patches,
 )
 from spmm.metrics.registry import METRICS, metric_parameters
@@ -43,6 +43,7 @@ def _calls(batch: int) -> list[tuple]:
         (Sufficiency(), {"groups": PATCHES}),
         (PointingGame(sum_dims=()), {"groups": QUADRANTS, "target_groups": target_groups}),
         (MassAccuracy(), {"mask": mask}),
+        (OtherMass(), {"other_mask": mask}),
         (RankAccuracy(), {"mask": mask}),
         (MaskAUROC(), {"mask": mask}),
         (PointingHit(), {"mask": mask}),
