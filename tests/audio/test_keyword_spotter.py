@@ -3,7 +3,7 @@ the trainer's data split (official lists) and seeded augmentation."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from pathlib import Path
 
 import pytest
@@ -11,14 +11,10 @@ import torch
 
 from spmm.adapters.audio.pipelines import HONK_LABELS, honk_pipeline, kws_architecture
 
-TRAINER = Path(__file__).resolve().parents[2] / "examples" / "train_keyword_spotter.py"
 
 
 def _trainer():
-    spec = importlib.util.spec_from_file_location("train_keyword_spotter", TRAINER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("examples.train_keyword_spotter")
 
 
 def test_eval_mode_is_standardised_mfcc_into_res8() -> None:
