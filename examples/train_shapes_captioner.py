@@ -5,15 +5,33 @@ Every step draws ``--batch-size`` fresh captioned scenes of seed ``--seed``
 entropy of the caption words and ``[EOS]`` after ``<image>×64 describe`` (teacher forcing), plus
 ``--shape-loss`` × an auxiliary per-patch shape loss: a linear head (training only, not saved) on the
 projected image tokens (the decoder's inputs) predicts, for every 8 × 8 patch, the shape of the object
-covering at least a quarter of it, or "background".  Without it the shape words stay at chance within
-the budget (see below).
-At the end, greedy captions (``generate``) of ``--test`` held-out scenes of seed ``--test-seed``
-give the exact-match rate and the per-word accuracy.  Writes the ``save_pretrained`` folder
+covering at least a quarter of it, or "background" — a direct signal per patch; from the captions alone
+the tower learns shapes more slowly (table below).  At the end, greedy captions (``generate``) of
+``--test`` held-out scenes of seed ``--test-seed`` give the exact-match rate and the accuracy per word and
+per word role.  Writes the ``save_pretrained`` folder
 ``<out>`` (model, processor) and ``<out>/training.json`` (numbers, command, versions).
 
     OMP_NUM_THREADS=1 nice -n 5 python examples/train_shapes_captioner.py --out adapters/data/shapes-captioner
 
 One thread: on a shared 2-core machine two threads cost more CPU time per step than they save.
+
+What it took (one thread, seed 1; shape-word accuracy: chance 1/6; "teacher-forced" = argmax at the
+word's position on the true caption, 200 held-out scenes; "greedy" = the card's 500 held-out scenes;
+quick runs: 100 warm-up steps then cosine over 3000, cut by time; full runs: this script):
+
+| run | patches | shape loss | steps × 48 | wall time | colour words | shape words |
+|---|---|---|---|---|---|---|
+| first shipped model | 4 × 4 | — | 900 | 31.7 min (load ≈ 5) | 0.974 greedy | 0.179 greedy |
+| quick | 8 × 8 | — | 200 (stopped) | 3.5 min (load ≈ 7) | 0.51 teacher-forced | 0.14 teacher-forced |
+| quick, width 96, 3 tower layers | 8 × 8 | — | < 100 (stopped: > 2 s a step) | — | — | — |
+| quick | 8 × 8 | 1.0 | 500 (stopped) | 4.9 min (load ≈ 6) | 0.99 teacher-forced | 0.37 teacher-forced |
+| full | 8 × 8 | 1.0 | 1800 | 8.0 min (load ≈ 2.5) | 1.000 greedy | 0.622 greedy |
+| full | 8 × 8 | — | 1800 | 5.7 min (load ≈ 3) | 0.998 greedy | 0.464 greedy |
+| **shipped** (the defaults) | 8 × 8 | 1.0 | 3600 | 10.1 min (load ≈ 2) | **1.000** greedy | **0.863** greedy |
+
+The scenes were checked first (saved as PNGs): at 64 px the objects (radius 9–13 px) are plainly
+distinguishable, and the shape word is the drawn object's shape (``tests/vision/test_shapes_captions.py``
+reads it back from the pixels).
 """
 
 from __future__ import annotations
