@@ -71,7 +71,7 @@ def main() -> None:
             axes[row, column].set_title(f"{word}: {inside:.2f} in mask", fontsize=6.5)
     figure.suptitle("shapes-captioner: one map per word naming an object (outline: its mask)", fontsize=8)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out, dpi=120)
+    figure.savefig(args.out, dpi=90)
     plt.close(figure)
     print(f"wrote {args.out}")
 

@@ -4,7 +4,7 @@ and loaded by name through the vision-language path of :mod:`.vlm` (per-token im
 ``ex.image_maps``, the HTML token strip).
 
 It is a ``transformers`` ``LlavaForConditionalGeneration`` saved with ``save_pretrained`` and its
-``LlavaProcessor`` (built offline): a CLIP vision tower on 64 × 64 images in 4 × 4 patches (256
+``LlavaProcessor`` (built offline): a CLIP vision tower on 64 × 64 images in 8 × 8 patches (64
 image tokens, width 64, 2 layers, LayerNorm, GELU), a two-layer GELU projector, and a GPT-2 decoder
 (2 layers, 4 heads, width 64, LayerNorm, GELU, causal softmax attention over the image tokens and
 the earlier words) over a word-level vocabulary of the captions
@@ -25,7 +25,7 @@ from spmm.load import register_model
 
 CAPTIONER = "shapes-captioner"
 SIDE = 64
-PATCH = 4
+PATCH = 8
 WIDTH = 64
 IMAGE_TOKEN = "<image>"
 PAD, EOS, UNKNOWN = "[PAD]", "[EOS]", "[UNK]"
