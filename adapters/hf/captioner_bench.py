@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 
 from spmm.bench.runner import Batch
+from spmm.errors import SpmmInputError
 from spmm.modalities.image.shapes_captions import (
     COLOUR_NAMES, OBJECTS, CaptionedScenes, captioned_scenes_at, naming_words,
 )
 
-from .shapes_captioner import PROMPT, SIDE, check_source
 from .vlm import VisionLanguageModality
 from .vlm_words import WordLogits
 
@@ -176,17 +176,31 @@ def caption_metric_specs(names: Sequence[str], batches: Sequence[Batch], seed: i
     return image_metric_specs(names, batches[0].inputs.shape[1:], seed, overrides)
 
 
+def check_source(data: Any) -> None:
+    """The captioner's bench draws its own captioned scenes: ``--data`` must be the shapes generator."""
+    from spmm.modalities.image.bench import SHAPES_SOURCE
+
+    if str(data) != SHAPES_SOURCE:
+        raise SpmmInputError(f"the shapes captioner is benchmarked on its captioned scenes: --data {SHAPES_SOURCE}, "
+                             f"got {data}")
+
+
 class CaptionerModality(VisionLanguageModality):
-    """The vision-language hooks of the captioner, plus its ground-truth bench (``spmm bench
-    groundtruth``: captioned scenes of ``--seed``, the mask metrics, the intervention check)."""
+    """The vision-language hooks of a captioner of shapes scenes, plus its ground-truth bench
+    (``spmm bench groundtruth``: captioned scenes of ``--seed`` at ``side`` pixels, captioned after
+    ``prompt``, the mask metrics, the intervention check)."""
 
     bench_kinds = {"groundtruth": MASK_METRICS}
+
+    def __init__(self, processor: Any, max_length: int, *, lm: Any, prompt: str, side: int) -> None:
+        super().__init__(processor, max_length, lm=lm)
+        self.prompt, self.side = prompt, side
 
     def bench_batches(self, model: Any, data: Any, kind: str, n: int, batch_size: int, seed: int,
                       labels: Any = None) -> list[Batch]:
         """One batch per scene (:func:`caption_batches`); ``batch_size`` does not apply (a scene's rows share its caption)."""
         check_source(data)
-        return caption_batches(self, PROMPT, n, seed, SIDE)
+        return caption_batches(self, self.prompt, n, seed, self.side)
 
     def bench_metrics(self, names: Sequence[str], batches: Sequence[Batch], seed: int,
                       overrides: dict[str, dict[str, Any]] | None = None) -> dict:
@@ -197,4 +211,4 @@ class CaptionerModality(VisionLanguageModality):
         check of the bench's scenes (:func:`intervention_report`)."""
         roles = role_tables(pd.read_csv(Path(out) / "scores.csv", dtype={"sample": str}))
         (Path(out) / "roles.md").write_text(roles + "\n")
-        return roles + "\n\n" + intervention_report(self, PROMPT, n, seed, SIDE, out, report_only)
+        return roles + "\n\n" + intervention_report(self, self.prompt, n, seed, self.side, out, report_only)

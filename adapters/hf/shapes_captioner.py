@@ -87,16 +87,7 @@ def captioner_modality(modality: Any) -> Any:
     """The captioner's :class:`~.captioner_bench.CaptionerModality` made from its loaded vision-language modality."""
     from .captioner_bench import CaptionerModality
 
-    return CaptionerModality(modality.processor, modality.max_length, lm=modality.lm)
-
-
-def check_source(data: Any) -> None:
-    """The captioner's bench draws its own captioned scenes: ``--data`` must be the shapes generator."""
-    from spmm.modalities.image.bench import SHAPES_SOURCE
-
-    if str(data) != SHAPES_SOURCE:
-        raise SpmmInputError(f"the shapes captioner is benchmarked on its captioned scenes: --data {SHAPES_SOURCE}, "
-                             f"got {data}")
+    return CaptionerModality(modality.processor, modality.max_length, lm=modality.lm, prompt=PROMPT, side=SIDE)
 
 
 def captioner_card() -> dict[str, Any]:

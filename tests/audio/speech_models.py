@@ -74,3 +74,14 @@ def save_tiny_whisper(folder: Path, seed: int = 0) -> Path:
     extractor = t.WhisperFeatureExtractor(feature_size=16, chunk_length=1)
     t.WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+FEW_DRAWS = {"steps": 4, "samples": 4, "baseline_draws": 2, "model_samples": 2, "input_samples": 2}
+"""Fewer samples and steps than the defaults (the every-method tests check shapes and finiteness)."""
+
+
+def few_draws(method: str) -> dict:
+    """The :data:`FEW_DRAWS` settings ``method`` takes."""
+    from spmm.methods.registry import get_method
+
+    return {name: value for name, value in FEW_DRAWS.items() if name in get_method(method).defaults}

@@ -18,7 +18,7 @@ import torch
 import spmm
 from spmm.errors import SpmmInputError
 from tests.audio.audio_signals import speechlike
-from tests.audio.speech_models import RATE, save_tiny_ctc
+from tests.audio.speech_models import RATE, few_draws, save_tiny_ctc
 from tests.forward_checks import forward_with_and_without_rules
 
 transformers = pytest.importorskip("transformers")
@@ -255,8 +255,8 @@ def test_every_method_runs_or_refuses_in_one_line(ctc, clip):
     for method in spmm.list_methods():
         if "cam" in method:
             with pytest.raises(SpmmInputError) as error:
-                m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method=method)
+                m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method=method, **few_draws(method))
             assert "\n" not in str(error.value)
             continue
-        ex = m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method=method)
+        ex = m.explain(clip, target=spmm.Continuation(max_new_tokens=2), method=method, **few_draws(method))
         assert ex.spectrogram_maps.shape[0] == 2 and torch.isfinite(ex.spectrogram_maps).all(), method

@@ -18,7 +18,7 @@ import torch
 import spmm
 from spmm.errors import SpmmInputError
 from tests.audio.audio_signals import speechlike
-from tests.audio.speech_models import RATE, save_tiny_whisper
+from tests.audio.speech_models import RATE, few_draws, save_tiny_whisper
 from tests.forward_checks import forward_with_and_without_rules
 
 transformers = pytest.importorskip("transformers")
@@ -264,8 +264,8 @@ def test_every_method_runs_or_refuses_in_one_line(whisper, clip):
     for method in spmm.list_methods():
         if "cam" in method:
             with pytest.raises(SpmmInputError) as error:
-                m.explain(clip, target=spmm.Continuation("the cat"), method=method)
+                m.explain(clip, target=spmm.Continuation("the cat"), method=method, **few_draws(method))
             assert "\n" not in str(error.value)
             continue
-        ex = m.explain(clip, target=spmm.Continuation("the cat"), method=method)
+        ex = m.explain(clip, target=spmm.Continuation("the cat"), method=method, **few_draws(method))
         assert ex.spectrogram_maps.shape[0] == len(ex.row_tokens) and torch.isfinite(ex.spectrogram_maps).all(), method
