@@ -40,6 +40,17 @@ def saved_preprocessor(source: str | None, given: Any, model: nn.Module, option:
     return loaded
 
 
+def saved_processor(source: str | None, given: Any, model: nn.Module, parts: tuple[str, ...], kind: str) -> Any:
+    """The processor given (``processor=``) or saved with the model (:func:`saved_preprocessor`); a
+    one-line error naming what it lacks of ``parts`` (attribute names), which a ``kind`` model needs."""
+    processor = saved_preprocessor(source, given, model, "processor", "processor", "AutoProcessor")
+    missing = [part for part in parts if getattr(processor, part, None) is None]
+    if missing:
+        raise SpmmInputError(f"{type(processor).__name__} has no {', '.join(missing)}; a {kind} model needs its "
+                             "processor (processor.save_pretrained(folder), or pass processor=)")
+    return processor
+
+
 def _knows_only_special_tokens(preprocessor: Any) -> bool:
     """A tokenizer whose vocabulary is its special tokens alone (what transformers builds for a
     folder without vocabulary files); False for other preprocessors."""

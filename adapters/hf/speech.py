@@ -53,7 +53,7 @@ from spmm.modalities.text.generation import GenerationExplanation
 
 from .audio import FRONT_ENDS
 from .generation import Context, LanguageModality, _continuation_ids, row_strategy, split_flat_rows, word_indices
-from .preprocessors import saved_preprocessor
+from .preprocessors import saved_processor
 from .tasks import register_hf_task, source_name
 
 SPEECH_ARCHITECTURES = ("ForCTC", "WhisperForConditionalGeneration")
@@ -372,20 +372,10 @@ class SpeechToTextModel(Explainable):
                      module_rules=rules.module_rules)
 
 
-def load_processor(source: Any, processor: Any, model: nn.Module) -> Any:
-    """The processor given (``processor=``) or saved with the model: a feature extractor and a tokenizer."""
-    processor = saved_preprocessor(source, processor, model, "processor", "processor", "AutoProcessor")
-    missing = [part for part in ("feature_extractor", "tokenizer") if getattr(processor, part, None) is None]
-    if missing:
-        raise SpmmInputError(f"{type(processor).__name__} has no {', '.join(missing)}; a speech-to-text model needs its "
-                             "processor (processor.save_pretrained(folder), or pass processor=)")
-    return processor
-
-
 @register_hf_task("speech-to-text", SPEECH_ARCHITECTURES)
 def load_speech_to_text(model: nn.Module, source: Any, processor: Any = None, rules: Any = "audio") -> SpeechToTextModel:
     """A speech-to-text model (CTC head or Whisper): transcript tokens explained on time-frequency bins."""
-    processor = load_processor(source, processor, model)
+    processor = saved_processor(source, processor, model, ("feature_extractor", "tokenizer"), "speech-to-text")
     extractor = processor.feature_extractor
     kind = type(extractor).__name__
     whisper = type(model).__name__ == "WhisperForConditionalGeneration"

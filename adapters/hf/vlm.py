@@ -44,7 +44,7 @@ from spmm.modalities.image.generation import ImageGenerationExplanation
 from spmm.modalities.text.batch import token_limit
 
 from .generation import Context, LanguageModality, _continuation_ids, split_flat_rows
-from .preprocessors import saved_preprocessor
+from .preprocessors import saved_processor
 from .tasks import register_hf_task, source_name
 from .vlm_families import FAMILIES, family_of
 
@@ -373,17 +373,6 @@ class VisionLanguageModel(Explainable):
                      module_rules=rules.module_rules)
 
 
-def load_processor(source: Any, processor: Any, model: nn.Module) -> Any:
-    """The processor given (``processor=``) or saved with the model; it must have an image
-    processor, a tokenizer and an image placeholder token."""
-    processor = saved_preprocessor(source, processor, model, "processor", "processor", "AutoProcessor")
-    missing = [part for part in ("image_processor", "tokenizer", "image_token") if getattr(processor, part, None) is None]
-    if missing:
-        raise SpmmInputError(f"{type(processor).__name__} has no {', '.join(missing)}; a vision-language model needs "
-                             "its processor (processor.save_pretrained(folder), or pass processor=)")
-    return processor
-
-
 @register_hf_task("vision-language-generation", VLM_ARCHITECTURES)
 def load_vision_language(model: nn.Module, source: Any, processor: Any = None, rules: Any = "text",
                          max_length: int | None = None) -> VisionLanguageModel:
@@ -392,7 +381,7 @@ def load_vision_language(model: nn.Module, source: Any, processor: Any = None, r
         raise SpmmInputError(f"{type(model).__name__} with an encoder-decoder language model "
                              f"({model.config.get_text_config().model_type}) is not explained yet: spmm explains "
                              "vision-language models whose language model is a decoder (BLIP-2 with OPT, not T5)")
-    processor = load_processor(source, processor, model)
+    processor = saved_processor(source, processor, model, ("image_processor", "tokenizer", "image_token"), "vision-language")
     limit = token_limit(processor.tokenizer, model.config.get_text_config(), max_length)
     modality = VisionLanguageModality(processor, limit, lm=model)
     ruleset = get_ruleset(rules) if isinstance(rules, str) else rules
