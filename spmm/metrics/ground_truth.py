@@ -34,13 +34,14 @@ RELEVANCE = ("abs", "positive")
 
 
 def mask_relevance(
-    inputs: Tensor, attributions: Tensor, mask: Tensor, relevance: str = "abs", times_input: bool = False
+    inputs: Tensor, attributions: Tensor, mask: Tensor, relevance: str = "abs", times_input: bool = False,
+    require_evidence: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Element relevance (B, N) float64 and the flattened mask (B, N) bool.
 
     attributions, inputs: (B, *S); mask: (B, *M) bool with M equal to S or a suffix of it (e.g.
     (B, H, W) for images (B, C, H, W)): the leading sample dims not in M are summed over after
-    taking |attr| or its positive part per element.
+    taking |attr| or its positive part per element.  ``require_evidence``: an empty mask is an error.
     """
     if mask.dtype != torch.bool:
         raise SpmmInputError(f"the ground-truth mask must be a bool tensor, got {mask.dtype}")
@@ -59,7 +60,7 @@ def mask_relevance(
         values = values.sum(summed)
     mask = mask.to(values.device).flatten(1)
     empty = ~mask.any(1)
-    if bool(empty.any()):
+    if require_evidence and bool(empty.any()):
         raise SpmmInputError(
             f"the ground-truth mask of sample {int(empty.nonzero()[0])} is empty: these metrics need some evidence"
         )
@@ -164,7 +165,6 @@ class OtherMass(MassAccuracy):
     ) -> MetricResult:
         """other_mask: (B, *M) bool, the elements that are not the evidence (see :func:`mask_relevance`)."""
         _, attributions, finite = checked(inputs, targets, attributions)
-        values = mask_relevance(inputs, attributions.detach(), torch.ones_like(other_mask), self.relevance,
-                                self.times_input)[0]
-        return MetricResult(nan_unless(self._score(values, other_mask.to(values.device).flatten(1)), finite),
-                            self.settings())
+        values, flat = mask_relevance(inputs, attributions.detach(), other_mask, self.relevance, self.times_input,
+                                      require_evidence=False)
+        return MetricResult(nan_unless(self._score(values, flat), finite), self.settings())
