@@ -153,7 +153,8 @@ class EmbeddingModel(nn.Module):
                 "texts padded on the left: the random draws of a sampling method then depend on the batch's padding; "
                 "pad on the right (tokenizer.padding_side = 'right') or explain one text at a time", stacklevel=2,
             )
-        return [content_ids(row[keep].unsqueeze(0))[0] for row, keep in zip(embeddings, mask)]
+        rows, kept = embeddings.detach().cpu(), mask.cpu()  # one copy to the CPU, where the ids are hashed
+        return [content_ids(row[keep].unsqueeze(0))[0] for row, keep in zip(rows, kept)]
 
     def take(self, sample_index: Tensor) -> "EmbeddingModel":
         if self.attention_mask.shape[0] == 1:
