@@ -15,7 +15,6 @@ spectrogram (one signed colour scale for every token), above the token matrix wh
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -25,8 +24,9 @@ from torch import Tensor
 
 from spmm.errors import SpmmInputError
 
-from spmm.modalities.text.generation import GenerationExplanation, _visible
-from spmm.modalities.text.render import STRIP_STYLE, heat_png_base64, html_page, token_figure_html, token_strip_html
+from spmm.modalities.text.generation import GenerationExplanation
+from spmm.modalities.text.render import html_page
+from spmm.modalities.text.token_maps import TokenMapsExplanation
 
 from .explanation import AudioExplanation
 
@@ -35,7 +35,7 @@ STRIP_SIZE = (240, 96)
 
 
 @dataclasses.dataclass(repr=False)
-class TranscriptionExplanation(GenerationExplanation):
+class TranscriptionExplanation(TokenMapsExplanation):
     """A transcript explained on a clip's time-frequency bins (and on the tokens before each token).
 
     bin_maps: (R, T, F) each row's attribution on the explained time-frequency input.
@@ -60,6 +60,7 @@ class TranscriptionExplanation(GenerationExplanation):
     band_to_linear: Tensor | None = None
 
     modality: ClassVar[str] = "speech-to-text"
+    strip_width: ClassVar[int] = STRIP_SIZE[0]
     units: ClassVar[str] = "tokens x time-frequency bins, tokens x tokens"
 
     @classmethod
@@ -139,37 +140,17 @@ class TranscriptionExplanation(GenerationExplanation):
         return (f"{self.method} on {self.model_name or 'speech-to-text model'}: each transcript token explained "
                 f"on the time-frequency bins{before}")
 
-    def map_scale(self) -> float:
-        """The one colour scale of every token's map: the largest |map value| of all tokens (1 when all are 0)."""
-        return float(self.bin_maps.detach().abs().max()) or 1.0
+    def shown_maps(self) -> Tensor:
+        """Frequency up, time to the right: (R, F, T)."""
+        return self.bin_maps.transpose(1, 2).flip(1)
 
-    def token_html(self, row: int, width: int = STRIP_SIZE[0]) -> str:
-        """Row ``row``'s token over its map on the spectrogram (signed colours on :meth:`map_scale`),
-        ``width`` CSS pixels wide (the strip's aspect ratio), in the strip's style; hover it for the
-        token's score."""
-        return STRIP_STYLE + self._figure(row, width)
-
-    @functools.cached_property
-    def _pictures(self) -> list[str]:
-        """Each row's map over the spectrogram (frequency up, time to the right) as a base64 PNG, drawn
-        once for the strip, the enlarged tokens and the HTML file (long clips take ≈ 0.3 s a token)."""
+    def background(self) -> np.ndarray:
         shown = self.spectrogram.detach().cpu().double()
-        grey = ((shown - shown.min()) / float(shown.max() - shown.min() or 1.0)).T.flip(0).numpy()
-        maps, scale = self.bin_maps.detach().cpu().double(), self.map_scale()
-        return [heat_png_base64(grey, maps[r].T.flip(0).numpy(), scale) for r in range(maps.shape[0])]
+        return ((shown - shown.min()) / float(shown.max() - shown.min() or 1.0)).T.flip(0).numpy()
 
-    def _figure(self, row: int, width: int) -> str:
-        """Row ``row``'s token under its picture, ``width`` CSS pixels wide (the strip's aspect ratio)."""
-        own = f"{float(self.row_scores[row]):+.3g}" if self.row_scores is not None else ""
-        token = self.row_tokens[row]
-        return token_figure_html(_visible(token), self._pictures[row], f"{token} ({self.score_name()} {own})", width,
-                                 round(width * STRIP_SIZE[1] / STRIP_SIZE[0]))
-
-    def strip_html(self) -> str:
-        """The transcript as a strip of tokens, each over its map on the spectrogram (frequency up,
-        time to the right; one signed scale: :meth:`map_scale`)."""
-        figures = [self._figure(r, STRIP_SIZE[0]) for r in range(len(self.row_tokens))]
-        return token_strip_html(figures, self._heading(), self.map_scale())
+    def figure_height(self, width: int) -> int:
+        """The strip's aspect ratio (:data:`STRIP_SIZE`)."""
+        return round(width * STRIP_SIZE[1] / STRIP_SIZE[0])
 
     def html(self) -> str:
         """The token strip over the spectrogram, then the tokens × tokens matrix (decoders)."""

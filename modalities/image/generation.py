@@ -18,18 +18,16 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor
 
-from spmm.modalities.text.generation import GenerationExplanation, _visible
 from spmm.targets import Contrast
-from spmm.modalities.text.render import STRIP_STYLE, heat_png_base64, html_page, token_figure_html, token_strip_html
+from spmm.modalities.text.render import html_page
+from spmm.modalities.text.token_maps import TokenMapsExplanation
 
 from . import to_display
 
-THUMBNAIL_SIDE = 160
-"""Width in CSS pixels of each token's heatmap in the HTML strip (its height keeps the image's aspect ratio)."""
 
 
 @dataclasses.dataclass(repr=False)
-class ImageGenerationExplanation(GenerationExplanation):
+class ImageGenerationExplanation(TokenMapsExplanation):
     """A continuation explained on an image and its prompt.
 
     pixel_maps: (R, H, W) each row's attribution on the image, summed over colour channels.
@@ -63,28 +61,15 @@ class ImageGenerationExplanation(GenerationExplanation):
         return (f"{self.method} on {self.model_name or 'vision-language model'}: each continuation token "
                 "explained on the image and on the tokens before it")
 
-    def map_scale(self) -> float:
-        """The one colour scale of every token's map: the largest |map value| of all tokens (1 when all are 0)."""
-        return float(self.pixel_maps.detach().abs().max()) or 1.0
+    def shown_maps(self) -> Tensor:
+        return self.pixel_maps
 
-    def token_html(self, row: int, side: int = THUMBNAIL_SIDE) -> str:
-        """Row ``row``'s token over its heatmap on the image (signed colours on :meth:`map_scale`),
-        ``side`` CSS pixels wide (the image's aspect ratio), in the strip's style; hover it for the
-        token's score."""
-        return STRIP_STYLE + self._figure(row, side)
+    def background(self) -> np.ndarray:
+        return to_display(self.image).mean(axis=2)
 
-    def _figure(self, row: int, side: int) -> str:
-        maps = self.pixel_maps.detach().cpu().double()
-        own = f"{float(self.row_scores[row]):+.3g}" if self.row_scores is not None else ""
-        picture = heat_png_base64(to_display(self.image).mean(axis=2), maps[row].numpy(), self.map_scale())
-        return token_figure_html(_visible(self.row_tokens[row]), picture, f"{self.row_tokens[row]} ({self.score_name()} {own})",
-                                 side, round(side * maps.shape[-2] / maps.shape[-1]))
-
-    def strip_html(self) -> str:
-        """The continuation as a strip of tokens, each over its heatmap on the image (signed colours,
-        one scale: :meth:`map_scale`; hover a map for its token's score)."""
-        rows = range(len(self.row_tokens))
-        return token_strip_html([self._figure(r, THUMBNAIL_SIDE) for r in rows], self._heading(), self.map_scale())
+    def figure_height(self, width: int) -> int:
+        """The image's aspect ratio."""
+        return round(width * self.pixel_maps.shape[-2] / self.pixel_maps.shape[-1])
 
     def html(self) -> str:
         """The token strip over the image, then the tokens × tokens matrix."""
