@@ -202,7 +202,8 @@ def build_run(args: argparse.Namespace, device: torch.device) -> BenchRun:
     names = _explainer_names(args)
     batches = modality.bench_batches(model.model, args.data, kind, args.n, args.batch_size, args.seed,
                                      labels=model.labels)
-    # the modality's scale-dependent method defaults (noise, step sizes) on the first batch, as `spmm explain` draws them
+    # the modality's scale-dependent method defaults (noise, step sizes), as `spmm explain` gives them: a model
+    # constant or a per-sample rule, so any batch tells them (the first is at hand)
     defaults = {name: modality.method_params(name, batches[0].inputs, batches[0].model or model.model) for name in names if name in list_methods()}
     explainers = bench_explainers(names, model.rules, args.seed, explainer_params, method_defaults=defaults)
     metrics = modality.bench_metrics(metric_names, batches, args.seed, metric_params)
